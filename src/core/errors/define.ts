@@ -22,8 +22,6 @@ export interface ErrorSpec {
 }
 
 /** Identity helper that keeps literal keys so that codes are a checked union type. */
-export function defineErrors<const T extends Record<`NMTP_ERR_${string}`, ErrorSpec>>(
-  table: T,
-): T {
+export function defineErrors<const T extends Record<`NMTP_ERR_${string}`, ErrorSpec>>(table: T): T {
   return table;
 }

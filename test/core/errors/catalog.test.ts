@@ -22,7 +22,9 @@ test('every code is NMTP_ERR_ followed by upper-case words', () => {
 test('docs/errors.md lists exactly the catalog, with the same temporary flag and scope', () => {
   const doc = readFileSync(new URL('../../../docs/errors.md', import.meta.url), 'utf8');
   const rows = new Map<string, { temporary: string; scope: string }>();
-  for (const m of doc.matchAll(/^\| `(NMTP_ERR_[A-Z0-9_]+)` \| (temporary|permanent) \| (\w+) \|/gm)) {
+  for (const m of doc.matchAll(
+    /^\| `(NMTP_ERR_[A-Z0-9_]+)` \| (temporary|permanent) \| (\w+) \|/gm,
+  )) {
     rows.set(m[1]!, { temporary: m[2]!, scope: m[3]! });
   }
   assert.deepEqual([...rows.keys()].sort(), Object.keys(CATALOG).sort());
