@@ -17,9 +17,15 @@ async function ruleIds(code: string, filePath: string): Promise<string[]> {
 const impure: [string, string][] = [
   ['socket', "import net from 'node:net';\nexport const x = net;\n"],
   ['file system', "import { readFileSync } from 'node:fs';\nexport const x = readFileSync;\n"],
-  ['legacy mail library', "import { simpleParser } from 'mailparser';\nexport const x = simpleParser;\n"],
+  [
+    'legacy mail library',
+    "import { simpleParser } from 'mailparser';\nexport const x = simpleParser;\n",
+  ],
   ['queue library', "import { Queue } from 'bullmq';\nexport const x = Queue;\n"],
-  ['randomness from crypto', "import { randomBytes } from 'node:crypto';\nexport const x = randomBytes;\n"],
+  [
+    'randomness from crypto',
+    "import { randomBytes } from 'node:crypto';\nexport const x = randomBytes;\n",
+  ],
   ['clock', 'export const now = Date.now();\n'],
   ['clock via new Date()', 'export const now = new Date();\n'],
   ['Math.random', 'export const r = Math.random();\n'],
