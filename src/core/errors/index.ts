@@ -9,6 +9,7 @@ import { GENERAL_ERRORS } from './general.ts';
 import { FRAME_ERRORS } from './frame.ts';
 import { ADDRESS_ERRORS } from './address.ts';
 import { SIGNATURE_ERRORS } from './signature.ts';
+import { LEGACY_ERRORS } from './legacy.ts';
 
 export type { ErrorScope, ErrorSpec } from './define.ts';
 
@@ -17,6 +18,7 @@ export const ERROR_TABLES = {
   frame: FRAME_ERRORS,
   address: ADDRESS_ERRORS,
   signature: SIGNATURE_ERRORS,
+  legacy: LEGACY_ERRORS,
 } as const;
 
 export const CATALOG = {
@@ -24,6 +26,7 @@ export const CATALOG = {
   ...FRAME_ERRORS,
   ...ADDRESS_ERRORS,
   ...SIGNATURE_ERRORS,
+  ...LEGACY_ERRORS,
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof CATALOG;
