@@ -1,0 +1,214 @@
+/**
+ * Encoder for framed messages (NMTP/1): a tree value in, the exact bytes out.
+ *
+ * The encoder refuses (NmtpError) anything the decoder would refuse on syntax, so a message
+ * it produces always decodes back to the same tree. It does not apply the decoder's size
+ * limits: those are the receiver's policy (appendTraceField, which edits a message in
+ * place, does check them).
+ */
+import { NmtpError } from '../errors/index.ts';
+import {
+  type Field,
+  DEFAULT_CONTENT_TYPE,
+  SINGLETON_FIELDS,
+  fieldNameEquals,
+  formatContentLength,
+  isMessageNmtp,
+  isMultipart,
+  parseContentType,
+  validateField,
+} from './fields.ts';
+import { parseFieldLine } from './decoder.ts';
+import { type FrameLimits, resolveLimits } from './limits.ts';
+
+/** A part whose body is raw octets. */
+export interface LeafPart {
+  /** Header fields. A Content-Length field may be given (its value is recomputed in place). */
+  readonly fields: readonly Field[];
+  readonly body: Uint8Array;
+}
+
+/** A multipart/* (any number of children) or message/nmtp (exactly one child) part. */
+export interface ContainerPart {
+  readonly fields: readonly Field[];
+  readonly children: readonly Part[];
+}
+
+export type Part = LeafPart | ContainerPart;
+
+/** A whole framed message: the trace block and the root part (the "content"). */
+export interface FramedMessage {
+  readonly trace: readonly Field[];
+  readonly root: Part;
+}
+
+/** "version-line = %s"NMTP/1" CRLF" */
+export const VERSION_LINE_BYTES: Uint8Array = new TextEncoder().encode('NMTP/1\r\n');
+/** "sentinel = CRLF CRLF" — written after every body. */
+export const SENTINEL_BYTES: Uint8Array = new TextEncoder().encode('\r\n\r\n');
+
+const utf8 = new TextEncoder();
+
+export function isContainerPart(part: Part): part is ContainerPart {
+  return 'children' in part;
+}
+
+function invalid(message: string): never {
+  throw new NmtpError('NMTP_ERR_INVALID_ARGUMENT', message);
+}
+
+/** Validates a header block's fields (syntax and the singleton rule). Throws. */
+function validateBlock(fields: readonly Field[]): void {
+  const seen = new Set<string>();
+  for (const f of fields) {
+    validateField(f);
+    const lower = f.name.toLowerCase();
+    if (SINGLETON_FIELDS.has(lower)) {
+      if (seen.has(lower)) {
+        throw new NmtpError(
+          lower === 'content-length'
+            ? 'NMTP_ERR_FRAME_LENGTH_DUPLICATE'
+            : 'NMTP_ERR_FRAME_DUPLICATE_FIELD',
+          `${f.name} occurs twice`,
+        );
+      }
+      seen.add(lower);
+    }
+  }
+}
+
+function blockText(fields: readonly Field[]): string {
+  let s = '';
+  for (const f of fields) s += `${f.name}: ${f.value}\r\n`;
+  return s + '\r\n';
+}
+
+/**
+ * The header block of a part with a body of `contentLength` octets: the fields, with the
+ * Content-Length field's value set (in place if present, else as a new first field), and
+ * the empty line. For streaming writers: write this, then exactly `contentLength` body
+ * octets, then SENTINEL_BYTES.
+ */
+export function encodeHeader(fields: readonly Field[], contentLength: number): Uint8Array {
+  const value = formatContentLength(contentLength);
+  const i = fields.findIndex((f) => fieldNameEquals(f.name, 'Content-Length'));
+  const withLength =
+    i < 0
+      ? [{ name: 'Content-Length', value }, ...fields]
+      : fields.map((f, j) => (j === i ? { name: f.name, value } : f));
+  validateBlock(withLength);
+  return utf8.encode(blockText(withLength));
+}
+
+/** The version line and the trace block (with its empty line): everything before the root part. */
+export function encodePreamble(trace: readonly Field[]): Uint8Array {
+  validateBlock(trace);
+  return utf8.encode('NMTP/1\r\n' + blockText(trace));
+}
+
+/** Appends the encoded part to `out` and returns its length in octets. */
+function writePart(part: Part, out: Uint8Array[], depth: number): number {
+  if (depth > 10_000) invalid('part tree too deep to encode');
+  const ctValue = part.fields.find((f) => fieldNameEquals(f.name, 'Content-Type'))?.value;
+  const ct = ctValue === undefined ? DEFAULT_CONTENT_TYPE : parseContentType(ctValue);
+  const container = isMultipart(ct) || isMessageNmtp(ct);
+  if (isContainerPart(part)) {
+    if (!container) invalid(`a part with children needs a container type, not ${ctValue}`);
+    if (isMessageNmtp(ct) && part.children.length !== 1) {
+      invalid('message/nmtp holds exactly one part');
+    }
+    const inner: Uint8Array[] = [];
+    let length = 0;
+    for (const child of part.children) length += writePart(child, inner, depth + 1);
+    const header = encodeHeader(part.fields, length);
+    out.push(header, ...inner, SENTINEL_BYTES);
+    return header.length + length + SENTINEL_BYTES.length;
+  }
+  // A container's body is parsed as parts, so raw octets cannot be labelled as one.
+  if (container) invalid(`${ctValue} is a container type: give children, not a body`);
+  const header = encodeHeader(part.fields, part.body.length);
+  out.push(header, part.body, SENTINEL_BYTES);
+  return header.length + part.body.length + SENTINEL_BYTES.length;
+}
+
+function concat(pieces: readonly Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of pieces) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** Encodes one part (e.g. the root part alone, whose bytes the content digest covers). */
+export function encodePart(part: Part): Uint8Array {
+  const pieces: Uint8Array[] = [];
+  return concat(pieces, writePart(part, pieces, 0));
+}
+
+/** Encodes a whole framed message. Throws NmtpError on any field or structure error. */
+export function encodeMessage(message: FramedMessage): Uint8Array {
+  const preamble = encodePreamble(message.trace);
+  const pieces: Uint8Array[] = [preamble];
+  const length = writePart(message.root, pieces, 0);
+  return concat(pieces, preamble.length + length);
+}
+
+/**
+ * Inserts `field` at the end of the trace block of `message` and returns the new message.
+ * Every other byte is unchanged, so the content digest and every existing signature stay
+ * valid ("Signatures are appended to the trace block; ... adding one never changes bytes
+ * any earlier one covers"). The trace block is checked as the decoder would check it,
+ * including the limits, so the result is never a message decoders refuse for its trace.
+ */
+export function appendTraceField(
+  message: Uint8Array,
+  field: Field,
+  limits?: Partial<FrameLimits>,
+): Uint8Array {
+  const L = resolveLimits(limits);
+  validateField(field);
+  const line = utf8.encode(`${field.name}: ${field.value}\r\n`);
+  for (let i = 0; i < VERSION_LINE_BYTES.length; i++) {
+    if (message[i] !== VERSION_LINE_BYTES[i]) {
+      throw new NmtpError('NMTP_ERR_FRAME_VERSION', 'expected "NMTP/1" CRLF', { offset: i });
+    }
+  }
+  const lower = field.name.toLowerCase();
+  let at = VERSION_LINE_BYTES.length;
+  let count = 0;
+  for (;;) {
+    const lf = message.indexOf(0x0a, at);
+    if (lf < 0 || lf - at + 1 > L.maxLineBytes || message[lf - 1] !== 0x0d) {
+      throw new NmtpError('NMTP_ERR_FRAME_FIELD_SYNTAX', 'unterminated trace line', {
+        offset: at,
+      });
+    }
+    if (lf === at + 1) break; // the empty line ending the trace block
+    const existing = parseFieldLine(message.subarray(at, lf - 1), at);
+    if (SINGLETON_FIELDS.has(lower) && existing.name.toLowerCase() === lower) {
+      throw new NmtpError('NMTP_ERR_FRAME_DUPLICATE_FIELD', `${field.name} already in trace`);
+    }
+    count++;
+    at = lf + 1;
+  }
+  if (line.length > L.maxLineBytes) {
+    throw new NmtpError('NMTP_ERR_FRAME_LINE_TOO_LONG', 'trace field too long');
+  }
+  if (count + 1 > L.maxFields) {
+    throw new NmtpError('NMTP_ERR_FRAME_TOO_MANY_FIELDS', 'trace block full');
+  }
+  // The trace block runs from after the version line through its empty line.
+  if (at + 2 - VERSION_LINE_BYTES.length + line.length > L.maxHeaderBytes) {
+    throw new NmtpError('NMTP_ERR_FRAME_HEADER_TOO_LARGE', 'trace block full');
+  }
+  if (message.length + line.length > L.maxTotalBytes) {
+    throw new NmtpError('NMTP_ERR_FRAME_TOO_LARGE', 'message would exceed the size limit');
+  }
+  const out = new Uint8Array(message.length + line.length);
+  out.set(message.subarray(0, at), 0);
+  out.set(line, at);
+  out.set(message.subarray(at), at + line.length);
+  return out;
+}
