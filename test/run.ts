@@ -14,6 +14,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { ensureDebianPackages, listRequiredPackages } from './harness/debian.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const testDir = join(root, 'test');
@@ -43,6 +44,10 @@ if (files.length === 0) {
   console.error(`no test files found for tier "${tier}"${filter ? ` matching "${filter}"` : ''}`);
   process.exit(1);
 }
+
+ensureDebianPackages(
+  listRequiredPackages(new URL('./harness/debian-packages.txt', import.meta.url)),
+);
 
 const result = spawnSync(
   process.execPath,
