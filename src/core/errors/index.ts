@@ -10,6 +10,8 @@ import { FRAME_ERRORS } from './frame.ts';
 import { ADDRESS_ERRORS } from './address.ts';
 import { SIGNATURE_ERRORS } from './signature.ts';
 import { LEGACY_ERRORS } from './legacy.ts';
+import { MIME_ERRORS } from './mime.ts';
+import { DSN_ERRORS } from './dsn.ts';
 
 export type { ErrorScope, ErrorSpec } from './define.ts';
 
@@ -18,7 +20,9 @@ export const ERROR_TABLES = {
   frame: FRAME_ERRORS,
   address: ADDRESS_ERRORS,
   signature: SIGNATURE_ERRORS,
+  mime: MIME_ERRORS,
   legacy: LEGACY_ERRORS,
+  dsn: DSN_ERRORS,
 } as const;
 
 export const CATALOG = {
@@ -26,7 +30,9 @@ export const CATALOG = {
   ...FRAME_ERRORS,
   ...ADDRESS_ERRORS,
   ...SIGNATURE_ERRORS,
+  ...MIME_ERRORS,
   ...LEGACY_ERRORS,
+  ...DSN_ERRORS,
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof CATALOG;
