@@ -1,0 +1,149 @@
+/**
+ * The message layer: signing and verifying whole framed messages. It joins the codec
+ * (src/core/frame), the address rules (src/core/address) and the signatures
+ * (src/core/sign, src/core/keys); each of those stays ignorant of the others.
+ * docs/protocol.md §Signatures, "Signing a message" and "Verifying a message".
+ */
+import { NmtpError } from '../errors/index.ts';
+import {
+  appendTraceField,
+  decodeMessage,
+  fieldNameEquals,
+  type DecodedMessage,
+  type FrameLimits,
+} from '../frame/index.ts';
+import { parseAddress, processDomain } from '../address/index.ts';
+import {
+  checkReplay,
+  signContent,
+  verifyAll,
+  type ReplayVerdict,
+  type SignatureResult,
+  type SigningKey,
+  type Ed25519,
+} from '../sign/index.ts';
+import type { TxtResolver } from '../keys/index.ts';
+
+/**
+ * Decodes with full validation, addresses included: an address-list field whose addresses
+ * are not canonical NMTP addresses is a malformed message, not something to sign or trust.
+ */
+export function decodeAndValidate(
+  bytes: Uint8Array,
+  limits?: Partial<FrameLimits>,
+): DecodedMessage {
+  return decodeMessage(bytes, limits, {
+    validateAddress: (a) => void parseAddress(a, { mode: 'wire' }),
+  });
+}
+
+function traceValues(message: DecodedMessage, name: string): string[] {
+  return message.trace.filter((f) => fieldNameEquals(f.name, name)).map((f) => f.value);
+}
+
+export interface SignMessageOptions {
+  readonly key: SigningKey;
+  /** Signer domain (any form; written as its A-label) and key selector. */
+  readonly domain: string;
+  readonly selector: string;
+  /** The recipients this signature is for, in any accepted address form. */
+  readonly recipients: readonly string[];
+  /** Unix seconds: when signed, and until when the signature may be used. */
+  readonly signedAt: number;
+  readonly expiresAt: number;
+  /** 16 random octets from the caller. */
+  readonly salt: Uint8Array;
+  /** For a user-key signature: the user's address and its certificate (field value). */
+  readonly user?: {
+    readonly address: string;
+    readonly certId: string;
+    readonly certificate: string;
+  };
+  readonly limits?: Partial<FrameLimits>;
+  readonly impl?: Ed25519;
+}
+
+/**
+ * Adds one Signature (and, for a user key, its Certificate when not yet carried) at the end
+ * of the trace block. "Adding a signature never changes bytes any earlier one covers": only
+ * trace lines are appended, the content is untouched.
+ */
+export function signMessage(bytes: Uint8Array, opts: SignMessageOptions): Uint8Array {
+  const message = decodeAndValidate(bytes, opts.limits);
+  if (opts.recipients.length === 0) {
+    throw new NmtpError('NMTP_ERR_INVALID_ARGUMENT', 'a signature binds at least one recipient');
+  }
+  const recipients = opts.recipients.map((r) => parseAddress(r).canonical);
+  const domain = processDomain(opts.domain).ascii;
+  let out = bytes;
+  if (
+    opts.user !== undefined &&
+    !traceValues(message, 'Certificate').includes(opts.user.certificate)
+  ) {
+    out = appendTraceField(out, { name: 'Certificate', value: opts.user.certificate }, opts.limits);
+  }
+  const value = signContent({
+    digest: message.contentDigest,
+    domain,
+    selector: opts.selector,
+    ...(opts.user === undefined
+      ? {}
+      : { user: parseAddress(opts.user.address).canonical, certId: opts.user.certId }),
+    signedAt: opts.signedAt,
+    expiresAt: opts.expiresAt,
+    recipients,
+    salt: opts.salt,
+    key: opts.key,
+    ...(opts.impl === undefined ? {} : { impl: opts.impl }),
+  });
+  return appendTraceField(out, { name: 'Signature', value }, opts.limits);
+}
+
+export interface VerifyMessageOptions {
+  readonly resolveTxt: TxtResolver;
+  /** Unix seconds. */
+  readonly now: number;
+  /** The recipient of this transfer; when given, each signature's r= must list it. */
+  readonly recipient?: string;
+  /**
+   * The sending client's authenticated domain; when given (with `recipient`), the replay
+   * rule is applied and its verdict returned.
+   */
+  readonly authenticatedDomain?: string;
+  readonly limits?: Partial<FrameLimits>;
+  readonly impl?: Ed25519;
+}
+
+export interface MessageVerification {
+  readonly contentDigest: Uint8Array;
+  /** One result per Signature field, in trace order, each independent of the others. */
+  readonly signatures: readonly SignatureResult[];
+  readonly replay?: ReplayVerdict;
+}
+
+/** Decodes (throwing on a malformed message) and verifies every signature. */
+export async function verifyMessage(
+  bytes: Uint8Array,
+  opts: VerifyMessageOptions,
+): Promise<MessageVerification> {
+  const message = decodeAndValidate(bytes, opts.limits);
+  const recipient =
+    opts.recipient === undefined ? undefined : parseAddress(opts.recipient).canonical;
+  const signatures = await verifyAll(traceValues(message, 'Signature'), {
+    digest: message.contentDigest,
+    resolveTxt: opts.resolveTxt,
+    now: opts.now,
+    certificates: traceValues(message, 'Certificate'),
+    ...(recipient === undefined ? {} : { recipient }),
+    ...(opts.impl === undefined ? {} : { impl: opts.impl }),
+  });
+  const replay =
+    recipient === undefined || opts.authenticatedDomain === undefined
+      ? undefined
+      : checkReplay(signatures, processDomain(opts.authenticatedDomain).ascii);
+  return {
+    contentDigest: message.contentDigest,
+    signatures,
+    ...(replay === undefined ? {} : { replay }),
+  };
+}
