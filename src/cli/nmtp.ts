@@ -1,0 +1,373 @@
+#!/usr/bin/env -S node --import tsx
+/**
+ * `nmtp`: the command-line tool for trying NMTP by hand. Each command is a small function
+ * over the core; this file owns the process: arguments, files, stdin/stdout, the clock and
+ * randomness. `nmtp <command> --help` describes each command.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { classify } from '../core/errors/policy.ts';
+import {
+  encodeMessage,
+  END,
+  FrameDecoder,
+  NEED_MORE,
+  type FramedMessage,
+} from '../core/frame/index.ts';
+import {
+  domainKeyName,
+  fingerprint,
+  keyPairFromSeed,
+  printDomainKeyRecord,
+  publicKeyToPem,
+  seedFromPem,
+  seedToPem,
+  splitTxt,
+} from '../core/keys/index.ts';
+import { signMessage, verifyMessage, type MessageVerification } from '../core/message/index.ts';
+import { dnsTxtResolver, staticTxtResolver } from '../dns/txt.ts';
+import { toBase64url } from '../core/sign/index.ts';
+
+interface Command {
+  readonly summary: string;
+  readonly usage: string;
+  readonly options: NonNullable<ParseArgsConfig['options']>;
+  run(values: Record<string, unknown>, positionals: string[]): Promise<number> | number;
+}
+
+const now = (): number => Math.floor(Date.now() / 1000);
+const out = (s: string): void => void process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
+
+async function readStdin(): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return new Uint8Array(Buffer.concat(chunks));
+}
+
+function need(values: Record<string, unknown>, name: string): string {
+  const v = values[name];
+  if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} is required`);
+  return v;
+}
+
+class UsageError extends Error {}
+
+function loadKey(path: string) {
+  return keyPairFromSeed(seedFromPem(readFileSync(path, 'utf8')));
+}
+
+function record(values: Record<string, unknown>): string[] {
+  return (values['key-record'] as string[] | undefined) ?? [];
+}
+
+function resolverFor(values: Record<string, unknown>) {
+  const pairs = record(values);
+  if (pairs.length > 0) {
+    const map = new Map<string, string[]>();
+    for (const p of pairs) {
+      const eq = p.indexOf('=');
+      if (eq <= 0) throw new UsageError(`--key-record takes NAME=TXT, got "${p}"`);
+      const name = p.slice(0, eq).toLowerCase();
+      map.set(name, [...(map.get(name) ?? []), p.slice(eq + 1)]);
+    }
+    return staticTxtResolver(map);
+  }
+  const servers = values['dns-server'] as string[] | undefined;
+  return dnsTxtResolver(servers === undefined ? {} : { servers });
+}
+
+function printVerification(v: MessageVerification): boolean {
+  out(`content digest: ${toBase64url(v.contentDigest)}`);
+  if (v.signatures.length === 0) out('no signatures');
+  v.signatures.forEach((s, i) => {
+    const who = s.signature
+      ? `d=${s.signature.domain} s=${s.signature.selector}${s.signature.user ? ` u=${s.signature.user}` : ''}`
+      : '(unparseable)';
+    out(`signature ${i + 1}: ${s.status}  ${who}${s.code ? `  ${s.code}` : ''}`);
+  });
+  if (v.replay) out(`replay rule: ${v.replay.ok ? 'ok' : `refused (${v.replay.code})`}`);
+  return (
+    v.signatures.length > 0 &&
+    v.signatures.every((s) => s.status === 'valid') &&
+    (v.replay?.ok ?? true)
+  );
+}
+
+/** UTF-8 text as is; CRLF as a line end; controls and invalid octets as <NN> hex. */
+function showBytes(bytes: Uint8Array): string {
+  const text = new TextDecoder('utf-8', { fatal: false }).decode(bytes);
+  return text
+    .replace(/\r\n/g, '\n')
+    .replace(
+      // eslint-disable-next-line no-control-regex -- finding control characters is the point
+      /[\x00-\x09\x0b-\x1f\x7f\r]/g,
+      (c) => `<${c.charCodeAt(0).toString(16).padStart(2, '0')}>`,
+    )
+    .replace(/\ufffd/g, '<??>');
+}
+
+function sampleMessage(from: string, to: string): FramedMessage {
+  const utf8 = new TextEncoder();
+  return {
+    trace: [],
+    root: {
+      fields: [
+        { name: 'From', value: `Zoë Ünal <${from}>` },
+        { name: 'To', value: `<${to}>` },
+        { name: 'Subject', value: 'Grüße aus NMTP — length-framed, UTF-8, signed' },
+        { name: 'Date', value: new Date(now() * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z') },
+        { name: 'Message-Id', value: `<${toBase64url(randomBytes(12))}@example.org>` },
+        { name: 'Content-Type', value: 'multipart/mixed' },
+      ],
+      children: [
+        {
+          fields: [{ name: 'Content-Type', value: 'text/plain' }],
+          body: utf8.encode('Hallo Bob!\r\nNo boundaries, no transfer encodings: just octets.\r\n'),
+        },
+        {
+          fields: [
+            { name: 'Content-Type', value: 'application/octet-stream' },
+            { name: 'Content-Filename', value: 'Bericht; "final".bin' },
+          ],
+          body: new Uint8Array([0x00, 0x01, 0x02, 0x0d, 0x0a, 0x0d, 0x0a, 0xff]),
+        },
+      ],
+    },
+  };
+}
+
+const keyRecordOpt = { 'key-record': { type: 'string', multiple: true } } as const;
+const dnsOpt = { 'dns-server': { type: 'string', multiple: true } } as const;
+
+const COMMANDS: Record<string, Command> = {
+  demo: {
+    summary: 'generate keys, frame a message, sign it twice and verify it',
+    usage: 'nmtp demo',
+    options: {},
+    async run() {
+      const author = keyPairFromSeed(randomBytes(32));
+      const relay = keyPairFromSeed(randomBytes(32));
+      const records = new Map([
+        [
+          domainKeyName('s1', 'example.org'),
+          [printDomainKeyRecord({ publicKey: author.publicKey, flags: '' })],
+        ],
+        [
+          domainKeyName('r1', 'relay.example'),
+          [printDomainKeyRecord({ publicKey: relay.publicKey, flags: '' })],
+        ],
+      ]);
+      const t = now();
+      let msg = encodeMessage(sampleMessage('zoë@example.org', 'bob@bücher.example'));
+      msg = signMessage(msg, {
+        key: author,
+        domain: 'example.org',
+        selector: 's1',
+        recipients: ['bob@bücher.example'],
+        signedAt: t,
+        expiresAt: t + 7 * 86400,
+        salt: randomBytes(16),
+      });
+      msg = signMessage(msg, {
+        key: relay,
+        domain: 'relay.example',
+        selector: 'r1',
+        recipients: ['bob@bücher.example'],
+        signedAt: t,
+        expiresAt: t + 86400,
+        salt: randomBytes(16),
+      });
+      out('# DNS records the two domains publish');
+      for (const [name, [txt]] of records) out(`${name}. IN TXT "${txt}"`);
+      out('\n# The framed message (CRLF shown as line ends, other control octets as <NN>)');
+      out(showBytes(msg));
+      out('# Verification at bob@bücher.example, transfer from relay.example');
+      const ok = printVerification(
+        await verifyMessage(msg, {
+          resolveTxt: staticTxtResolver(records),
+          now: t,
+          recipient: 'bob@bücher.example',
+          authenticatedDomain: 'relay.example',
+        }),
+      );
+      return ok ? 0 : 1;
+    },
+  },
+  'keys generate': {
+    summary: 'a new ed25519 domain key: PKCS#8 PEM private key and the DNS TXT record',
+    usage: 'nmtp keys generate --domain D --selector S [--flags u]',
+    options: {
+      domain: { type: 'string' },
+      selector: { type: 'string' },
+      flags: { type: 'string' },
+    },
+    run(v) {
+      const seed = randomBytes(32);
+      const key = keyPairFromSeed(seed);
+      out(seedToPem(seed).trimEnd());
+      out(publicKeyToPem(key.publicKey).trimEnd());
+      out(`# fingerprint ${fingerprint(key.publicKey)}`);
+      const name = domainKeyName(need(v, 'selector'), need(v, 'domain'));
+      const txt = printDomainKeyRecord({
+        publicKey: key.publicKey,
+        flags: (v['flags'] as string | undefined) ?? '',
+      });
+      out(
+        `# ${name}. IN TXT ${splitTxt(txt)
+          .map((s) => JSON.stringify(s))
+          .join(' ')}`,
+      );
+      return 0;
+    },
+  },
+  'dns-records': {
+    summary: 'the TXT record a domain publishes for a key (PKCS#8 PEM file)',
+    usage: 'nmtp dns-records --domain D --selector S --key FILE [--flags u]',
+    options: {
+      domain: { type: 'string' },
+      selector: { type: 'string' },
+      key: { type: 'string' },
+      flags: { type: 'string' },
+    },
+    run(v) {
+      const key = loadKey(need(v, 'key'));
+      const txt = printDomainKeyRecord({
+        publicKey: key.publicKey,
+        flags: (v['flags'] as string | undefined) ?? '',
+      });
+      out(
+        `${domainKeyName(need(v, 'selector'), need(v, 'domain'))}. IN TXT ${splitTxt(txt)
+          .map((s) => JSON.stringify(s))
+          .join(' ')}`,
+      );
+      return 0;
+    },
+  },
+  sign: {
+    summary: 'add a Signature to a framed message (stdin → stdout)',
+    usage:
+      'nmtp sign --key FILE --domain D --selector S --rcpt ADDR [--rcpt ADDR…] [--ttl SECONDS]',
+    options: {
+      key: { type: 'string' },
+      domain: { type: 'string' },
+      selector: { type: 'string' },
+      rcpt: { type: 'string', multiple: true },
+      ttl: { type: 'string' },
+    },
+    async run(v) {
+      const t = now();
+      const ttl = Number((v['ttl'] as string | undefined) ?? 7 * 86400);
+      if (!Number.isSafeInteger(ttl) || ttl <= 0)
+        throw new UsageError('--ttl takes a positive number of seconds');
+      const signed = signMessage(await readStdin(), {
+        key: loadKey(need(v, 'key')),
+        domain: need(v, 'domain'),
+        selector: need(v, 'selector'),
+        recipients: (v['rcpt'] as string[] | undefined) ?? [],
+        signedAt: t,
+        expiresAt: t + ttl,
+        salt: randomBytes(16),
+      });
+      process.stdout.write(signed);
+      return 0;
+    },
+  },
+  verify: {
+    summary: 'verify every Signature of a framed message (stdin); exit 0 only if all are valid',
+    usage:
+      'nmtp verify [--rcpt ADDR] [--from-domain D] [--key-record NAME=TXT…] [--dns-server HOST:PORT…]',
+    options: {
+      rcpt: { type: 'string' },
+      'from-domain': { type: 'string' },
+      ...keyRecordOpt,
+      ...dnsOpt,
+    },
+    async run(v) {
+      const rcpt = v['rcpt'] as string | undefined;
+      const from = v['from-domain'] as string | undefined;
+      const result = await verifyMessage(await readStdin(), {
+        resolveTxt: resolverFor(v),
+        now: now(),
+        ...(rcpt === undefined ? {} : { recipient: rcpt }),
+        ...(from === undefined ? {} : { authenticatedDomain: from }),
+      });
+      return printVerification(result) ? 0 : 1;
+    },
+  },
+  inspect: {
+    summary: 'decode a framed message (stdin) and print its structure',
+    usage: 'nmtp inspect',
+    options: {},
+    async run() {
+      const bytes = await readStdin();
+      const d = new FrameDecoder({});
+      d.push(bytes);
+      for (let ev = d.next(), finished = false; ev !== END; ev = d.next()) {
+        if (ev === NEED_MORE) {
+          // All input is pushed: a decoder still wanting more means the message is cut short.
+          if (finished) break;
+          d.finish();
+          finished = true;
+          continue;
+        }
+        if (ev.type === 'trace-field') out(`trace ${ev.name}: ${ev.value}`);
+        else if (ev.type === 'part-start') {
+          const pad = '  '.repeat(ev.depth);
+          out(
+            `${pad}part ${ev.path.join('.') || 'root'} ${ev.contentType.type}/${ev.contentType.subtype} ${ev.contentLength} octets at ${ev.offset}`,
+          );
+          for (const f of ev.fields) out(`${pad}  ${f.name}: ${f.value}`);
+        } else if (ev.type === 'end')
+          out(`content digest ${toBase64url(ev.contentDigest)}, ${ev.totalBytes} octets`);
+      }
+      return 0;
+    },
+  },
+};
+
+function help(): void {
+  out('nmtp — try the NMTP message format, signatures and keys by hand\n\ncommands:');
+  for (const [name, c] of Object.entries(COMMANDS)) out(`  ${name.padEnd(14)} ${c.summary}`);
+  out("\n`nmtp <command> --help` shows a command's options.");
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const two = `${argv[0] ?? ''} ${argv[1] ?? ''}`;
+  const name = COMMANDS[two] ? two : argv[0];
+  const rest = argv.slice(COMMANDS[two] ? 2 : 1);
+  const cmd = name === undefined ? undefined : COMMANDS[name];
+  if (cmd === undefined || name === 'help' || name === '--help') {
+    help();
+    return cmd === undefined && name !== undefined && name !== 'help' && name !== '--help' ? 2 : 0;
+  }
+  try {
+    const { values, positionals } = parseArgs({
+      args: rest,
+      options: { ...cmd.options, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: false,
+      strict: true,
+    });
+    if (values['help']) {
+      out(`usage: ${cmd.usage}\n\n${cmd.summary}`);
+      return 0;
+    }
+    return await cmd.run(values, positionals);
+  } catch (err) {
+    if (
+      err instanceof UsageError ||
+      (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
+    ) {
+      process.stderr.write(`nmtp ${name}: ${(err as Error).message}\nusage: ${cmd.usage}\n`);
+      return 2;
+    }
+    const v = classify(err);
+    process.stderr.write(`nmtp ${name}: ${v.message}\n`);
+    // Exit codes follow sysexits: 75 (EX_TEMPFAIL) for temporary, 65 (EX_DATAERR) otherwise.
+    return v.temporary ? 75 : 65;
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('nmtp.ts')) {
+  process.exitCode = await main(process.argv.slice(2));
+}
