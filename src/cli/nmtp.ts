@@ -107,6 +107,14 @@ function showBytes(bytes: Uint8Array): string {
     .replace(/\ufffd/g, '<??>');
 }
 
+/** The zone-file line publishing a domain key (--domain, --selector, --flags). */
+function zoneLine(v: Record<string, unknown>, publicKey: Uint8Array): string {
+  const name = domainKeyName(need(v, 'selector'), need(v, 'domain'));
+  const flags = (v['flags'] as string | undefined) ?? '';
+  const strings = splitTxt(printDomainKeyRecord({ publicKey, flags }));
+  return `${name}. IN TXT ${strings.map((x) => JSON.stringify(x)).join(' ')}`;
+}
+
 function sampleMessage(from: string, to: string): FramedMessage {
   const utf8 = new TextEncoder();
   return {
@@ -208,16 +216,7 @@ const COMMANDS: Record<string, Command> = {
       out(seedToPem(seed).trimEnd());
       out(publicKeyToPem(key.publicKey).trimEnd());
       out(`# fingerprint ${fingerprint(key.publicKey)}`);
-      const name = domainKeyName(need(v, 'selector'), need(v, 'domain'));
-      const txt = printDomainKeyRecord({
-        publicKey: key.publicKey,
-        flags: (v['flags'] as string | undefined) ?? '',
-      });
-      out(
-        `# ${name}. IN TXT ${splitTxt(txt)
-          .map((s) => JSON.stringify(s))
-          .join(' ')}`,
-      );
+      out(`# ${zoneLine(v, key.publicKey)}`);
       return 0;
     },
   },
@@ -231,16 +230,7 @@ const COMMANDS: Record<string, Command> = {
       flags: { type: 'string' },
     },
     run(v) {
-      const key = loadKey(need(v, 'key'));
-      const txt = printDomainKeyRecord({
-        publicKey: key.publicKey,
-        flags: (v['flags'] as string | undefined) ?? '',
-      });
-      out(
-        `${domainKeyName(need(v, 'selector'), need(v, 'domain'))}. IN TXT ${splitTxt(txt)
-          .map((s) => JSON.stringify(s))
-          .join(' ')}`,
-      );
+      out(zoneLine(v, loadKey(need(v, 'key')).publicKey));
       return 0;
     },
   },
