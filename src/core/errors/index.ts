@@ -12,6 +12,7 @@ import { SIGNATURE_ERRORS } from './signature.ts';
 import { LEGACY_ERRORS } from './legacy.ts';
 import { MIME_ERRORS } from './mime.ts';
 import { DSN_ERRORS } from './dsn.ts';
+import { TRANSPORT_ERRORS } from './transport.ts';
 
 export type { ErrorScope, ErrorSpec } from './define.ts';
 
@@ -23,6 +24,7 @@ export const ERROR_TABLES = {
   mime: MIME_ERRORS,
   legacy: LEGACY_ERRORS,
   dsn: DSN_ERRORS,
+  transport: TRANSPORT_ERRORS,
 } as const;
 
 export const CATALOG = {
@@ -33,6 +35,7 @@ export const CATALOG = {
   ...MIME_ERRORS,
   ...LEGACY_ERRORS,
   ...DSN_ERRORS,
+  ...TRANSPORT_ERRORS,
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof CATALOG;
