@@ -1,6 +1,6 @@
 /**
  * NMTP addresses: `local@domain`, no quoting, no escaping, no comments.
- * Spec: docs/protocol/20-addresses.md. Pure: strings in, values out.
+ * Spec: docs/protocol.md section 20. Pure: strings in, values out.
  */
 import { NmtpError } from '../errors/index.ts';
 import { enforceLocalPart, LOCAL_MAX_OCTETS } from './local-part.ts';
@@ -22,7 +22,7 @@ export interface Address {
   readonly canonical: string;
   /** `local + "@" + domain`: the form to show people. */
   readonly display: string;
-  /** The homograph verdict and the policy's action (§7). */
+  /** The homograph verdict and the policy's action (§20.7). */
   readonly homograph: AddressVerdict;
 }
 
@@ -31,7 +31,7 @@ export interface ParseOptions {
    * 'input' (default): text a person typed or a caller built; it is prepared (width
    * mapping, NFC, domain case folding and IDNA mapping) before validation.
    * 'wire': the address came in an NMTP message or command, which "MUST carry it as
-   * `local@domainAscii` or `local@domain` of its parsed form, exactly" (§6.2); anything
+   * `local@domainAscii` or `local@domain` of its parsed form, exactly" (§20.6.2); anything
    * that preparation would change is refused with NMTP_ERR_ADDR_NOT_CANONICAL.
    */
   readonly mode?: 'input' | 'wire';
@@ -41,17 +41,17 @@ export type ParseResult =
   | { readonly ok: true; readonly address: Address }
   | { readonly ok: false; readonly error: NmtpError };
 
-/** No valid address is longer than this many UTF-16 code units (work bound, §6.3). */
+/** No valid address is longer than this many UTF-16 code units (work bound, §20.6.3). */
 export const ADDRESS_MAX_INPUT = LOCAL_MAX_OCTETS * 2 + 1 + DOMAIN_MAX_INPUT;
 
 /** Parses an NMTP address; throws NmtpError (NMTP_ERR_ADDR_*) when it is not valid. */
 export function parseAddress(input: string, options: ParseOptions = {}): Address {
   if (input.length === 0) throw new NmtpError('NMTP_ERR_ADDR_EMPTY', 'the address is empty');
-  // Bound all further work by the input size, before normalising anything (§6.3).
+  // Bound all further work by the input size, before normalising anything (§20.6.3).
   if (input.length > ADDRESS_MAX_INPUT) {
     throw new NmtpError('NMTP_ERR_ADDR_TOO_LONG', `address of ${input.length} code units`);
   }
-  // "The local part is everything before the last "@"" (§3): the local part may not
+  // "The local part is everything before the last "@"" (§20.3): the local part may not
   // contain "@", so splitting at the last one reports "a@b@c" as a bad local part.
   const at = input.lastIndexOf('@');
   if (at < 0) throw new NmtpError('NMTP_ERR_ADDR_MISSING_AT', 'no "@" in the address');
@@ -80,13 +80,13 @@ export function tryParseAddress(input: string, options: ParseOptions = {}): Pars
   }
 }
 
-/** "Two addresses are the same iff their canonical forms are equal octet for octet." (§6.1) */
+/** "Two addresses are the same iff their canonical forms are equal octet for octet." (§20.6.1) */
 export function sameAddress(a: Address, b: Address): boolean {
   return a.canonical === b.canonical;
 }
 
 /**
- * Throws NMTP_ERR_ADDR_HOMOGRAPH_REFUSED when the policy refuses the address (§7.3);
+ * Throws NMTP_ERR_ADDR_HOMOGRAPH_REFUSED when the policy refuses the address (§20.7.3);
  * returns it otherwise. Callers that want the verdict without enforcing it read
  * `address.homograph`.
  */

@@ -1,6 +1,6 @@
 /**
  * Display names in address-list fields: `[display-name SP] "<" address ">"`.
- * Spec: docs/protocol/20-addresses.md §8.
+ * Spec: docs/protocol.md §20.8.
  *
  * The angle brackets are the "good pair of delimiters": the name ends at the first "<",
  * the address at the next ">", so the name may hold anything but those two — commas and
@@ -9,11 +9,11 @@
 import { NmtpError } from '../errors/index.ts';
 import { parseAddress, type Address } from './address.ts';
 
-/** "A display name MUST NOT exceed 256 code points." (§8) */
+/** "A display name MUST NOT exceed 256 code points." (§20.8) */
 export const DISPLAY_NAME_MAX_CODE_POINTS = 256;
 
 /**
- * Code points a display name never contains (§8): "<" and ">" (delimiters), C0 controls
+ * Code points a display name never contains (§20.8): "<" and ">" (delimiters), C0 controls
  * (TAB included), DEL and C1 controls (as every field value), lone surrogates,
  * noncharacters, U+2028/U+2029 (line breaks in disguise), and the bidi embedding,
  * override and isolate controls U+202A-U+202E and U+2066-U+2069, which could visually
@@ -35,14 +35,14 @@ function invalid(reason: string, offset?: number): never {
 export function validateDisplayName(name: string): string {
   if (name.length === 0) invalid('empty');
   if (name.length > DISPLAY_NAME_MAX_CODE_POINTS * 2) invalid('too long');
-  // "MUST NOT begin or end with SP" (§8): the single SP before "<" is the separator.
+  // "MUST NOT begin or end with SP" (§20.8): the single SP before "<" is the separator.
   if (name.startsWith(' ') || name.endsWith(' ')) invalid('leading or trailing space');
   const bad = FORBIDDEN.exec(name);
   if (bad !== null) {
     const cp = bad[0].codePointAt(0)!;
     invalid(`U+${cp.toString(16).toUpperCase().padStart(4, '0')} not allowed`, bad.index);
   }
-  // "MUST be in NFC" (§8), like every field value of the framed format.
+  // "MUST be in NFC" (§20.8), like every field value of the framed format.
   if (name.normalize('NFC') !== name) invalid('not NFC');
   if ([...name].length > DISPLAY_NAME_MAX_CODE_POINTS) invalid('too long');
   return name;
@@ -72,10 +72,10 @@ function mailboxSyntax(message: string, offset: number): never {
 }
 
 /**
- * Parses an address-list field value, `mailbox *( "," SP mailbox )` (§8). The name runs
+ * Parses an address-list field value, `mailbox *( "," SP mailbox )` (§20.8). The name runs
  * to the first "<", the address to the next ">"; names cannot contain either, so no
  * quoting or look-ahead is needed and commas inside names are unambiguous. Addresses are
- * parsed in wire mode (§6.2). Offsets count UTF-16 code units of `value`.
+ * parsed in wire mode (§20.6.2). Offsets count UTF-16 code units of `value`.
  */
 export function parseMailboxList(value: string): Mailbox[] {
   const out: Mailbox[] = [];
@@ -102,14 +102,14 @@ export function parseMailboxList(value: string): Mailbox[] {
   }
 }
 
-/** Renders one mailbox: `name SP "<" address ">"` or `"<" address ">"` (§8). */
+/** Renders one mailbox: `name SP "<" address ">"` or `"<" address ">"` (§20.8). */
 export function formatMailbox(mailbox: Mailbox, form: 'display' | 'canonical' = 'display'): string {
   const addr = form === 'display' ? mailbox.address.display : mailbox.address.canonical;
   if (mailbox.displayName === undefined) return `<${addr}>`;
   return `${validateDisplayName(mailbox.displayName)} <${addr}>`;
 }
 
-/** Renders an address-list field value: mailboxes joined by ", " (§8). */
+/** Renders an address-list field value: mailboxes joined by ", " (§20.8). */
 export function formatMailboxList(
   mailboxes: readonly Mailbox[],
   form: 'display' | 'canonical' = 'display',

@@ -1,6 +1,6 @@
 /**
  * NMTP domains: IDNA via UTS #46 (tr46@6.0.0, Unicode 17.0 mapping table) in its strict,
- * IDNA2008-compatible configuration. Spec: docs/protocol/20-addresses.md §5.
+ * IDNA2008-compatible configuration. Spec: docs/protocol.md §20.5.
  */
 import * as tr46 from 'tr46';
 import { NmtpError } from '../errors/index.ts';
@@ -8,7 +8,7 @@ import { NmtpError } from '../errors/index.ts';
 /**
  * "Domains are processed with UTS #46 ToASCII with CheckHyphens, CheckBidi,
  * CheckJoiners, UseSTD3ASCIIRules and VerifyDnsLength true and Transitional_Processing
- * false." (§5.1) Nontransitional: "faß.de" stays "faß.de" (xn--fa-hia.de), as IDNA2008.
+ * false." (§20.5.1) Nontransitional: "faß.de" stays "faß.de" (xn--fa-hia.de), as IDNA2008.
  */
 const UTS46_STRICT = {
   checkHyphens: true,
@@ -49,10 +49,10 @@ function fail(code: DomainCode, message: string): never {
 export function processDomain(raw: string): ProcessedDomain {
   if (raw.length === 0) fail('NMTP_ERR_ADDR_DOMAIN_INVALID', 'the domain is empty');
   if (raw.length > DOMAIN_MAX_INPUT) fail('NMTP_ERR_ADDR_DOMAIN_TOO_LONG', 'domain input too long');
-  // "Address literals ("[" ... "]") MUST be rejected." (§5.3) — NMTP finds peers by
+  // "Address literals ("[" ... "]") MUST be rejected." (§20.5.3) — NMTP finds peers by
   // domain name (keys live in DNS); a bare IP has no key and no homograph verdict.
   if (raw.startsWith('[')) fail('NMTP_ERR_ADDR_DOMAIN_LITERAL', 'address literals are refused');
-  // "A domain MUST NOT end with a dot" (§5.3). UTS #46 maps the ideographic and
+  // "A domain MUST NOT end with a dot" (§20.5.3). UTS #46 maps the ideographic and
   // fullwidth full stops (U+3002, U+FF0E, U+FF61) to "." too, so they count.
   if (/[.\u3002\uff0e\uff61]$/u.test(raw)) {
     fail('NMTP_ERR_ADDR_DOMAIN_TRAILING_DOT', 'the domain ends with a dot');
@@ -61,13 +61,13 @@ export function processDomain(raw: string): ProcessedDomain {
   if (ascii === null) fail('NMTP_ERR_ADDR_DOMAIN_INVALID', 'UTS #46 processing failed');
   const labels = ascii.split('.');
   if (labels.some((l) => l.length === 0)) fail('NMTP_ERR_ADDR_DOMAIN_INVALID', 'empty label');
-  // "at most 253 octets in A-label form, each label at most 63" (§5.2)
+  // "at most 253 octets in A-label form, each label at most 63" (§20.5.2)
   if (ascii.length > DOMAIN_MAX_OCTETS || labels.some((l) => l.length > LABEL_MAX_OCTETS)) {
     fail('NMTP_ERR_ADDR_DOMAIN_TOO_LONG', `domain of ${ascii.length} octets in A-label form`);
   }
-  // "A domain MUST have at least two labels" (§5.3): NMTP is between organisations.
+  // "A domain MUST have at least two labels" (§20.5.3): NMTP is between organisations.
   if (labels.length < 2) fail('NMTP_ERR_ADDR_DOMAIN_SINGLE_LABEL', 'single-label domain');
-  // "the last label MUST NOT consist of digits only" (§5.3, as RFC 3696 §2): keeps
+  // "the last label MUST NOT consist of digits only" (§20.5.3, as RFC 3696 §2): keeps
   // dotted-quad IPv4 addresses out.
   if (/^[0-9]+$/.test(labels[labels.length - 1]!)) {
     fail('NMTP_ERR_ADDR_DOMAIN_NUMERIC_TLD', 'the last label is numeric');

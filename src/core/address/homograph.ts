@@ -1,8 +1,8 @@
 /**
  * Homograph verdicts (UTS #39 "Unicode Security Mechanisms"): restriction levels from
- * Script_Extensions (§5.1-§5.2) and confusable skeletons (§4). A verdict is plain data,
+ * Script_Extensions (§5.1-§5.2) and confusable skeletons (UTS #39 §4). A verdict is plain data,
  * computed from the address alone, so every receiver can recompute and compare it.
- * Spec: docs/protocol/20-addresses.md §7.
+ * Spec: docs/protocol.md §20.7.
  *
  * Script data comes from ECMAScript property escapes (\p{Script=…},
  * \p{Script_Extensions=…}), i.e. from the engine's ICU (Node 20.20: Unicode 17.0);
@@ -66,7 +66,7 @@ const SCRIPTS = (
 
 /**
  * UAX #31 Table 7 "Recommended Scripts". A character of any other script makes the string
- * "unrestricted" (our stand-in for UTS #39's Identifier_Status=Restricted, see spec §7.1).
+ * "unrestricted" (our stand-in for UTS #39's Identifier_Status=Restricted, see spec §20.7.1).
  */
 const RECOMMENDED = new Set(
   (
@@ -219,7 +219,7 @@ export function homographVerdict(s: string): HomographVerdict {
     if (isAsciiPrintable(sk)) {
       confusableWith = sk;
       warnings.push('ascii-confusable');
-      // §4 whole-script confusable: the string is in one script other than Latin and
+      // UTS #39 §4 whole-script confusable: the string is in one script other than Latin and
       // every character of it has a Latin/ASCII look-alike.
       if (mixedScript) warnings.push('mixed-script-confusable');
       else if (resolved !== null && !resolved.has('Latn')) warnings.push('whole-script-confusable');
@@ -237,7 +237,7 @@ export interface DomainVerdict extends HomographVerdict {
 
 /**
  * Domain verdict: "evaluated per label; the domain's level is the least restrictive of
- * its labels, and its skeleton is the skeleton of the whole U-label domain" (§7.2).
+ * its labels, and its skeleton is the skeleton of the whole U-label domain" (§20.7.2).
  */
 export function domainVerdict(unicodeDomain: string): DomainVerdict {
   const labels = unicodeDomain.split('.').map(homographVerdict);
@@ -259,13 +259,13 @@ export type HomographAction = 'accept' | 'flag' | 'refuse';
 export interface AddressVerdict {
   readonly local: HomographVerdict;
   readonly domain: DomainVerdict;
-  /** The policy's decision (§7.3), and the reasons, in a fixed order. */
+  /** The policy's decision (§20.7.3), and the reasons, in a fixed order. */
   readonly action: HomographAction;
   readonly reasons: readonly string[];
 }
 
 /**
- * §7.3 policy: "A gateway MUST refuse an address whose domain is minimally restrictive or
+ * §20.7.3 policy: "A gateway MUST refuse an address whose domain is minimally restrictive or
  * unrestricted. It MUST flag an address whose domain is moderately restrictive or
  * ASCII-confusable, or whose local part is minimally restrictive, unrestricted or
  * ASCII-confusable. Everything else is accepted." Local parts are never refused: the

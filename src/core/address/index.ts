@@ -1,5 +1,5 @@
 /**
- * NMTP addresses (docs/protocol/20-addresses.md): parsing and canonical form, PRECIS
+ * NMTP addresses (docs/protocol.md section 20): parsing and canonical form, PRECIS
  * local parts, IDNA domains, UTS #39 homograph verdicts, display names, legacy mapping.
  */
 export {

@@ -1,6 +1,6 @@
 /**
  * Mapping between legacy addresses (RFC 5321 Mailbox / RFC 5322 addr-spec, with the
- * RFC 6531/6532 UTF-8 extensions) and NMTP addresses. Spec: docs/protocol/20-addresses.md §9.
+ * RFC 6531/6532 UTF-8 extensions) and NMTP addresses. Spec: docs/protocol.md §20.9.
  *
  * The mapping is exact or it fails: the gateway never guesses that two different legacy
  * strings name the same mailbox. The only legacy variation it removes is quoting, which
@@ -87,19 +87,19 @@ function splitLegacy(addr: string): { local: string; quoted: boolean; domain: st
 export function fromLegacyAddress(addr: string, options: FromLegacyOptions = {}): Address {
   if (addr.length === 0) throw new NmtpError('NMTP_ERR_ADDR_EMPTY', 'the address is empty');
   if (addr.length > 2048) throw new NmtpError('NMTP_ERR_ADDR_TOO_LONG', 'legacy address too long');
-  // "Without SMTPUTF8 a legacy address is ASCII" (RFC 5321 §4.1.2; §9.1).
+  // "Without SMTPUTF8 a legacy address is ASCII" (RFC 5321 §4.1.2; §20.9.1).
   if (options.smtputf8 === false && /[^\p{ASCII}]/u.test(addr)) {
     syntax('non-ASCII address without SMTPUTF8');
   }
   const { local, quoted, domain } = splitLegacy(addr);
-  // "A domain literal cannot be mapped" (§9.1): NMTP has no address literals.
+  // "A domain literal cannot be mapped" (§20.9.1): NMTP has no address literals.
   if (domain.startsWith('[')) {
     throw new NmtpError('NMTP_ERR_ADDR_DOMAIN_LITERAL', 'legacy domain literal');
   }
   if (domain.length === 0) syntax('empty domain');
   // "The local part MUST map unchanged: if NMTP preparation (width mapping, NFC) would
   // alter it, or it contains a code point NMTP prohibits, the address is unmappable."
-  // (§9.1) Quoted legacy local parts may hold space, "@", '"', "\": all refused here.
+  // (§20.9.1) Quoted legacy local parts may hold space, "@", '"', "\": all refused here.
   const unchanged = prepareLocalPart(local) === local;
   let result: Address;
   try {
@@ -122,7 +122,7 @@ export function fromLegacyAddress(addr: string, options: FromLegacyOptions = {})
 /**
  * Renders an NMTP address for legacy mail: A-label domain always; the local part
  * unquoted when it is a dot-atom, else quoted. "A local part that is not ASCII requires
- * SMTPUTF8" (§9.2) → NMTP_ERR_ADDR_LEGACY_NEEDS_SMTPUTF8.
+ * SMTPUTF8" (§20.9.2) → NMTP_ERR_ADDR_LEGACY_NEEDS_SMTPUTF8.
  */
 export function toLegacyAddress(address: Address, options: ToLegacyOptions): string {
   const { local } = address;

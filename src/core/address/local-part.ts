@@ -2,7 +2,7 @@
  * NMTP local parts: the PRECIS UsernameCasePreserved profile (RFC 8265 §3.4, built on the
  * IdentifierClass of RFC 8264 §4.2) plus a handful of ASCII delimiters NMTP reserves.
  *
- * Spec: docs/protocol/20-addresses.md §4. The derived-property algorithm below follows
+ * Spec: docs/protocol.md §20.4. The derived-property algorithm below follows
  * RFC 8264 §8 in order; each step's Unicode property is evaluated with an ECMAScript
  * property escape, so the Unicode version is the one of the running engine's ICU
  * (Node 20.20: Unicode 17.0, `process.versions.unicode`). Properties ECMAScript cannot
@@ -12,13 +12,13 @@
 import regexes from 'tr46/lib/regexes.js';
 import { NmtpError } from '../errors/index.ts';
 
-/** "NMTP local parts MUST NOT exceed 64 code points nor 255 octets in UTF-8." (§4.4) */
+/** "NMTP local parts MUST NOT exceed 64 code points nor 255 octets in UTF-8." (§20.4.4) */
 export const LOCAL_MAX_CODE_POINTS = 64;
 export const LOCAL_MAX_OCTETS = 255;
 
 /**
  * "In addition to the PRECIS rules, the local part MUST NOT contain "@", "<", ">", ",",
- * '"' or "\"." (§4.2) — "@" splits the address, "<" ">" "," delimit address lists in the
+ * '"' or "\"." (§20.4.2) — "@" splits the address, "<" ">" "," delimit address lists in the
  * framed format, '"' and "\" are RFC 5322's quoting and escaping characters: NMTP has no
  * quoting, and keeping them out means every NMTP address maps to legacy mail without
  * quoted-pairs.
@@ -200,7 +200,7 @@ export function enforceLocalPart(raw: string): string {
   }
   const local = prepareLocalPart(raw);
   const cps = Array.from(local, (ch) => ch.codePointAt(0)!);
-  // "NMTP local parts MUST NOT exceed 64 code points nor 255 octets in UTF-8." (§4.4)
+  // "NMTP local parts MUST NOT exceed 64 code points nor 255 octets in UTF-8." (§20.4.4)
   if (cps.length > LOCAL_MAX_CODE_POINTS || utf8Length(local) > LOCAL_MAX_OCTETS) {
     fail('NMTP_ERR_ADDR_LOCAL_TOO_LONG', `local part of ${cps.length} code points`);
   }
@@ -216,7 +216,7 @@ export function enforceLocalPart(raw: string): string {
     }
     const cls = identifierClassOf(cp);
     // "A code point is allowed if its IdentifierClass property is PVALID, or CONTEXTJ /
-    // CONTEXTO and its contextual rule holds." (§4.2)
+    // CONTEXTO and its contextual rule holds." (§20.4.2)
     if (cls === 'CONTEXTJ' || cls === 'CONTEXTO') {
       if (!contextAllows(cps, i)) {
         fail('NMTP_ERR_ADDR_LOCAL_CONTEXT', `${hex(cp)} is not allowed in this context`, {
@@ -233,7 +233,7 @@ export function enforceLocalPart(raw: string): string {
     offset += ch.length;
   }
   // "The local part MUST satisfy the Bidi Rule of RFC 5893 if it contains a
-  // right-to-left character." (§4.3)
+  // right-to-left character." (§20.4.3)
   if (!bidiRuleHolds(local)) fail('NMTP_ERR_ADDR_LOCAL_BIDI', 'the Bidi Rule fails');
   // RFC 8265 §3.4.1 enforcement ends with "MUST NOT be empty" — width mapping cannot
   // empty a non-empty string, so the check at the top suffices.

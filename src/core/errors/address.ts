@@ -1,7 +1,7 @@
 import { defineErrors } from './define.ts';
 
 /**
- * Codes of the address subsystem (docs/protocol/20-addresses.md §10).
+ * Codes of the address subsystem (docs/protocol.md §20.10).
  *
  * Address syntax errors have scope 'recipient': an address is most often an envelope
  * recipient, and one bad recipient must not fail the others. Display-name errors are

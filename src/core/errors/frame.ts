@@ -1,7 +1,7 @@
 import { defineErrors } from './define.ts';
 
 /**
- * Codes of the frame subsystem (docs/protocol/10-format.md §9).
+ * Codes of the frame subsystem (docs/protocol.md §10.9).
  *
  * All are permanent and message-scoped: a framed message that breaks a rule will break it
  * again on retry, and one bad message does not spoil the session it arrived in (the

@@ -1,8 +1,8 @@
 import { defineErrors } from './define.ts';
 
 /**
- * Codes of the signature and key subsystem (docs/protocol/30-signatures.md §30.11 and
- * docs/protocol/40-keys.md §40.10).
+ * Codes of the signature and key subsystem (docs/protocol.md §30.11 and
+ * §40.10).
  *
  * Only DNS lookup failures are temporary: a key or revocation record that could not be
  * fetched may be fetchable later. Everything else is a property of the bytes (or of what

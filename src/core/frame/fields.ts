@@ -1,5 +1,5 @@
 /**
- * Header fields of a framed message (docs/protocol/10-format.md §3 and §5):
+ * Header fields of a framed message (docs/protocol.md §10.3 and §10.5):
  * the generic field rules every line obeys, and parse/print for the structured fields the
  * codec itself must understand (Content-Length, Content-Type, address lists, Date).
  *
@@ -78,7 +78,7 @@ export const SINGLETON_FIELDS: ReadonlySet<string> = new Set([
   'references',
 ]);
 
-/** Fields whose value is an address list (§5.3). */
+/** Fields whose value is an address list (§10.5.3). */
 export const ADDRESS_LIST_FIELDS: ReadonlySet<string> = new Set([
   'from',
   'sender',

@@ -1,5 +1,5 @@
 /**
- * The framed message codec (NMTP/1), docs/protocol/10-format.md. Pure: bytes in, values
+ * The framed message codec (NMTP/1), docs/protocol.md section 10. Pure: bytes in, values
  * and bytes out.
  */
 export * from './fields.ts';

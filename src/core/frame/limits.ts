@@ -1,5 +1,5 @@
 /**
- * Decoder limits (docs/protocol/10-format.md §8). "Limits (configurable; checked BEFORE
+ * Decoder limits (docs/protocol.md §10.8). "Limits (configurable; checked BEFORE
  * allocating; defaults): line 8 KiB incl. CRLF, 256 fields per header block, 64 KiB per
  * header block, depth 32, 10 000 parts, total 64 MiB."
  */

@@ -16,7 +16,7 @@ import type { FrameLimits } from './limits.ts';
 
 /** A decoded message: the tree value plus what only decoding can tell. */
 export interface DecodedMessage extends FramedMessage {
-  /** SHA-256 over the root part's bytes (§7). */
+  /** SHA-256 over the root part's bytes (§10.7). */
   readonly contentDigest: Uint8Array;
   readonly totalBytes: number;
 }

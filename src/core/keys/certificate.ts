@@ -1,7 +1,7 @@
 /**
  * User certificates: a domain key vouches that a user key belongs to a user address of the
  * domain, for a time window. Carried as a `Certificate:` trace field beside the signature.
- * docs/protocol/40-keys.md §40.6.
+ * docs/protocol.md §40.6.
  *
  *   v=1; a=ed25519; d=<domain>; s=<selector>; id=<32 hex>; u=<user address>;
  *   k=<b64url user key>; nb=<unix>; na=<unix>; b=<b64url signature by the domain key>

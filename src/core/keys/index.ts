@@ -1,5 +1,5 @@
 /**
- * Keys (docs/protocol/40-keys.md): key pairs from a given seed, encodings, fingerprints, DNS
+ * Keys (docs/protocol.md section 40): key pairs from a given seed, encodings, fingerprints, DNS
  * domain key and revocation records, user certificates.
  */
 export {

@@ -1,7 +1,7 @@
 /**
  * Key material: generation from a seed that the caller supplies (core has no randomness),
  * raw / base64url / PEM encodings for interop with openssl, and fingerprints.
- * docs/protocol/40-keys.md §40.7–§40.8.
+ * docs/protocol.md §40.7–§40.8.
  */
 import { createHash } from 'node:crypto';
 import { NmtpError } from '../errors/index.ts';

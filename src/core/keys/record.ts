@@ -1,5 +1,5 @@
 /**
- * DNS domain key records and revocation records. docs/protocol/40-keys.md §40.2–§40.5.
+ * DNS domain key records and revocation records. docs/protocol.md §40.2–§40.5.
  *
  *   name:   <selector>._nmtpkey.<domain>          TXT
  *   value:  v=NMTPKEY1; k=ed25519; p=<b64url 32>[; x=<unix>][; f=<flags>][; n=<note>]

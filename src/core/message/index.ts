@@ -2,7 +2,7 @@
  * The message layer: signing and verifying whole framed messages. It joins the codec
  * (src/core/frame), the address rules (src/core/address) and the signatures
  * (src/core/sign, src/core/keys); each of those stays ignorant of the others.
- * docs/protocol.md §Signatures, "Signing a message" and "Verifying a message".
+ * docs/protocol.md §30.12, "Signing and verifying a whole message".
  */
 import { NmtpError } from '../errors/index.ts';
 import {

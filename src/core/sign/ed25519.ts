@@ -8,7 +8,7 @@
  *  - `nobleEd25519`: @noble/ed25519 3.2 (pure JS, audited). A second, independent
  *    implementation for cross-checking and for environments without OpenSSL ed25519.
  *
- * ACCEPTANCE RULE (docs/protocol/30-signatures.md §30.5): strict RFC 8032, as OpenSSL does
+ * ACCEPTANCE RULE (docs/protocol.md §30.5): strict RFC 8032, as OpenSSL does
  * it, plus a refusal of weak public keys. A signature (R, S) on message M under key A is
  * accepted iff
  *   1. the signature is 64 octets and the key 32 octets;

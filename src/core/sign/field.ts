@@ -1,6 +1,6 @@
 /**
  * The Signature trace-field value: strict parse and print, and the signed input.
- * docs/protocol/30-signatures.md §30.2–§30.4.
+ * docs/protocol.md §30.2–§30.4.
  *
  *   v=1; a=ed25519; d=<domain>; s=<selector>[; u=<user>; c=<cert id>]; t=<unix>; x=<unix>;
  *   h=<b64url 32>; r=<b64url salt 16>:<b64url hash 16>[,<b64url hash 16>]*; b=<b64url 64>
@@ -36,7 +36,7 @@ export const DOMAIN_RE = new RegExp(`^(?=.{1,253}$)${LABEL}(?:\\.${LABEL})+$`);
 export const SELECTOR_RE = new RegExp(`^${LABEL}$`);
 /** "id: the certificate's serial, 16 random octets … in lower-case hex" (§40.6): a DNS label. */
 export const CERT_ID_RE = /^[0-9a-f]{32}$/;
-/** "0" / %x31-39 *10DIGIT, at most 2^40: no sign, no leading zeros. */
+/** "0" / %x31-39 *12DIGIT, at most 2^40: no sign, no leading zeros. */
 const UNIX_RE = /^(?:0|[1-9][0-9]{0,12})$/;
 /** A canonical user address: no "; " separator, no space, an "@", a domain after it. */
 const USER_RE = /^[^\s;@]+@[a-z0-9.-]+$/u;

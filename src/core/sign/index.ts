@@ -1,5 +1,5 @@
 /**
- * Signatures (docs/protocol/30-signatures.md): ed25519 implementations, the Signature field,
+ * Signatures (docs/protocol.md section 30): ed25519 implementations, the Signature field,
  * signing and verification over a content digest, and the replay rule.
  */
 export {

@@ -1,6 +1,6 @@
 /**
  * Signing and verifying Signature fields over a content digest.
- * docs/protocol/30-signatures.md §30.6–§30.7.
+ * docs/protocol.md §30.6–§30.7.
  *
  * This layer never sees the framed message: the lead's glue passes the content digest
  * (SHA-256 of the root part), the Signature and Certificate trace-field values, and the

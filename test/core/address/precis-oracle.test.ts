@@ -3,7 +3,7 @@
  * golang.org/x/text/secure/precis (oracle/main.go). Go and x/text come from
  * Debian (golang-go, golang-golang-x-text-dev), installed by test/harness before the tests.
  *
- * Known, intended differences (spec §4.2, §4.3):
+ * Known, intended differences (spec §20.4.2, §20.4.3):
  * - the NMTP-reserved ASCII "@" "<" ">" "," '"' "\" (PVALID in PRECIS) and their
  *   fullwidth forms U+FF02 U+FF0C U+FF1C U+FF1E U+FF20 U+FF3C (which width-map to them);
  * - a lone AN digit (U+0660..0669, U+10D30..10D39) fails the Bidi Rule, which x/text's

@@ -21,7 +21,7 @@ import {
 import { NmtpError } from '../../../src/core/errors/index.ts';
 
 test('the Unicode version the spec names is the one the engine and the data have', () => {
-  // The spec (§2) states Unicode 17.0: the regex property escapes use the engine's ICU.
+  // The spec (§20.2) states Unicode 17.0: the regex property escapes use the engine's ICU.
   // If Node is upgraded this fails, and the spec, data and vectors must be reviewed.
   assert.equal(process.versions.unicode, '17.0');
   assert.equal(CONFUSABLES_UNICODE_VERSION, '17.0');

@@ -1,6 +1,6 @@
 /**
  * Runs every vector in test/vectors/address/*.json. The expected values there were
- * written by hand from the spec (docs/protocol/20-addresses.md) and cross-checked against
+ * written by hand from the spec (docs/protocol.md section 20) and cross-checked against
  * independent oracles (see the IDNA oracle test below), not pasted from this code.
  */
 import { test } from 'node:test';

@@ -1,4 +1,4 @@
-/** Field model: names, values, and the structured fields (docs/protocol/10-format.md §3, §5). */
+/** Field model: names, values, and the structured fields (docs/protocol.md §10.3, §10.5). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';

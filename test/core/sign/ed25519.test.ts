@@ -75,7 +75,7 @@ test('Wycheproof file is complete: numberOfTests vectors, tcId 1..N in order', (
 });
 
 // Wycheproof's results for this file are only "valid" and "invalid" (no "acceptable"), and
-// our strict rule (docs/protocol/30-signatures.md §30.5) must give exactly that verdict.
+// our strict rule (docs/protocol.md §30.5) must give exactly that verdict.
 test(`Wycheproof (${wycheproof.vectors.length} vectors): both implementations give Wycheproof's verdict`, () => {
   for (const v of wycheproof.vectors) {
     assert.ok(v.expected === 'valid' || v.expected === 'invalid', `${v.id}: ${v.expected}`);
@@ -121,7 +121,7 @@ test('Wycheproof valid vectors also verify with openssl pkeyutl (independent che
   }
 });
 
-// --- Our own edge cases for the strict rule (docs/protocol/30-signatures.md §30.5) -------
+// --- Our own edge cases for the strict rule (docs/protocol.md §30.5) ---------------------
 
 const L = (1n << 252n) + 27742317777372353535851937790883648493n;
 const le = (n: bigint): Uint8Array => {

@@ -1,7 +1,7 @@
 /**
  * Interop with a generic tool: our Signature verifies with exactly the command the spec
  * gives, openssl-made signatures verify with our code, and the worked example in
- * docs/protocol/30-signatures.md equals test/vectors/signature/worked-example.json.
+ * docs/protocol.md equals test/vectors/signature/worked-example.json.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -62,10 +62,7 @@ test('worked example: the field recomputes from its stated inputs, and its diges
 });
 
 test('worked example: the spec shows exactly the vector', () => {
-  const spec = readFileSync(
-    new URL('../../../docs/protocol/30-signatures.md', import.meta.url),
-    'utf8',
-  );
+  const spec = readFileSync(new URL('../../../docs/protocol.md', import.meta.url), 'utf8');
   assert.ok(spec.includes(example.field_value), 'field value in spec');
   assert.ok(spec.includes(example.signed_input_text.replace('\n', '\n')), 'signed input in spec');
   assert.ok(spec.includes(example.dns_record), 'DNS record in spec');
@@ -168,7 +165,7 @@ test('reverse: openssl signs with a PEM private key (ours and its own), both our
 test('openssl verifies the worked-example certificate (NMTP-CERT-1 signed input) under the domain key', async () => {
   const { certificateSignedInput, parseCertificate } =
     await import('../../../src/core/keys/index.ts');
-  const spec = readFileSync(new URL('../../../docs/protocol/40-keys.md', import.meta.url), 'utf8');
+  const spec = readFileSync(new URL('../../../docs/protocol.md', import.meta.url), 'utf8');
   const cert = /^Certificate: (.*)$/m.exec(spec)![1]!;
   inTemp((dir) => {
     writeFileSync(

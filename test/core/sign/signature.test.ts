@@ -1,6 +1,6 @@
 /**
  * Signature fields: syntax, sign/verify round trip, independence of several signatures, the
- * replay rule, and the DKIM-style attacks of docs/protocol/30-signatures.md §30.8.
+ * replay rule, and the DKIM-style attacks of docs/protocol.md §30.8.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

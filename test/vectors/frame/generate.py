@@ -91,7 +91,7 @@ def V(id, description, trace, root, limits=None):
 
 V(
     "worked-example",
-    "The worked example of docs/protocol/10-format.md §10.",
+    "The worked example of docs/protocol.md §10.10.",
     [("Trace", "by mx.example.net")],
     container(
         [("From", "Ann <ann@example.org>"), ("Subject", "Grüße"), ("Content-Type", "multipart/mixed")],
@@ -486,7 +486,7 @@ ids = [v["id"] for v in valid + invalid]
 assert len(ids) == len(set(ids)), "duplicate ids"
 
 HEADER = {
-    "format": "NMTP/1 framed-message vectors (docs/protocol/10-format.md)",
+    "format": "NMTP/1 framed-message vectors (docs/protocol.md section 10)",
     "fields": "input_hex is normative; input_text is the same bytes as a JSON string when they are UTF-8. "
     "limits overrides the default decoder limits for that vector. Valid vectors give the decoded "
     "trace and part tree (fields as [name, value] in written order, Content-Length included; "

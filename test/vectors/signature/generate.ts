@@ -14,7 +14,7 @@ import { signContent, signedInput, toBase64url } from '../../../src/core/sign/in
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const seq = (start: number, n: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (start + i) & 0xff);
 
-// Worked example (also shown in docs/protocol/30-signatures.md §30.9).
+// Worked example (also shown in docs/protocol.md §30.9).
 const rootPart = 'Content-Length: 5\r\n\r\nhello\r\n\r\n';
 const digest = new Uint8Array(createHash('sha256').update(rootPart).digest());
 const domainKey = keyPairFromSeed(seq(0x00, 32));
@@ -35,7 +35,7 @@ const base = {
 };
 const single = signContent(base);
 const example = {
-  description: 'Worked example of docs/protocol/30-signatures.md §30.9',
+  description: 'Worked example of docs/protocol.md §30.9',
   root_part_text: rootPart,
   digest_hex: hex(digest),
   seed_hex: hex(domainKey.seed),
