@@ -258,14 +258,16 @@ export interface Mailbox {
 }
 
 /**
- * Optional hook for full address validation (src/core/address/ provides it): throw an
- * NmtpError to refuse. Without it, the frame layer only checks the delimiter rule.
+ * Optional hook for full validation of each mailbox (src/core/address/ provides the rules
+ * for addresses and display names): throw an NmtpError to refuse. Without it, the frame
+ * layer only checks the delimiter rule.
  */
-export type AddressValidator = (address: string) => void;
+export type AddressValidator = (address: string, displayName?: string) => void;
 
 // "address ... never contains "<", ">", ",", whitespace" (and, as in any field value, no
-// controls). \s covers Unicode White_Space.
-const ADDRESS_TEXT = /^[^<>,\s\p{Cc}]+$/u;
+// controls). Whitespace is Unicode's White_Space property, which JavaScript's \s is not
+// (\s also matches U+FEFF): the address layer, not the frame, refuses other characters.
+const ADDRESS_TEXT = /^[^<>,\p{White_Space}\p{Cc}]+$/u;
 
 /**
  * Parses `mailbox *( "," SP mailbox )`, `mailbox = [display-name SP] "<" address ">"`.
@@ -295,7 +297,7 @@ export function parseAddressList(value: string, validateAddress?: AddressValidat
       }
       if (displayName.includes('>')) bad('">" in display name');
     }
-    validateAddress?.(address);
+    validateAddress?.(address, displayName);
     out.push(displayName === undefined ? { address } : { displayName, address });
     i = gt + 1;
     if (i === value.length) return out;

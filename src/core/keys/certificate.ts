@@ -9,7 +9,14 @@
 import { NmtpError } from '../errors/index.ts';
 import { fromBase64url, toBase64url } from '../sign/base64url.ts';
 import { ed25519, isAcceptablePublicKey, type SigningKey } from '../sign/ed25519.ts';
-import { CERT_ID_RE, DOMAIN_RE, SELECTOR_RE, parseUnix, splitTags } from '../sign/field.ts';
+import {
+  CERT_ID_RE,
+  DOMAIN_RE,
+  SELECTOR_RE,
+  isCanonicalUser,
+  parseUnix,
+  splitTags,
+} from '../sign/field.ts';
 import { isCertificateRevoked, lookupDomainKey, type TxtResolver } from './record.ts';
 
 export const CERT_CONTEXT = 'NMTP-CERT-1\n';
@@ -29,7 +36,6 @@ export interface Certificate extends CertificateFields {
 }
 
 const ORDER = ['v', 'a', 'd', 's', 'id', 'u', 'k', 'nb', 'na', 'b'];
-const USER_RE = /^[^\s;@]+@[a-z0-9.-]+$/u;
 
 function bad(why: string): NmtpError {
   return new NmtpError('NMTP_ERR_CERT_MALFORMED', why);
@@ -66,7 +72,7 @@ export function parseCertificate(value: string): Certificate {
   // "id is 32 lowercase hex digits": DNS compares labels case-insensitively, so a
   // base64url id could not name its revocation record unambiguously.
   if (!CERT_ID_RE.test(id)) throw bad('id= must be 32 lowercase hex digits');
-  if (!USER_RE.test(user)) throw bad('u= must be a canonical address');
+  if (!isCanonicalUser(user)) throw bad('u= must be a canonical address');
   const userKey = fromBase64url(get('k'), 32);
   if (userKey === undefined) throw bad('k= must be base64url of 32 octets');
   if (!isAcceptablePublicKey(userKey)) throw new NmtpError('NMTP_ERR_KEY_WEAK');

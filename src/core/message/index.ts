@@ -12,7 +12,7 @@ import {
   type DecodedMessage,
   type FrameLimits,
 } from '../frame/index.ts';
-import { parseAddress, processDomain } from '../address/index.ts';
+import { parseAddress, processDomain, validateDisplayName } from '../address/index.ts';
 import {
   checkReplay,
   signContent,
@@ -25,15 +25,19 @@ import {
 import type { TxtResolver } from '../keys/index.ts';
 
 /**
- * Decodes with full validation, addresses included: an address-list field whose addresses
- * are not canonical NMTP addresses is a malformed message, not something to sign or trust.
+ * Decodes with full validation, mailboxes included: an address-list field whose addresses
+ * are not in wire form, or whose display names break §20.8 (e.g. a bidi override that makes
+ * a name read differently), is a malformed message, not something to sign or trust.
  */
 export function decodeAndValidate(
   bytes: Uint8Array,
   limits?: Partial<FrameLimits>,
 ): DecodedMessage {
   return decodeMessage(bytes, limits, {
-    validateAddress: (a) => void parseAddress(a, { mode: 'wire' }),
+    validateAddress: (address, displayName) => {
+      parseAddress(address, { mode: 'wire' });
+      if (displayName !== undefined) validateDisplayName(displayName);
+    },
   });
 }
 

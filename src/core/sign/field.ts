@@ -6,6 +6,7 @@
  *   h=<b64url 32>; r=<b64url salt 16>:<b64url hash 16>[,<b64url hash 16>]*; b=<b64url 64>
  */
 import { NmtpError } from '../errors/index.ts';
+import { tryParseAddress } from '../address/index.ts';
 import { fromBase64url, toBase64url } from './base64url.ts';
 
 export const SIG_CONTEXT = 'NMTP-SIG-1\n';
@@ -38,8 +39,18 @@ export const SELECTOR_RE = new RegExp(`^${LABEL}$`);
 export const CERT_ID_RE = /^[0-9a-f]{32}$/;
 /** "0" / %x31-39 *12DIGIT, at most 2^40: no sign, no leading zeros. */
 const UNIX_RE = /^(?:0|[1-9][0-9]{0,12})$/;
-/** A canonical user address: no "; " separator, no space, an "@", a domain after it. */
+/** The shape of u=: no ";" (the tag separator), no space, an "@", an A-label domain. */
 const USER_RE = /^[^\s;@]+@[a-z0-9.-]+$/u;
+
+/**
+ * u= holds "the user's address in canonical form" (§30.3, §40.6): the shape above, and
+ * exactly what the address rules (§20.6.1) make of it, so that one user has one spelling.
+ */
+export function isCanonicalUser(user: string): boolean {
+  if (!USER_RE.test(user)) return false;
+  const parsed = tryParseAddress(user, { mode: 'wire' });
+  return parsed.ok && parsed.address.canonical === user;
+}
 
 function malformed(why: string): NmtpError {
   return new NmtpError('NMTP_ERR_SIG_MALFORMED', why);
@@ -92,7 +103,7 @@ export function parseSignatureField(value: string): ParsedSignature {
   if (order === ORDER_USER) {
     user = get('u');
     certId = get('c');
-    if (!USER_RE.test(user)) throw malformed('u= must be a canonical address');
+    if (!isCanonicalUser(user)) throw malformed('u= must be a canonical address');
     if (!CERT_ID_RE.test(certId)) throw malformed('c= must be 32 lowercase hex digits');
   }
   const signedAt = parseUnix(get('t'), 't', () => malformed('t= is not a unix time'));

@@ -172,10 +172,20 @@ test('address lists: angle brackets delimit; display names may hold commas', () 
       bad,
     );
   }
-  // The hook sees each raw address and may refuse it with its own code.
-  const seen: string[] = [];
-  parseAddressList('<a@x>, B <b@y>', (a) => void seen.push(a));
-  assert.deepEqual(seen, ['a@x', 'b@y']);
+  // The frame's whitespace is Unicode White_Space: U+FEFF is not, so the frame passes it on
+  // for the address layer to judge, while U+3000 (IDEOGRAPHIC SPACE) is refused here.
+  assert.deepEqual(parseAddressList('<a@exam\uFEFFple.org>'), [{ address: 'a@exam\uFEFFple.org' }]);
+  assert.equal(
+    codeOf(() => parseAddressList('<a@exam\u3000ple.org>')),
+    'NMTP_ERR_FRAME_ADDRESS_LIST_SYNTAX',
+  );
+  // The hook sees each raw address with its display name and may refuse it with its own code.
+  const seen: [string, string | undefined][] = [];
+  parseAddressList('<a@x>, B <b@y>', (a, name) => void seen.push([a, name]));
+  assert.deepEqual(seen, [
+    ['a@x', undefined],
+    ['b@y', 'B'],
+  ]);
   assert.equal(
     codeOf(() =>
       parseAddressList('<a@x>', () => {

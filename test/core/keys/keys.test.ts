@@ -100,6 +100,21 @@ const dns = {
   'a._nmtpkey.example.org': [printDomainKeyRecord({ publicKey: domainKey.publicKey, flags: 'u' })],
 };
 
+test('certificate u= must be the canonical address, not another spelling of it', () => {
+  // Decomposed "ë" (e + U+0308) has the right shape but is not the NFC canonical form.
+  for (const user of ['zoe\u0308@example.org', 'alice@xn--bcher-kva.example.']) {
+    assert.throws(
+      () => parseCertificate(issueCertificate({ ...fields, user }, domainKey)),
+      (e: unknown) => e instanceof NmtpError && e.code === 'NMTP_ERR_CERT_MALFORMED',
+      user,
+    );
+  }
+  assert.equal(
+    parseCertificate(issueCertificate({ ...fields, user: 'zoë@example.org' }, domainKey)).user,
+    'zoë@example.org',
+  );
+});
+
 test('certificate: issue, parse, verify; and each failure has its code', async () => {
   const cert = issueCertificate(fields, domainKey);
   assert.equal(parseCertificate(cert).user, 'alice@example.org');

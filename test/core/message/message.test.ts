@@ -211,3 +211,17 @@ test('a user-key signature travels with its certificate and verifies through it'
   );
   assert.equal(v.signatures[0]?.signature?.user, 'zoë@example.org');
 });
+
+test('display names in address lists are held to the display-name rules', () => {
+  const bytes = encodeMessage({
+    trace: [],
+    root: {
+      fields: [{ name: 'From', value: 'Evil\u202E <ann@example.org>' }],
+      body: new Uint8Array(),
+    },
+  });
+  assert.throws(
+    () => authorSign(bytes),
+    (e: unknown) => e instanceof NmtpError && e.code === 'NMTP_ERR_ADDR_DISPLAY_NAME_INVALID',
+  );
+});
