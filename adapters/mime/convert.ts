@@ -1,0 +1,147 @@
+/**
+ * Legacy MIME tree → framed part tree (spec §5, §6).
+ */
+import type { Field, Part } from '../../src/core/frame/index.ts';
+import { parseHeaderBlock, type RawField } from './header-block.ts';
+import { mapMessageFields } from './message-fields.ts';
+import { contentFields, contentTypeValue, safeType } from './part-fields.ts';
+import { transcodeToUtf8 } from './charset.ts';
+import { isKnownCte } from './cte.ts';
+import { splitMessage, type LegacyNode, type SplitContext } from './split.ts';
+import { toFieldValue } from './header-text.ts';
+import type { Warnings } from './warnings.ts';
+
+export interface ConvertedRoot {
+  readonly part: Part;
+  readonly messageId?: string;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** message/rfc822 and its RFC 6532 UTF-8 sibling become message/nmtp (§6.2). */
+const isEmbeddedMessage = (t: string): boolean => t === 'message/rfc822' || t === 'message/global';
+
+/**
+ * Converts a message root (the top level, or a nested message/rfc822): its RFC 5322 fields
+ * and its content. `strict` applies the originator policy of §4.3 (top level only).
+ */
+export async function convertMessageRoot(
+  node: LegacyNode,
+  ctx: SplitContext,
+  w: Warnings,
+  strict: boolean,
+): Promise<ConvertedRoot> {
+  const block = parseHeaderBlock(node.header);
+  noteBlock(block, node, w);
+  const { fields, messageId } = mapMessageFields(block.fields, w, { strict, part: node.index });
+  const content = await convertNode(node, block.fields, ctx, w);
+  const part: Part = { ...content, fields: [...fields, ...content.fields] };
+  return messageId === undefined ? { part } : { part, messageId };
+}
+
+function noteBlock(
+  block: { dropped: number; notUtf8: boolean },
+  node: LegacyNode,
+  w: Warnings,
+): void {
+  if (block.dropped > 0) {
+    // §3.1: "A header line that is neither a field nor a continuation is dropped."
+    w.add('header-line-dropped', `${block.dropped} line(s) without a colon`, node.index);
+  }
+  if (block.notUtf8) {
+    w.add('header-not-utf8', 'raw 8-bit header octets read as windows-1252', node.index);
+  }
+}
+
+/** Converts one node's content (Content-* fields and body or children). */
+async function convertNode(
+  node: LegacyNode,
+  raw: readonly RawField[],
+  ctx: SplitContext,
+  w: Warnings,
+): Promise<Part> {
+  const rawType = raw.find((f) => f.name.toLowerCase() === 'content-type')?.value;
+  const common = contentFields({ raw, filename: node.filename, disposition: node.disposition });
+  if (node.encoding !== '' && !isKnownCte(node.encoding)) {
+    w.add(
+      'cte-unknown',
+      `Content-Transfer-Encoding ${JSON.stringify(node.encoding)} taken as 8bit`,
+      node.index,
+    );
+  }
+  if (node.cteDamaged)
+    w.add('cte-invalid', `invalid ${node.encoding} decoded leniently`, node.index);
+
+  if (node.multipart && node.children.length === 0) {
+    // §6.1: "A multipart part in which no boundary delimiter occurs is converted as a
+    // text/plain part whose body is the multipart body" (what RFC 2046 readers, Python
+    // among them, show), rather than an empty container that loses the text.
+    w.add('multipart-no-parts', 'no boundary found: body kept as text/plain', node.index);
+    const body = node.preamble?.take() ?? EMPTY;
+    return textLeaf({ ...node, contentType: 'text/plain' }, body, undefined, common, w);
+  }
+  if (node.multipart) {
+    const children: Part[] = [];
+    for (const child of node.children) {
+      const block = parseHeaderBlock(child.header);
+      noteBlock(block, child, w);
+      children.push(await convertNode(child, block.fields, ctx, w));
+    }
+    const type = safeType(node.contentType, 'multipart/mixed');
+    return {
+      fields: [{ name: 'Content-Type', value: contentTypeValue(type, rawType) }, ...common],
+      children,
+    };
+  }
+
+  const body = node.body?.take() ?? EMPTY;
+  if (isEmbeddedMessage(node.contentType)) {
+    // §6.2: the nested message is split and converted like the top level, one deeper.
+    const inner = await splitMessage(body, ctx, node.depth + 1);
+    const converted = await convertMessageRoot(inner, ctx, w, false);
+    return {
+      fields: [{ name: 'Content-Type', value: 'message/nmtp' }, ...common],
+      children: [converted.part],
+    };
+  }
+
+  if (node.contentType.startsWith('text/')) return textLeaf(node, body, rawType, common, w);
+
+  const type = safeType(node.contentType);
+  const fields: Field[] = [
+    { name: 'Content-Type', value: contentTypeValue(type, rawType) },
+    ...common,
+  ];
+  return { fields, body };
+}
+
+/** A text/* leaf: transcoded to UTF-8, or kept as legacy text (§5.2). */
+function textLeaf(
+  node: LegacyNode,
+  body: Uint8Array,
+  rawType: string | undefined,
+  common: Field[],
+  w: Warnings,
+): Part {
+  {
+    const t = transcodeToUtf8(body, node.charset);
+    if (t.ok) {
+      // "Text is always UTF-8": the charset parameter is dropped, the octets are UTF-8.
+      const type = safeType(node.contentType);
+      return {
+        fields: [{ name: 'Content-Type', value: contentTypeValue(type, rawType) }, ...common],
+        body: t.utf8,
+      };
+    }
+    // §5.2: "labelled Content-Type: application/x-nmtp-legacy-text; charset=<orig>".
+    const cs =
+      toFieldValue(node.charset ?? 'unknown-8bit').value.replace(/;/g, '') || 'unknown-8bit';
+    w.add(
+      'text-unconvertible',
+      `${node.contentType} in ${cs}: ${t.reason}, kept as octets`,
+      node.index,
+    );
+    const value = `application/x-nmtp-legacy-text; charset=${cs}; type=${safeType(node.contentType)}`;
+    return { fields: [{ name: 'Content-Type', value }, ...common], body };
+  }
+}

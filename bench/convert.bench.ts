@@ -1,0 +1,143 @@
+/**
+ * legacy → framed conversion throughput, side by side with mailparser's simpleParser (the
+ * floor a naive gateway pays) on the same inputs in the same run, plus peak RSS for the
+ * 25 MB case measured in child processes (one per converter) so each starts clean.
+ *
+ *   node --import tsx bench/convert.bench.ts
+ *
+ * "convert" = legacyToFramed (streaming split, CTE decode, charset, header mapping) and
+ * framedPieces (the framed bytes as ordered pieces, ready to write to a socket; every
+ * header block is encoded and validated), i.e. the whole conversion to wire bytes without
+ * gathering them into one buffer.
+ */
+import { spawnSync } from 'node:child_process';
+import { createReadStream, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { simpleParser } from 'mailparser';
+import { framedPieces, legacyToFramed } from '../adapters/mime/index.ts';
+
+const OPTS = { gateway: 'gw.example.net', now: 0, limits: { maxMessageBytes: 64 * 1024 * 1024 } };
+
+function attachmentMessage(textBytes: number, attachmentBytes: number): Buffer {
+  const text = 'Grüße aus Köln — 12345 lorem ipsum dolor sit amet.\r\n'.repeat(
+    Math.max(1, Math.floor(textBytes / 55)),
+  );
+  const head =
+    'From: "Ålice" <alice@example.com>\r\nTo: bob@example.org\r\n' +
+    'Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nDate: Sun, 29 Nov 2026 04:00:00 +0000\r\n' +
+    'Message-ID: <bench@example.com>\r\nMIME-Version: 1.0\r\n';
+  if (attachmentBytes === 0) {
+    return Buffer.from(
+      `${head}Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n${text}`,
+    );
+  }
+  const att = Buffer.alloc(attachmentBytes);
+  for (let i = 0; i < att.length; i++) att[i] = (i * 2654435761) >>> 24;
+  const b64 = att.toString('base64').replace(/.{76}/g, '$&\r\n');
+  return Buffer.from(
+    `${head}Content-Type: multipart/mixed; boundary="=_b_="\r\n\r\n--=_b_=\r\n` +
+      `Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n${text}\r\n` +
+      `--=_b_=\r\nContent-Type: application/octet-stream\r\n` +
+      `Content-Disposition: attachment; filename="data.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\n` +
+      `${b64}\r\n--=_b_=--\r\n`,
+  );
+}
+
+const INPUTS = {
+  '4 KB': () => attachmentMessage(4000, 0),
+  '100 KB (attachment)': () => attachmentMessage(2000, 72 * 1024),
+  '25 MB (attachment)': () => attachmentMessage(2000, 18 * 1024 * 1024),
+} as const;
+
+async function convert(raw: Buffer): Promise<number> {
+  const { message } = await legacyToFramed(raw, OPTS);
+  return framedPieces(message).length;
+}
+async function parse(raw: Buffer): Promise<number> {
+  const m = await simpleParser(raw);
+  return m.attachments.length;
+}
+
+async function rate(fn: (b: Buffer) => Promise<number>, raw: Buffer, seconds: number) {
+  for (let i = 0; i < 2; i++) await fn(raw); // warm up
+  let n = 0;
+  const start = process.hrtime.bigint();
+  let elapsed = 0;
+  while (elapsed < seconds || n < 3) {
+    await fn(raw);
+    n++;
+    elapsed = Number(process.hrtime.bigint() - start) / 1e9;
+  }
+  return { perSec: n / elapsed, mbPerSec: (n * raw.length) / elapsed / 1e6 };
+}
+
+/**
+ * Child mode: convert the 25 MB message streamed from a file (as an SMTP DATA stream
+ * would arrive) and print the baseline RSS (runtime and modules loaded, after GC) and the
+ * peak RSS sampled every 2 ms during the conversion.
+ */
+async function child(which: string, file: string): Promise<void> {
+  const size = statSync(file).size;
+  (globalThis as { gc?: () => void }).gc?.();
+  const base = process.memoryUsage().rss;
+  let peak = base;
+  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 2);
+  const stream = createReadStream(file, { highWaterMark: 256 * 1024 });
+  if (which === 'convert') {
+    const { message } = await legacyToFramed(stream, OPTS);
+    framedPieces(message);
+  } else {
+    await simpleParser(stream);
+  }
+  peak = Math.max(peak, process.memoryUsage().rss);
+  clearInterval(timer);
+  console.log(JSON.stringify({ size, base, peak }));
+}
+
+async function main(): Promise<void> {
+  if (process.argv[2] === '--child') return child(process.argv[3]!, process.argv[4]!);
+  console.log(
+    `node ${process.version}, ${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} threads)`,
+  );
+  console.log(
+    '| input | octets | convert msg/s | convert MB/s | simpleParser msg/s | simpleParser MB/s |',
+  );
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
+  for (const [name, make] of Object.entries(INPUTS)) {
+    const raw = make();
+    const secs = raw.length > 1e6 ? 4 : 2;
+    const c = await rate(convert, raw, secs);
+    const p = await rate(parse, raw, secs);
+    console.log(
+      `| ${name} | ${raw.length} | ${c.perSec.toFixed(1)} | ${c.mbPerSec.toFixed(1)} | ${p.perSec.toFixed(1)} | ${p.mbPerSec.toFixed(1)} |`,
+    );
+  }
+  const self = fileURLToPath(import.meta.url);
+  const dir = mkdtempSync(join(tmpdir(), 'nmtp-bench-'));
+  const file = join(dir, 'large.eml');
+  writeFileSync(file, INPUTS['25 MB (attachment)']());
+  console.log(
+    '\n| 25 MB peak RSS | input MB | baseline RSS MB | peak RSS MB | peak − baseline MB | (peak − baseline) / input |',
+  );
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
+  for (const which of ['convert', 'simpleParser']) {
+    const r = spawnSync(
+      process.execPath,
+      ['--expose-gc', '--import', 'tsx', self, '--child', which, file],
+      { encoding: 'utf8' },
+    );
+    const { size, base, peak } = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<
+      string,
+      number
+    >;
+    const mb = (n: number): string => (n / 1048576).toFixed(1);
+    console.log(
+      `| ${which} | ${mb(size!)} | ${mb(base!)} | ${mb(peak!)} | ${mb(peak! - base!)} | ${((peak! - base!) / size!).toFixed(2)} |`,
+    );
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+
+await main();

@@ -1,0 +1,297 @@
+/**
+ * Shared by the legacy → framed tests: the corpus (hand-written fixtures, the real-world
+ * mail-gem corpus read in place, nodemailer-generated messages), and tree walking.
+ */
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import MailComposer from 'nodemailer/lib/mail-composer';
+import type Mail from 'nodemailer/lib/mailer';
+import {
+  getField,
+  isContainerPart,
+  parseContentType,
+  type Part,
+} from '../../../src/core/frame/index.ts';
+
+export const FIXTURES = fileURLToPath(new URL('../../fixtures/mime/', import.meta.url));
+export const MAIL_GEM = fileURLToPath(
+  new URL('../../../../shared/corpus/mail-gem/', import.meta.url),
+);
+
+export interface ManifestEntry {
+  readonly outcome: string;
+  readonly why?: string;
+  readonly warnings?: readonly string[];
+}
+
+export function loadManifest(): Record<string, ManifestEntry> {
+  const m = JSON.parse(readFileSync(join(FIXTURES, 'manifest.json'), 'utf8')) as {
+    messages: Record<string, ManifestEntry>;
+  };
+  return m.messages;
+}
+
+function walk(dir: string, out: string[]): string[] {
+  for (const name of readdirSync(dir).sort()) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) walk(p, out);
+    else if (name.endsWith('.eml')) out.push(p);
+  }
+  return out;
+}
+
+/** Corpus files keyed like the manifest. Throws (test fails) when ../shared is missing. */
+export function corpusFiles(): Map<string, string> {
+  if (!existsSync(MAIL_GEM)) throw new Error(`corpus missing: ${MAIL_GEM} (CI has ../shared)`);
+  const out = new Map<string, string>();
+  for (const p of walk(MAIL_GEM, [])) out.set(`mail-gem/${p.slice(MAIL_GEM.length)}`, p);
+  for (const p of walk(FIXTURES, [])) out.set(`fixtures/${p.slice(FIXTURES.length)}`, p);
+  return out;
+}
+
+/** Builds a message with nodemailer's MailComposer (a real-world legacy writer). */
+export async function compose(mail: Mail.Options): Promise<Buffer> {
+  return new MailComposer(mail).compile().build();
+}
+
+const FROM = '"Ålice Ünïcode" <alice@example.com>';
+const LONG = 'Lorem ipsum dolor sit amet, '.repeat(40);
+
+/** MailComposer option sets covering encodings, charsets, structure and headers. */
+export const COMPOSED: readonly (readonly [string, Mail.Options])[] = [
+  ['text-only', { from: FROM, to: 'bob@example.org', subject: 'hi', text: 'hello' }],
+  ['html-only', { from: FROM, to: 'bob@example.org', subject: 'html', html: '<p>ok ✓</p>' }],
+  [
+    'alternative',
+    { from: FROM, to: 'b@example.org', subject: 'alt', text: 'plain', html: '<b>bold</b>' },
+  ],
+  [
+    'unicode-subject',
+    { from: FROM, to: 'b@example.org', subject: 'Grüße ✓ 中文 😀 '.repeat(8), text: 'x' },
+  ],
+  ['long-text-qp', { from: FROM, to: 'b@example.org', subject: 'qp', text: `é ${LONG}` }],
+  [
+    'b64-text',
+    {
+      from: FROM,
+      to: 'b@example.org',
+      subject: 'b64',
+      text: '中文'.repeat(200),
+      textEncoding: 'base64',
+    },
+  ],
+  [
+    'qp-forced',
+    {
+      from: FROM,
+      to: 'b@example.org',
+      subject: 'qpf',
+      text: 'Ångström = 1e-10 m',
+      textEncoding: 'quoted-printable',
+    },
+  ],
+  [
+    'attachment-buffer',
+    {
+      from: FROM,
+      to: 'b@example.org',
+      subject: 'att',
+      text: 'see',
+      attachments: [{ filename: 'data.bin', content: Buffer.from([0, 1, 2, 255, 13, 10, 13]) }],
+    },
+  ],
+  [
+    'attachment-unicode-name',
+    {
+      from: FROM,
+      to: 'b@example.org',
+      subject: 'att',
+      text: 'see',
+      attachments: [
+        {
+          filename: 'résumé € 2026 — final version with a very long name.pdf',
+          content: Buffer.from('%PDF-1.4\n'),
+        },
+      ],
+    },
+  ],
+  [
+    'attachment-text',
+    {
+      from: FROM,
+      to: 'b@example.org',
+      subject: 'att',
+      text: 'see',
+      attachments: [{ filename: 'notes.txt', content: 'line1\nline2\n' }],
+    },
+  ],
+  [
+    'inline-cid',
+    {
+      from: FROM,
+      to: 'b@example.org',
+      subject: 'cid',
+      html: '<img src="cid:logo@x">',
+      attachments: [
+        { filename: 'logo.png', content: Buffer.from('89504e47', 'hex'), cid: 'logo@x' },
+      ],
+    },
+  ],
+  [
+    'cc-reply-to',
+    {
+      from: FROM,
+      to: ['a@example.org', '"Doe, John" <john@example.org>'],
+      cc: 'c@example.org',
+      replyTo: 'r@example.org',
+      subject: 'rcpts',
+      text: 'x',
+    },
+  ],
+  [
+    'sender',
+    { from: FROM, sender: 'list@example.net', to: 'b@example.org', subject: 's', text: 'x' },
+  ],
+  [
+    'refs',
+    {
+      from: FROM,
+      to: 'b@example.org',
+      subject: 're',
+      text: 'x',
+      inReplyTo: '<a@b>',
+      references: ['<a@b>', '<c@d>'],
+      messageId: '<mid@example.com>',
+    },
+  ],
+  [
+    'date',
+    {
+      from: FROM,
+      to: 'b@example.org',
+      subject: 'd',
+      text: 'x',
+      date: new Date('2026-11-29T04:00:00Z'),
+    },
+  ],
+  [
+    'custom-headers',
+    {
+      from: FROM,
+      to: 'b@example.org',
+      subject: 'h',
+      text: 'x',
+      headers: { 'X-Tracking': 'éè', 'X-Priority': '1' },
+    },
+  ],
+  ['priority', { from: FROM, to: 'b@example.org', subject: 'p', text: 'x', priority: 'high' }],
+  [
+    'list-headers',
+    {
+      from: FROM,
+      to: 'b@example.org',
+      subject: 'l',
+      text: 'x',
+      list: { unsubscribe: 'https://example.com/u', id: 'list.example.com' },
+    },
+  ],
+  [
+    'rfc822-attachment',
+    {
+      from: FROM,
+      to: 'b@example.org',
+      subject: 'fwd',
+      text: 'fwd',
+      attachments: [
+        {
+          filename: 'inner.eml',
+          contentType: 'message/rfc822',
+          content: 'From: inner@example.net\r\nSubject: inner\r\n\r\ninner body\r\n',
+        },
+      ],
+    },
+  ],
+  [
+    'alternatives',
+    {
+      from: FROM,
+      to: 'b@example.org',
+      subject: 'alts',
+      text: 'x',
+      alternatives: [{ contentType: 'text/x-web-markdown', content: '**x**' }],
+    },
+  ],
+  [
+    'iso-8859-1-text',
+    {
+      from: FROM,
+      to: 'b@example.org',
+      subject: 'latin',
+      text: { content: Buffer.from('caf\xe9', 'latin1') },
+      headers: {},
+    },
+  ],
+  [
+    'ical',
+    {
+      from: FROM,
+      to: 'b@example.org',
+      subject: 'cal',
+      text: 'x',
+      icalEvent: { method: 'request', content: 'BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n' },
+    },
+  ],
+  [
+    'amp',
+    {
+      from: FROM,
+      to: 'b@example.org',
+      subject: 'amp',
+      text: 't',
+      html: '<p>h</p>',
+      amp: '<!doctype html><html ⚡4email></html>',
+    },
+  ],
+  [
+    'many-attachments',
+    {
+      from: FROM,
+      to: 'b@example.org',
+      subject: 'many',
+      text: 'x',
+      attachments: Array.from({ length: 12 }, (_, i) => ({
+        filename: `f${i}.dat`,
+        content: Buffer.alloc(i * 100, i),
+      })),
+    },
+  ],
+  [
+    'eai-address',
+    { from: 'Ünï <üser@exämple.com>', to: 'δοκιμή@παράδειγμα.ελ', subject: 'eai', text: 'x' },
+  ],
+  [
+    'bcc-dropped',
+    { from: FROM, to: 'b@example.org', bcc: 'hidden@example.org', subject: 'bcc', text: 'x' },
+  ],
+];
+
+/** Leaves in preorder (what Python's walk() yields for non-multipart parts). */
+export function leaves(part: Part, out: Part[] = []): Part[] {
+  if (isContainerPart(part)) for (const c of part.children) leaves(c, out);
+  else out.push(part);
+  return out;
+}
+
+export function typeOf(part: Part): string {
+  const v = getField(part.fields, 'Content-Type');
+  if (v === undefined) return 'text/plain';
+  const ct = parseContentType(v);
+  return `${ct.type}/${ct.subtype}`.toLowerCase();
+}
+
+/** Tree shape as a string: types, nesting. */
+export function shape(part: Part): string {
+  if (!isContainerPart(part)) return typeOf(part);
+  return `${typeOf(part)}(${part.children.map(shape).join(',')})`;
+}
