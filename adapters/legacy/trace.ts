@@ -1,0 +1,40 @@
+/**
+ * The framed trace block → legacy header fields (docs/protocol/51-nmtp-to-legacy.md §7).
+ *
+ * Signatures sign the framed root part's octets, which the legacy message no longer has,
+ * so no legacy reader can verify them: they are dropped, and summarised in an
+ * Authentication-Results field (RFC 8601) only when the gateway passes the verdicts it
+ * computed. Certificates are dropped with them. Trace fields keep the relay history as
+ * X-NMTP-Trace fields, in order, at the top (where RFC 5322 §3.6.7 puts trace fields).
+ */
+import type { Field } from '../../src/core/frame/index.ts';
+import type { ResolvedOptions } from './options.ts';
+
+// RFC 8601 §2.2 authserv-id, and a value token: anything else would need quoting.
+const TOKENISH = /^[A-Za-z0-9.@+_-]+$/;
+
+export function traceHeaderFields(
+  trace: readonly Field[],
+  opts: ResolvedOptions,
+): (readonly [string, string])[] {
+  const out: (readonly [string, string])[] = [];
+  const ar = opts.authResults;
+  if (ar !== undefined) {
+    // "nmtp" is not a registered method (RFC 8601 §2.7.7 registry): readers that do not
+    // know it ignore it, which is the right outcome for them.
+    const results = ar.verdicts
+      .filter((v) => TOKENISH.test(v.domain) && (v.user === undefined || TOKENISH.test(v.user)))
+      .map(
+        (v) =>
+          `nmtp=${v.result} header.d=${v.domain}${v.user === undefined ? '' : ` header.i=${v.user}`}`,
+      );
+    out.push([
+      'Authentication-Results',
+      `${ar.authservId}; ${results.length === 0 ? 'none' : results.join('; ')}`,
+    ]);
+  }
+  for (const f of trace) {
+    if (f.name.toLowerCase() === 'trace') out.push(['X-NMTP-Trace', f.value]);
+  }
+  return out;
+}
