@@ -25,9 +25,17 @@ import {
   seedToPem,
   splitTxt,
 } from '../core/keys/index.ts';
-import { signMessage, verifyMessage, type MessageVerification } from '../core/message/index.ts';
+import {
+  decodeAndValidate,
+  signMessage,
+  verifyMessage,
+  type MessageVerification,
+} from '../core/message/index.ts';
 import { dnsTxtResolver, staticTxtResolver } from '../dns/txt.ts';
 import { toBase64url } from '../core/sign/index.ts';
+import { legacyToFramed } from '../../adapters/mime/index.ts';
+import { framedToLegacyChunks } from '../../adapters/legacy/index.ts';
+import { hostname } from 'node:os';
 
 interface Command {
   readonly summary: string;
@@ -283,6 +291,49 @@ const COMMANDS: Record<string, Command> = {
         ...(from === undefined ? {} : { authenticatedDomain: from }),
       });
       return printVerification(result) ? 0 : 1;
+    },
+  },
+  convert: {
+    summary: 'convert a legacy RFC 5322/MIME message to a framed one or back (stdin → stdout)',
+    usage:
+      'nmtp convert --to framed [--gateway D] [--mail-from A --rcpt A…] [--carry-original]\n' +
+      '       nmtp convert --to legacy [--smtputf8] [--8bitmime]',
+    options: {
+      to: { type: 'string' },
+      gateway: { type: 'string' },
+      'mail-from': { type: 'string' },
+      rcpt: { type: 'string', multiple: true },
+      'carry-original': { type: 'boolean' },
+      smtputf8: { type: 'boolean' },
+      '8bitmime': { type: 'boolean' },
+    },
+    async run(v) {
+      const to = need(v, 'to');
+      const input = await readStdin();
+      if (to === 'framed') {
+        const mailFrom = v['mail-from'] as string | undefined;
+        const { message, warnings } = await legacyToFramed(input, {
+          gateway: (v['gateway'] as string | undefined) ?? hostname(),
+          now: Date.now(),
+          ...(mailFrom === undefined
+            ? {}
+            : { envelope: { mailFrom, rcptTo: (v['rcpt'] as string[] | undefined) ?? [] } }),
+          ...(v['carry-original'] === true ? { carryOriginal: true } : {}),
+        });
+        for (const w of warnings) process.stderr.write(`warning ${w.code}: ${w.detail}\n`);
+        process.stdout.write(encodeMessage(message));
+        return 0;
+      }
+      if (to === 'legacy') {
+        const message = decodeAndValidate(input);
+        const chunks = framedToLegacyChunks(message, {
+          smtputf8: v['smtputf8'] === true,
+          eightBitMime: v['8bitmime'] === true,
+        });
+        for (const chunk of chunks) process.stdout.write(chunk);
+        return 0;
+      }
+      throw new UsageError('--to takes "framed" or "legacy"');
     },
   },
   inspect: {
