@@ -1,0 +1,115 @@
+/**
+ * What the three session reducers share: the action and event shapes that cross the
+ * boundary between the pure protocol and its host (sockets, timers, DNS, storage, crypto),
+ * reply builders, and the transfer/submission challenge proof.
+ *
+ * The host's loop is: decode wire items, feed each as an event, perform the actions in
+ * order, feed back each result as an event. Time and randomness arrive in events.
+ */
+import { NmtpError, type ErrorCode } from '../errors/index.ts';
+import type { Command, Reply } from '../wire/index.ts';
+import type { WireItem } from '../wire/index.ts';
+import { DEFAULT_SESSION_LIMITS, type SessionLimits } from '../wire/index.ts';
+
+/** Effects a reducer asks its host to perform, in order. */
+export type BaseAction =
+  | { readonly type: 'reply'; readonly reply: Reply }
+  | { readonly type: 'command'; readonly command: Command }
+  /** Octets of a chunk to send after the reply that announced them (SIGN, CERTIFY). */
+  | { readonly type: 'chunk'; readonly bytes: Uint8Array; readonly last: boolean }
+  /** (Re)start the one session timer; when it fires, feed `{ type: 'timeout' }`. */
+  | { readonly type: 'set-timer'; readonly seconds: number }
+  /** Octets of a message as they arrive; the host stores (and hashes) them. */
+  | { readonly type: 'store-chunk'; readonly bytes: Uint8Array }
+  /** Flush what was sent, then close the connection. */
+  | { readonly type: 'close' };
+
+/** Events every reducer understands. */
+export type BaseEvent =
+  | { readonly type: 'wire'; readonly item: WireItem }
+  | { readonly type: 'timeout' }
+  /** The peer closed the connection (or the host is shutting down). */
+  | { readonly type: 'closed' };
+
+export interface Step<S, A> {
+  readonly state: S;
+  readonly actions: readonly A[];
+}
+
+/** Per-state data: ONE table per machine (see each reducer). */
+export interface StateInfo<V extends string> {
+  /** Seconds the peer (or host) may take before the state times out; 0 = no timer. */
+  readonly timeout: number;
+  /** Commands allowed in the state; any other known verb answers OUT_OF_ORDER. */
+  readonly allowed: readonly V[];
+  readonly description: string;
+}
+
+export interface ServerConfig {
+  /** The server's host name as it appears in the greeting and in proofs. */
+  readonly serverName: string;
+  readonly limits?: Partial<SessionLimits>;
+}
+
+export function limitsOf(c: ServerConfig): SessionLimits {
+  return { ...DEFAULT_SESSION_LIMITS, ...c.limits };
+}
+
+export function reply(
+  code: number,
+  enhanced: string,
+  params: Record<string, string | number> = {},
+  text = '',
+): Reply {
+  const p: Record<string, string> = {};
+  for (const [k, v] of Object.entries(params)) p[k] = String(v);
+  return { code, enhanced, params: p, text };
+}
+
+/** An error reply: context parameters first, then `err=<code>` (§60.7). */
+export function errorReply(
+  code: number,
+  enhanced: string,
+  err: ErrorCode,
+  context: Record<string, string | number> = {},
+  text = '',
+): Reply {
+  return reply(code, enhanced, { ...context, err }, text);
+}
+
+/**
+ * The reply to a wire error (§60.7): unknown verb 500, bad syntax 501, line/command too long
+ * 500; framing errors also close the session.
+ */
+export function wireErrorReply(error: NmtpError): Reply {
+  const offset = error.details.offset;
+  const at: Record<string, number> = offset === undefined ? {} : { offset };
+  switch (error.code) {
+    case 'NMTP_ERR_WIRE_UNKNOWN_COMMAND':
+      return errorReply(500, '5.5.1', error.code, at);
+    case 'NMTP_ERR_WIRE_SYNTAX':
+    case 'NMTP_ERR_WIRE_INVALID_UTF8':
+      return errorReply(501, '5.5.2', error.code, at);
+    case 'NMTP_ERR_WIRE_TRUNCATED':
+      return errorReply(421, '4.4.2', error.code, at);
+    default:
+      return errorReply(500, '5.5.0', error.code, at);
+  }
+}
+
+/** "NMTP-AUTH-1" LF: the context prefix of every challenge proof (§60.8). */
+export const AUTH_CONTEXT = 'NMTP-AUTH-1\n';
+
+/**
+ * The signed input of a proof, byte for byte (§60.8):
+ * "NMTP-AUTH-1" LF challenge LF server-name LF identity — ASCII except that a submission
+ * identity (a user address) is UTF-8. No trailing LF.
+ */
+export function proofInput(challenge: string, serverName: string, identity: string): Uint8Array {
+  return new TextEncoder().encode(`${AUTH_CONTEXT}${challenge}\n${serverName}\n${identity}`);
+}
+
+/** A tiny exhaustiveness helper. */
+export function never(x: never): never {
+  throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', `unreachable: ${JSON.stringify(x)}`);
+}

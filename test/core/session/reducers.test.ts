@@ -1,0 +1,225 @@
+/**
+ * Reducer properties that transcripts do not show: timeouts, the error budget, the state
+ * tables, the byte-exact proof input, CSV evaluation, and "nothing throws out of a reducer"
+ * for arbitrary event sequences (fast-check).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import {
+  SUBMISSION_SERVER_STATES,
+  TRANSFER_SERVER_STATES,
+  evaluateCsv,
+  initialSubmissionServer,
+  initialTransferServer,
+  parseIp,
+  proofInput,
+  submissionServer,
+  transferServer,
+  type SubmissionEvent,
+  type TransferServerEvent,
+  type TransferServerState,
+} from '../../../src/core/session/index.ts';
+import { VERBS, type Verb } from '../../../src/core/wire/index.ts';
+import { ServerRun } from './transcript.ts';
+
+const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
+
+test('proof input is "NMTP-AUTH-1" LF challenge LF server LF identity, byte for byte', () => {
+  assert.equal(
+    Buffer.from(proofInput('oKGio6SlpqeoqaqrrK2urw', 'mx.example.net', 'example.org')).toString(
+      'hex',
+    ),
+    Buffer.from(
+      'NMTP-AUTH-1\noKGio6SlpqeoqaqrrK2urw\nmx.example.net\nexample.org',
+      'ascii',
+    ).toString('hex'),
+  );
+});
+
+test('state tables: every state described; allowed verbs belong to the service', () => {
+  for (const [table, service] of [
+    [TRANSFER_SERVER_STATES, 'transfer'],
+    [SUBMISSION_SERVER_STATES, 'submission'],
+  ] as const) {
+    for (const [phase, info] of Object.entries(table)) {
+      assert.ok(info.description.length > 0, phase);
+      assert.ok(info.timeout >= 0, phase);
+      for (const v of info.allowed as readonly Verb[]) {
+        assert.ok(VERBS[v].services.includes(service), `${phase} allows ${v}`);
+      }
+    }
+  }
+});
+
+test('silence: the timer answers 421 4.4.2 and closes', () => {
+  const run = new ServerRun({ challenge: ['oKGio6SlpqeoqaqrrK2urw'] });
+  run.takeGreeting();
+  assert.equal(dec(run.timeout()), '421 4.4.2 err=NMTP_ERR_TRANSPORT_TIMEOUT\r\n');
+  assert.equal(run.closed, true);
+  assert.ok(run.actions.some((a) => a.type === 'set-timer' && a.seconds === 60));
+});
+
+test('the timer restarts on complete commands only, not on partial input', () => {
+  const run = new ServerRun({});
+  run.takeGreeting();
+  const timers = (): number => run.actions.filter((a) => a.type === 'set-timer').length;
+  const before = timers();
+  run.feed(new TextEncoder().encode('NO'));
+  assert.equal(timers(), before, 'a partial line must not buy time (one byte a minute)');
+  run.feed(new TextEncoder().encode('OP\r\n'));
+  assert.equal(timers(), before + 1);
+});
+
+test('after 10 refused commands the server closes', () => {
+  const run = new ServerRun({});
+  run.takeGreeting();
+  const out = dec(run.feed(new TextEncoder().encode('RSET\r\n'.repeat(12))));
+  const lines = out.split('\r\n').filter((l) => l !== '');
+  assert.equal(lines.length, 11);
+  assert.match(lines[10]!, /^421 4\.7\.0 /);
+  assert.equal(run.closed, true);
+});
+
+test('host answers in the wrong state are ignored, not thrown', () => {
+  let s: TransferServerState = initialTransferServer({ serverName: 'mx.example.net' });
+  for (const e of [
+    { type: 'proof-result', result: 'pass' },
+    { type: 'recipient-decision', decision: { kind: 'accept' } },
+    { type: 'view-choice', choice: { kind: 'view', view: 'full' } },
+    { type: 'message-decision', answers: [] },
+    { type: 'cookie-state', state: { kind: 'unknown' } },
+  ] as TransferServerEvent[]) {
+    const step = transferServer(s, e);
+    assert.deepEqual(step.actions, []);
+    s = step.state;
+  }
+});
+
+test('CSV: record syntax, prefixes, IPv4-mapped clients, result kinds', () => {
+  const rec = (t: string) => ({ status: 'ok' as const, records: [[t]] });
+  const r = rec('v=NMTPCSV1; ip=192.0.2.0/24,2001:db8::/32,198.51.100.7');
+  assert.equal(evaluateCsv(r, '192.0.2.200'), 'pass');
+  assert.equal(evaluateCsv(r, '192.0.3.1'), 'fail');
+  assert.equal(evaluateCsv(r, '198.51.100.7'), 'pass');
+  assert.equal(evaluateCsv(r, '198.51.100.8'), 'fail');
+  assert.equal(evaluateCsv(r, '2001:db8:ffff::1'), 'pass');
+  assert.equal(evaluateCsv(r, '2001:db9::1'), 'fail');
+  assert.equal(evaluateCsv(r, '::ffff:192.0.2.9'), 'pass');
+  assert.equal(evaluateCsv({ status: 'nxdomain' }, '192.0.2.1'), 'none');
+  assert.equal(evaluateCsv({ status: 'ok', records: [['v=spf1 -all']] }, '192.0.2.1'), 'none');
+  assert.equal(evaluateCsv({ status: 'temperror' }, '192.0.2.1'), 'temperror');
+  assert.equal(evaluateCsv(rec('v=NMTPCSV1; ip=192.0.2.0/33'), '192.0.2.1'), 'permerror');
+  assert.equal(evaluateCsv(rec('v=NMTPCSV1; ip=192.0.02.0/24'), '192.0.2.1'), 'permerror');
+  assert.equal(
+    evaluateCsv(
+      { status: 'ok', records: [['v=NMTPCSV1; ip=192.0.2.1'], ['v=NMTPCSV1; ip=192.0.2.2']] },
+      '192.0.2.1',
+    ),
+    'permerror',
+  );
+  assert.equal(
+    evaluateCsv({ status: 'ok', records: [['v=NMTPCSV1; ', 'ip=192.0.2.1']] }, '192.0.2.1'),
+    'pass',
+  );
+  assert.deepEqual([...parseIp('::1')!], [...new Uint8Array(15), 1]);
+  assert.equal(parseIp('1::2::3'), undefined);
+  assert.equal(parseIp('256.0.0.1'), undefined);
+});
+
+/** Arbitrary wire items and host events: whatever arrives, the reducers answer or ignore. */
+const wireItem = fc.oneof(
+  fc.constantFrom<TransferServerEvent>(
+    { type: 'timeout' },
+    { type: 'proof-result', result: 'pass' },
+    { type: 'proof-result', result: 'fail' },
+    { type: 'txt-result', answer: { status: 'nxdomain' } },
+    { type: 'recipient-decision', decision: { kind: 'accept' } },
+    { type: 'view-choice', choice: { kind: 'view', view: 'headers' } },
+    { type: 'view-choice', choice: { kind: 'unknown-cookie' } },
+    { type: 'message-decision', answers: [{ kind: 'accepted', rcpt: 'a@b.example', id: 'r1' }] },
+    { type: 'cookie-state', state: { kind: 'given-up', rcpt: 'a@b.example' } },
+    { type: 'wire', item: { kind: 'chunk', size: 3, last: true, offset: 0 } },
+    { type: 'wire', item: { kind: 'chunk-data', bytes: new Uint8Array(3), offset: 0 } },
+    { type: 'wire', item: { kind: 'chunk-end', last: true, offset: 0 } },
+  ),
+  fc
+    .record({
+      verb: fc.constantFrom(...(Object.keys(VERBS) as Verb[])),
+      arg: fc.constantFrom('example.org', 'a@b.example', 'ck-1', 'PLAIN', '!!'),
+    })
+    .map(({ verb, arg }): TransferServerEvent => ({
+      type: 'wire',
+      item: {
+        kind: 'command',
+        offset: 0,
+        command: {
+          verb,
+          args:
+            verb === 'RCPT' || verb === 'STATUS' || verb === 'GIVEUP' || verb === 'HELLO'
+              ? [arg]
+              : [],
+          params:
+            verb === 'HELLO'
+              ? { sel: 's', proof: 'A'.repeat(86) }
+              : verb === 'DATA'
+                ? { size: '3', digest: 'A'.repeat(43) }
+                : verb === 'SEND' || verb === 'SIGN'
+                  ? { size: '3' }
+                  : {},
+        },
+      },
+    })),
+);
+
+test('no event sequence makes a reducer throw (fast-check)', () => {
+  fc.assert(
+    fc.property(fc.array(wireItem, { maxLength: 30 }), (events) => {
+      let t = transferServer(initialTransferServer({ serverName: 'mx.example.net' }), {
+        type: 'connected',
+        challenge: 'oKGio6SlpqeoqaqrrK2urw',
+        ip: '192.0.2.1',
+      }).state;
+      let s = submissionServer(initialSubmissionServer({ serverName: 'submit.example.org' }), {
+        type: 'connected',
+        challenge: 'oKGio6SlpqeoqaqrrK2urw',
+        ip: '192.0.2.1',
+      }).state;
+      for (const e of events) {
+        t = transferServer(t, e).state;
+        s = submissionServer(s, e as SubmissionEvent).state;
+      }
+      return true;
+    }),
+    { numRuns: 500 },
+  );
+});
+
+test('octets beyond the announced size are never handed to storage', () => {
+  let s = initialTransferServer({ serverName: 'mx.example.net' });
+  const feed = (e: TransferServerEvent) => {
+    const step = transferServer(s, e);
+    s = step.state;
+    return step.actions;
+  };
+  feed({ type: 'connected', challenge: 'oKGio6SlpqeoqaqrrK2urw', ip: '192.0.2.10' });
+  // Drive to the data state directly through its host events.
+  s = {
+    ...s,
+    phase: 'data',
+    domain: 'example.org',
+    recipients: ['a@b.example'],
+    tx: { size: 4, digest: 'x', signers: [], received: 0, view: 'full' },
+  };
+  const stored = [
+    ...feed({ type: 'wire', item: { kind: 'chunk-data', bytes: new Uint8Array(3), offset: 0 } }),
+    ...feed({ type: 'wire', item: { kind: 'chunk-data', bytes: new Uint8Array(3), offset: 3 } }),
+  ].filter((a) => a.type === 'store-chunk');
+  assert.equal(stored.length, 1);
+  const end = feed({ type: 'wire', item: { kind: 'chunk-end', last: true, offset: 6 } });
+  assert.ok(
+    end.some(
+      (a) => a.type === 'reply' && a.reply.params.err === 'NMTP_ERR_TRANSPORT_SIZE_MISMATCH',
+    ),
+  );
+});
