@@ -1,7 +1,7 @@
 /**
  * Message header fields (the RFC 5322 ones) → framed fields (spec §3, §4).
  */
-import type { Field } from '../../src/core/frame/index.ts';
+import { SINGLETON_FIELDS, isValidFieldName, type Field } from '../../src/core/frame/index.ts';
 import { formatMailboxList } from '../../src/core/address/index.ts';
 import { NmtpError } from '../../src/core/errors/index.ts';
 import type { RawField } from './header-block.ts';
@@ -9,20 +9,6 @@ import { decodeEncodedWords, headerText, toFieldValue } from './header-text.ts';
 import { mapLegacyAddressList } from './address-list.ts';
 import { legacyDateToFramed } from './date.ts';
 import type { Warnings } from './warnings.ts';
-
-/** Framed singleton names that come from message headers (10-format §4). */
-const SINGLETON_MESSAGE = new Set([
-  'from',
-  'sender',
-  'reply-to',
-  'to',
-  'cc',
-  'subject',
-  'date',
-  'message-id',
-  'in-reply-to',
-  'references',
-]);
 
 /**
  * Fields that are not carried (§3.4): transport trace and legacy signatures describe the
@@ -113,11 +99,11 @@ export function mapMessageFields(
   for (const f of raw) {
     const lower = f.name.toLowerCase();
     if (isDropped(lower)) continue;
-    if (!/^[A-Za-z0-9-]+$/.test(f.name)) {
+    if (!isValidFieldName(f.name)) {
       w.add('field-name-invalid', `field ${JSON.stringify(f.name)} dropped`, opts.part);
       continue;
     }
-    if (SINGLETON_MESSAGE.has(lower)) {
+    if (SINGLETON_FIELDS.has(lower)) {
       // "Singleton fields (at most once per part)": the first occurrence wins (§3.4).
       if (seen.has(lower)) {
         w.add('duplicate-field', `second ${f.name} dropped`, opts.part);
