@@ -109,6 +109,58 @@ export function proofInput(challenge: string, serverName: string, identity: stri
   return new TextEncoder().encode(`${AUTH_CONTEXT}${challenge}\n${serverName}\n${identity}`);
 }
 
+/** What both server machines keep for the steps below. */
+export interface ServerStateBase<P extends string> {
+  readonly phase: P;
+  /** Refused commands so far: "after 10 refused commands the server closes" (§60.9). */
+  readonly errors: number;
+  readonly config: ServerConfig;
+}
+
+/** The steps both servers take, bound to one machine's state table. */
+export interface ServerSteps<St, Act> {
+  /** Enters `state`, restarting its timer: every complete command, chunk or host answer does. */
+  enter(state: St, actions: Act[]): Step<St, Act>;
+  /** Sends `actions`, then closes. */
+  close(state: St, actions: Act[]): Step<St, Act>;
+  /** A refused command: counted, and the session closes with 421 when the budget is spent. */
+  refuse(state: St, r: Reply): Step<St, Act>;
+  /** 501 5.5.4 NMTP_ERR_TRANSPORT_BAD_ARGUMENT, refused as above. */
+  badArgument(state: St, why: string, context?: Record<string, string>): Step<St, Act>;
+}
+
+export function serverSteps<P extends string, St extends ServerStateBase<P>, Act>(
+  table: Readonly<Record<P, { readonly timeout: number }>>,
+  closed: P,
+): ServerSteps<St, Act | BaseAction> {
+  type Out = Step<St, Act | BaseAction>;
+  const enter = (state: St, actions: (Act | BaseAction)[]): Out => {
+    const info = table[state.phase];
+    if (info.timeout > 0) actions.push({ type: 'set-timer', seconds: info.timeout });
+    return { state, actions };
+  };
+  const close = (state: St, actions: (Act | BaseAction)[]): Out => ({
+    state: { ...state, phase: closed },
+    actions: [...actions, { type: 'close' }],
+  });
+  const refuse = (state: St, r: Reply): Out => {
+    const errors = state.errors + 1;
+    if (errors >= limitsOf(state.config).maxErrors) {
+      return close({ ...state, errors }, [
+        { type: 'reply', reply: r },
+        {
+          type: 'reply',
+          reply: errorReply(421, '4.7.0', 'NMTP_ERR_TRANSPORT_OUT_OF_ORDER', {}, 'too many errors'),
+        },
+      ]);
+    }
+    return enter({ ...state, errors }, [{ type: 'reply', reply: r }]);
+  };
+  const badArgument = (state: St, why: string, context: Record<string, string> = {}): Out =>
+    refuse(state, errorReply(501, '5.5.4', 'NMTP_ERR_TRANSPORT_BAD_ARGUMENT', context, why));
+  return { enter, close, refuse, badArgument };
+}
+
 /** A tiny exhaustiveness helper. */
 export function never(x: never): never {
   throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', `unreachable: ${JSON.stringify(x)}`);

@@ -20,6 +20,7 @@ import {
   type ServerConfig,
   type StateInfo,
   type Step,
+  serverSteps,
 } from './common.ts';
 
 export type SubmissionPhase =
@@ -118,6 +119,11 @@ type S = SubmissionState;
 type A = SubmissionAction;
 type Out = Step<S, A>;
 
+const { enter, close, refuse, badArgument } = serverSteps<S['phase'], S, A>(
+  SUBMISSION_SERVER_STATES,
+  'closed',
+);
+
 /** "id = 1*64( ALPHA / DIGIT / "-" / "_" )" (§60.11). */
 const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 /** Returned payloads (SIGN, CERTIFY) go back in chunks no larger than the peer's limit. */
@@ -125,34 +131,6 @@ const CHUNK = 1_048_576;
 
 export function initialSubmissionServer(config: ServerConfig): S {
   return { phase: 'start', config, challenge: '', recipients: [], size: 0, received: 0, errors: 0 };
-}
-
-function enter(state: S, actions: A[]): Out {
-  const info = SUBMISSION_SERVER_STATES[state.phase];
-  if (info.timeout > 0) actions.push({ type: 'set-timer', seconds: info.timeout });
-  return { state, actions };
-}
-
-function close(state: S, actions: A[]): Out {
-  return { state: { ...state, phase: 'closed' }, actions: [...actions, { type: 'close' }] };
-}
-
-function refuse(state: S, r: ReturnType<typeof errorReply>): Out {
-  const errors = state.errors + 1;
-  if (errors >= limitsOf(state.config).maxErrors) {
-    return close({ ...state, errors }, [
-      { type: 'reply', reply: r },
-      {
-        type: 'reply',
-        reply: errorReply(421, '4.7.0', 'NMTP_ERR_TRANSPORT_OUT_OF_ORDER', {}, 'too many errors'),
-      },
-    ]);
-  }
-  return enter({ ...state, errors }, [{ type: 'reply', reply: r }]);
-}
-
-function badArgument(state: S, why: string): Out {
-  return refuse(state, errorReply(501, '5.5.4', 'NMTP_ERR_TRANSPORT_BAD_ARGUMENT', {}, why));
 }
 
 /** Sends a payload reply: `250 … size=<n>` then the octets as chunks, the last one LAST. */

@@ -28,6 +28,7 @@ import {
   type ServerConfig,
   type StateInfo,
   type Step,
+  serverSteps,
 } from './common.ts';
 import { csvName, evaluateCsv, type CsvResult } from './csv.ts';
 import type { CookieState, FinalAnswer, RecipientDecision, View, ViewChoice } from './decider.ts';
@@ -182,6 +183,11 @@ type S = TransferServerState;
 type A = TransferServerAction;
 type Out = Step<S, A>;
 
+const { enter, close, refuse, badArgument } = serverSteps<S['phase'], S, A>(
+  TRANSFER_SERVER_STATES,
+  'closed',
+);
+
 /** "cookie = 1*128( ALPHA / DIGIT / "-" / "_" )" (§60.4). */
 const COOKIE_RE = /^[A-Za-z0-9_-]{1,128}$/;
 
@@ -234,32 +240,6 @@ export function transferServer(state: S, event: TransferServerEvent): Out {
 }
 
 // --- helpers ------------------------------------------------------------------------------
-
-/** Restarts the state's timer: every complete command, chunk or host answer does. */
-function enter(state: S, actions: A[]): Out {
-  const info = TRANSFER_SERVER_STATES[state.phase];
-  if (info.timeout > 0) actions.push({ type: 'set-timer', seconds: info.timeout });
-  return { state, actions };
-}
-
-function close(state: S, actions: A[]): Out {
-  return { state: { ...state, phase: 'closed' }, actions: [...actions, { type: 'close' }] };
-}
-
-/** A refused command: counted; "after 10 refused commands the server closes" (§60.9). */
-function refuse(state: S, r: ReturnType<typeof errorReply>): Out {
-  const errors = state.errors + 1;
-  if (errors >= limitsOf(state.config).maxErrors) {
-    return close({ ...state, errors }, [
-      { type: 'reply', reply: r },
-      {
-        type: 'reply',
-        reply: errorReply(421, '4.7.0', 'NMTP_ERR_TRANSPORT_OUT_OF_ORDER', {}, 'too many errors'),
-      },
-    ]);
-  }
-  return enter({ ...state, errors }, [{ type: 'reply', reply: r }]);
-}
 
 /** A host answer that arrives in the wrong state is a host bug; ignore rather than throw. */
 function ignore(state: S): Out {
@@ -358,10 +338,6 @@ function onCommand(state: S, c: Command): Out {
     default:
       return refuse(state, errorReply(502, '5.5.1', 'NMTP_ERR_TRANSPORT_WRONG_SERVICE'));
   }
-}
-
-function badArgument(state: S, why: string, context: Record<string, string> = {}): Out {
-  return refuse(state, errorReply(501, '5.5.4', 'NMTP_ERR_TRANSPORT_BAD_ARGUMENT', context, why));
 }
 
 // --- HELLO --------------------------------------------------------------------------------
