@@ -1,6 +1,6 @@
 /**
  * RFC 3464 / RFC 6533 delivery status notifications at the legacy boundary
- * (docs/protocol/52-dsn.md): build them for legacy senders, parse the ones legacy MTAs
+ * (docs/protocol.md §52): build them for legacy senders, parse the ones legacy MTAs
  * send back.
  */
 export { buildDsn } from './build.ts';

@@ -2,7 +2,7 @@
  * Reads RFC 3464 / RFC 6533 DSNs that legacy MTAs send back (Postfix, Sendmail, Exim,
  * Exchange, InterMail...) into the shared per-recipient outcome type.
  *
- * Tolerance (docs/protocol/52-dsn.md §52.8): field names in any case, folded values, missing
+ * Tolerance (docs/protocol.md §52.8): field names in any case, folded values, missing
  * optional fields, "<addr>" in angle brackets, a missing address-type (taken as rfc822),
  * an Action missing but implied by the Status class (and vice versa), several status
  * parts of which only some parse. Each such repair is recorded in `warnings`. What cannot

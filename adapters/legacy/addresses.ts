@@ -1,6 +1,6 @@
 /**
  * Address-list fields (From, Sender, Reply-To, To, Cc) → RFC 5322 mailbox lists
- * (docs/protocol/51-nmtp-to-legacy.md §4.1).
+ * (docs/protocol.md §51.4.1).
  */
 import { NmtpError } from '../../src/core/errors/index.ts';
 import { parseMailboxList, toLegacyAddress } from '../../src/core/address/index.ts';
@@ -26,7 +26,7 @@ export function toLegacyMailboxList(field: string, value: string, smtputf8: bool
         addr = toLegacyAddress(m.address, { smtputf8 });
       } catch (e) {
         // "A non-ASCII local part toward a peer without SMTPUTF8 is an error
-        // (NMTP_ERR_LEGACY_ADDRESS_NEEDS_SMTPUTF8); it is never rewritten." (§4.1)
+        // (NMTP_ERR_LEGACY_ADDRESS_NEEDS_SMTPUTF8); it is never rewritten." (§51.4.1)
         if (e instanceof NmtpError && e.code === 'NMTP_ERR_ADDR_LEGACY_NEEDS_SMTPUTF8') {
           throw new NmtpError(
             'NMTP_ERR_LEGACY_ADDRESS_NEEDS_SMTPUTF8',

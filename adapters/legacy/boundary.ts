@@ -1,5 +1,5 @@
 /**
- * Multipart boundaries (docs/protocol/51-nmtp-to-legacy.md §6). RFC 2046 §5.1.1: "the
+ * Multipart boundaries (docs/protocol.md §51.6). RFC 2046 §5.1.1: "the
  * boundary delimiter MUST NOT appear inside any of the encapsulated parts".
  */
 import { NmtpError } from '../../src/core/errors/index.ts';

@@ -1,5 +1,5 @@
 /**
- * Date: RFC 3339 (NMTP, docs/protocol/10-format.md §5.4) → RFC 5322 §3.3 date-time.
+ * Date: RFC 3339 (NMTP, docs/protocol.md §10.5.4) → RFC 5322 §3.3 date-time.
  */
 import { parseDate } from '../../src/core/frame/index.ts';
 
@@ -21,7 +21,7 @@ const MONTHS = [
 
 /**
  * "The Date is written in the writer's own offset as an RFC 5322 date-time; an unknown
- * offset (-00:00) becomes -0000; fractions of a second are dropped." (§4.2) RFC 5322 §3.3
+ * offset (-00:00) becomes -0000; fractions of a second are dropped." (§51.4.2) RFC 5322 §3.3
  * gives -0000 the same meaning as RFC 3339's -00:00 (local offset unknown).
  */
 export function toLegacyDate(value: string): string {

@@ -1,6 +1,6 @@
 /**
  * Emitting a planned tree as legacy octets, one chunk at a time
- * (docs/protocol/51-nmtp-to-legacy.md §6, §8). Leaf bodies that travel unencoded are
+ * (docs/protocol.md §51.6, §51.8). Leaf bodies that travel unencoded are
  * yielded as views of the framed message's buffer (no copy); encoded bodies are produced a
  * chunk at a time, so memory beyond the input is one chunk.
  */
@@ -30,7 +30,7 @@ export function* emitPart(p: PlannedPart, chunkSize: number, top: boolean): Gene
       first = false;
       yield* emitPart(c, chunkSize, false);
     }
-    // "An empty multipart (no children) is written with its close delimiter only." (§6)
+    // "An empty multipart (no children) is written with its close delimiter only." (§51.6)
     yield bytes(`${first ? '' : '\r\n'}--${p.boundary}--${top ? '\r\n' : ''}`);
   }
 }

@@ -1,6 +1,6 @@
 /**
- * One NMTP header field → one legacy header field value (docs/protocol/51-nmtp-to-legacy.md
- * §4). Content-* fields are not handled here: they depend on the part's planned encoding
+ * One NMTP header field → one legacy header field value (docs/protocol.md
+ * §51.4). Content-* fields are not handled here: they depend on the part's planned encoding
  * (see plan.ts).
  */
 import { NmtpError } from '../../src/core/errors/index.ts';
@@ -29,7 +29,7 @@ export const DROPPED_FIELDS = new Set([
   'content-transfer-encoding',
   'mime-version',
   // Provenance of a legacy → NMTP conversion lists the SMTP recipients, Bcc ones included:
-  // a legacy copy goes to every recipient, so it must not carry them (§4.5).
+  // a legacy copy goes to every recipient, so it must not carry them (§51.4.5).
   'legacy-envelope-to',
 ]);
 
@@ -41,7 +41,7 @@ export function legacyFieldValue(name: string, value: string, smtputf8: boolean)
   if (STRUCTURED_ASCII.has(lower)) {
     // "Message-Id, In-Reply-To, References, Content-Id and Content-Language are copied
     // as they are; non-ASCII text in them toward a peer without SMTPUTF8 is
-    // NMTP_ERR_LEGACY_HEADER_NEEDS_SMTPUTF8." (§4.4)
+    // NMTP_ERR_LEGACY_HEADER_NEEDS_SMTPUTF8." (§51.4.4)
     if (!smtputf8 && !isAscii(value)) {
       throw new NmtpError('NMTP_ERR_LEGACY_HEADER_NEEDS_SMTPUTF8', `${name} is not ASCII`, {
         field: name,

@@ -1,5 +1,5 @@
 /**
- * Header line writing: `Name: value` folded at spaces (docs/protocol/51-nmtp-to-legacy.md §3).
+ * Header line writing: `Name: value` folded at spaces (docs/protocol.md §51.3).
  *
  * RFC 5322 §2.1.1: "Each line of characters MUST be no more than 998 characters, and
  * SHOULD be no more than 78 characters, excluding the CRLF." Folding inserts CRLF before a

@@ -1,6 +1,6 @@
 /**
  * Framed NMTP message → RFC 5322/MIME message for a legacy (SMTP) peer.
- * Spec: docs/protocol/51-nmtp-to-legacy.md.
+ * Spec: docs/protocol.md §51.
  *
  *   framedToLegacy(message, { smtputf8, eightBitMime })       → Uint8Array
  *   framedToLegacyChunks(message, { smtputf8, eightBitMime }) → Iterable<Uint8Array>

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 
-/** One signature verdict, for the optional Authentication-Results summary (§7). */
+/** One signature verdict, for the optional Authentication-Results summary (§51.7). */
 export interface SignatureVerdict {
   /** The signer domain (`d=`), A-label. */
   readonly domain: string;
@@ -25,7 +25,7 @@ export interface LegacyOptions {
    */
   readonly random?: (n: number) => Uint8Array;
   /**
-   * Authentication-Results summary of the trace block's signatures (§7): the gateway's
+   * Authentication-Results summary of the trace block's signatures (§51.7): the gateway's
    * authserv-id and the verdicts it computed. Without it the signatures are dropped.
    */
   readonly authResults?: {

@@ -2,7 +2,7 @@
  * MIME header values with parameters (Content-Type, Content-Disposition): RFC 2045 §5.1
  * syntax, RFC 2231 (written here: libmime mixes quoted and extended continuations) for
  * values a short quoted-string cannot carry
- * (docs/protocol/51-nmtp-to-legacy.md §4.3).
+ * (docs/protocol.md §51.4.3).
  */
 // RFC 2045 token (any CHAR except SPACE, CTLs and tspecials) minus "*", "'" and "%",
 // which RFC 2231 gives a meaning near parameters and which some readers then misparse
@@ -20,7 +20,7 @@ export function formatParam(name: string, value: string): string[] {
   }
   // "A parameter value that is not short printable ASCII is written with RFC 2231:
   // charset utf-8, every segment extended (percent-encoded), at most 60 characters each,
-  // also toward SMTPUTF8 peers." (§4.3) Extended segments need no quoting, so the value
+  // also toward SMTPUTF8 peers." (§51.4.3) Extended segments need no quoting, so the value
   // never holds a space and the field folds between segments.
   const pct = rfc2231Percent(value);
   const pieces: string[] = [];
@@ -58,7 +58,7 @@ export function formatParameterized(
 
 /**
  * Splits an NMTP Content-Disposition value (`type *( ";" SP name "=" value )`, the
- * Content-Type parameter rule of docs/protocol/10-format.md §5.2) into its parts.
+ * Content-Type parameter rule of docs/protocol.md §10.5.2) into its parts.
  */
 export function parseDisposition(value: string): {
   type: string;

@@ -28,7 +28,7 @@ import {
 } from './transfer-encoding.ts';
 import type { ResolvedOptions } from './options.ts';
 
-/** "application/x-nmtp-legacy-text; charset=<orig>" (docs/protocol/10-format.md §4). */
+/** "application/x-nmtp-legacy-text; charset=<orig>" (docs/protocol.md §10.4). */
 export const LEGACY_TEXT = 'application/x-nmtp-legacy-text';
 
 interface PlannedBase {
@@ -54,11 +54,11 @@ export interface PlannedMessage extends PlannedBase {
 export type PlannedPart = PlannedLeaf | PlannedMultipart | PlannedMessage;
 
 interface Role {
-  /** The whole legacy message's body (must end with a line, §5). */
+  /** The whole legacy message's body (must end with a line, §51.5). */
   readonly top: boolean;
   /** Root of a message (top level or inside message/rfc822): gets MIME-Version. */
   readonly messageRoot: boolean;
-  /** Header lines written first (trace-derived fields, §7). */
+  /** Header lines written first (trace-derived fields, §51.7). */
   readonly prefix: readonly (readonly [string, string])[];
 }
 
@@ -124,7 +124,7 @@ export function planPart(part: Part, opts: ResolvedOptions, role: Role): Planned
     let textual = ct.type.toLowerCase() === 'text';
     if (mediaType.toLowerCase() === LEGACY_TEXT) {
       // "A legacy-text part is restored as its original text type (the type parameter,
-      // text/plain when absent or not text/*) with its original charset." (§4.3)
+      // text/plain when absent or not text/*) with its original charset." (§51.4.3)
       const original = contentTypeParam(ct, 'type');
       mediaType =
         original !== undefined && /^text\/[A-Za-z0-9][\w!#$&^.+-]*$/.test(original)
@@ -133,7 +133,7 @@ export function planPart(part: Part, opts: ResolvedOptions, role: Role): Planned
       params = setParam(params, 'type', undefined);
       textual = true;
     } else if (textual) {
-      // NMTP text is UTF-8 (10-format §4), whatever a charset parameter said.
+      // NMTP text is UTF-8 (docs/protocol.md §10.4), whatever a charset parameter said.
       params = setParam(params, 'charset', 'utf-8');
     }
     const facts = inspectBody(part.body, textual, opts.eightBitMime);
@@ -156,7 +156,7 @@ export function planPart(part: Part, opts: ResolvedOptions, role: Role): Planned
     node = { kind: 'leaf', encoding, body: part.body };
   }
 
-  // Content-Filename → name= (Content-Type) and filename= (Content-Disposition) (§4.3).
+  // Content-Filename → name= (Content-Type) and filename= (Content-Disposition) (§51.4.3).
   if (filename !== undefined) params = setParam(params, 'name', filename);
   let disposition: string | undefined;
   if (dispositionValue !== undefined) {

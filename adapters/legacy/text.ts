@@ -1,7 +1,7 @@
 /**
  * Free text in legacy headers: unstructured fields (Subject, unknown fields) and display
  * names (RFC 5322 phrase). RFC 2047 encoded-words are produced by libmime; this module
- * decides when they are needed (docs/protocol/51-nmtp-to-legacy.md §3).
+ * decides when they are needed (docs/protocol.md §51.3).
  */
 import libmime from 'libmime';
 import { canFold } from './fold.ts';
@@ -27,7 +27,7 @@ export function encodedWords(value: string): string {
 /**
  * An unstructured field value (RFC 5322 §3.2.5) for the legacy peer.
  * "Non-ASCII text is written as RFC 2047 encoded-words (charset UTF-8) when the peer does
- * not offer SMTPUTF8, and as UTF-8 (RFC 6532) when it does." (§3.2) Text that looks like
+ * not offer SMTPUTF8, and as UTF-8 (RFC 6532) when it does." (§51.3.2) Text that looks like
  * an encoded-word, or that has a word too long for a 998-octet line, is encoded whole so
  * that every decoder shows the original text.
  */

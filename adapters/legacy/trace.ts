@@ -1,5 +1,5 @@
 /**
- * The framed trace block → legacy header fields (docs/protocol/51-nmtp-to-legacy.md §7).
+ * The framed trace block → legacy header fields (docs/protocol.md §51.7).
  *
  * Signatures sign the framed root part's octets, which the legacy message no longer has,
  * so no legacy reader can verify them: they are dropped, and summarised in an

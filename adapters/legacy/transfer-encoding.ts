@@ -1,6 +1,6 @@
 /**
  * Content-Transfer-Encoding: choice per leaf and the streaming encoders
- * (docs/protocol/51-nmtp-to-legacy.md §5). Bodies are read from the framed message's
+ * (docs/protocol.md §51.5). Bodies are read from the framed message's
  * buffer and encoded a chunk at a time, so only one output chunk exists at once.
  */
 import { MAX_LINE } from './fold.ts';
@@ -58,7 +58,7 @@ export function mustNotEncode(type: string, subtype: string): boolean {
  * "A body is written unencoded (7bit, or 8bit when the peer offers 8BITMIME) only when it
  * consists of CRLF-terminated lines of at most 998 octets without NUL; otherwise text is
  * quoted-printable when at most one octet in eight needs escaping, and everything else is
- * base64. binary is never used." (§5) `top` is the message's own body, which must also end
+ * base64. binary is never used." (§51.5) `top` is the message's own body, which must also end
  * with CRLF to be sent unchanged (SMTP DATA ends with a line).
  */
 export function chooseEncoding(

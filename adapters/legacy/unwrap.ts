@@ -1,9 +1,9 @@
 /**
  * A converted legacy message that carries its original octets (multipart/x-nmtp-legacy:
  * the converted content, then application/x-nmtp-legacy-original; see
- * docs/protocol/50-legacy-to-nmtp.md) is unwrapped: "the legacy copy is built from the
+ * docs/protocol.md §50.7.4, legacy → NMTP) is unwrapped: "the legacy copy is built from the
  * first child, with the root's message fields; the carried original is not sent"
- * (docs/protocol/51-nmtp-to-legacy.md §2). A legacy reader would otherwise see a
+ * (docs/protocol.md §51.2). A legacy reader would otherwise see a
  * multipart/x-nmtp-legacy it does not know, and a second copy of the message.
  */
 import {

@@ -1,5 +1,5 @@
 /**
- * Whether the gateway may send a DSN at all (docs/protocol/52-dsn.md §52.5). A DSN goes to
+ * Whether the gateway may send a DSN at all (docs/protocol.md §52.5). A DSN goes to
  * the envelope sender, which anyone can forge; a report to a forged sender is backscatter
  * (spam to an innocent third party). So after acceptance the gateway reports only to a
  * return path it has reason to believe, and otherwise keeps the outcome in its logs: the

@@ -1,7 +1,7 @@
 /**
  * NMTP → SMTP direction: a legacy DSN (or SMTP reply) about a message that an NMTP sender
  * handed to the gateway updates the cookie the gateway answers STATUS with. NMTP senders
- * never get a bounce message; they poll (docs/protocol/52-dsn.md §52.6).
+ * never get a bounce message; they poll (docs/protocol.md §52.6).
  */
 import type { RecipientOutcome } from './outcome.ts';
 

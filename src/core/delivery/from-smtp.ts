@@ -1,5 +1,5 @@
 /**
- * SMTP reply → per-recipient outcome. Policy (docs/protocol/52-dsn.md §52.2): 2xx is success,
+ * SMTP reply → per-recipient outcome. Policy (docs/protocol.md §52.2): 2xx is success,
  * 5xx permanent failure, 4xx temporary; anything unknown or ambiguous is temporary, because
  * retrying a message that could have been delivered costs a delay, while failing it wrongly
  * loses mail.

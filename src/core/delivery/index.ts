@@ -1,6 +1,6 @@
 /**
  * Per-recipient delivery outcomes shared by NMTP answers, SMTP replies and DSNs
- * (docs/protocol/52-dsn.md). Pure: times are parameters.
+ * (docs/protocol.md §52). Pure: times are parameters.
  */
 export {
   enhancedStatus,

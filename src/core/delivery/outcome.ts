@@ -88,7 +88,7 @@ export function expectedClass(action: DeliveryAction): StatusClass {
 
 /**
  * Validates an outcome built by hand (the mapping functions already produce valid ones).
- * Rule of this project (docs/protocol/52-dsn.md §52.1): the status class agrees with the
+ * Rule of this project (docs/protocol.md §52.1): the status class agrees with the
  * action — failed ⇔ 5, delayed ⇔ 4, delivered/relayed/expanded ⇔ 2 — so a DSN never says
  * "delivered" with a failure code.
  */

@@ -3,7 +3,7 @@ import { defineErrors } from './define.ts';
 /**
  * Codes of the dsn subsystem (legacy boundary): the per-recipient outcome type
  * (src/core/delivery/), the RFC 3464/6533 DSN builder and parser (adapters/dsn/).
- * Spec: docs/protocol/52-dsn.md.
+ * Spec: docs/protocol.md §52.
  */
 export const DSN_ERRORS = defineErrors({
   NMTP_ERR_DSN_BAD_STATUS: {

@@ -2,7 +2,7 @@ import { defineErrors } from './define.ts';
 
 /**
  * Codes of the legacy boundary: building RFC 5322/MIME messages from framed ones
- * (docs/protocol/51-nmtp-to-legacy.md §9).
+ * (docs/protocol.md §51.9).
  *
  * All are permanent: the same framed message toward a peer with the same extensions fails
  * the same way on retry. They are message-scoped because a header (From, To, …) is shared by

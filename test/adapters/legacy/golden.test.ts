@@ -1,5 +1,5 @@
 /**
- * The worked example of docs/protocol/51-nmtp-to-legacy.md §10, byte for byte: the framed
+ * The worked example of docs/protocol.md §51.10, byte for byte: the framed
  * input (worked-example.nmtp) and the legacy outputs toward a 7-bit peer and toward a
  * SMTPUTF8 + 8BITMIME peer, with the boundary's random octets fixed. The expected files
  * were reviewed by hand against RFC 5322/2045/2047/2231 and are read back by Python in

@@ -40,7 +40,7 @@ const CHARS = [
 ];
 const textChar = fc.constantFrom(...CHARS);
 /**
- * A field value: NFC, no edge spaces (docs/protocol/10-format.md §3), and no runs of
+ * A field value: NFC, no edge spaces (docs/protocol.md §10.3), and no runs of
  * spaces: a legacy → framed conversion folds whitespace runs to one SP, so framed values
  * with runs are not in the round trip's domain (the fixture cases check runs with Python).
  */

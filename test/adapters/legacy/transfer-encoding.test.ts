@@ -1,6 +1,6 @@
 /**
  * The transfer encodings of adapters/legacy/transfer-encoding.ts: the choice table of
- * docs/protocol/51-nmtp-to-legacy.md §5, and quoted-printable / base64 checked against
+ * docs/protocol.md §51.5, and quoted-printable / base64 checked against
  * Python's quopri and base64 modules (independent decoders) on generated bodies.
  */
 import assert from 'node:assert/strict';
@@ -41,7 +41,7 @@ function assertLines(out: Buffer, max: number): void {
 }
 
 describe('transfer encodings', () => {
-  it('chooses per §5', () => {
+  it('chooses per §51.5', () => {
     const choose = (
       s: string | Uint8Array,
       textual: boolean,

@@ -27,7 +27,7 @@ test('parseNotify: NEVER alone, or a list of SUCCESS/FAILURE/DELAY, any case', (
   }
 });
 
-test('which actions produce a DSN under each NOTIFY (table of docs/protocol/52-dsn.md §4)', () => {
+test('which actions produce a DSN under each NOTIFY (table of docs/protocol.md §52.4)', () => {
   const table: Record<string, DeliveryAction[]> = {
     NEVER: [],
     SUCCESS: ['delivered', 'relayed', 'expanded'],
