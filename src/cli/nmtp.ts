@@ -36,11 +36,14 @@ import { toBase64url } from '../core/sign/index.ts';
 import { legacyToFramed } from '../../adapters/mime/index.ts';
 import { framedToLegacyChunks } from '../../adapters/legacy/index.ts';
 import { hostname } from 'node:os';
+import { TRANSPORT_COMMANDS } from './transport-commands.ts';
 
 interface Command {
   readonly summary: string;
   readonly usage: string;
   readonly options: NonNullable<ParseArgsConfig['options']>;
+  /** Takes positional arguments (e.g. cookies); others refuse them. */
+  readonly positionals?: boolean;
   run(values: Record<string, unknown>, positionals: string[]): Promise<number> | number;
 }
 
@@ -365,6 +368,7 @@ const COMMANDS: Record<string, Command> = {
       return 0;
     },
   },
+  ...TRANSPORT_COMMANDS,
 };
 
 function help(): void {
@@ -386,7 +390,7 @@ export async function main(argv: string[]): Promise<number> {
     const { values, positionals } = parseArgs({
       args: rest,
       options: { ...cmd.options, help: { type: 'boolean', short: 'h' } },
-      allowPositionals: false,
+      allowPositionals: cmd.positionals === true,
       strict: true,
     });
     if (values['help']) {

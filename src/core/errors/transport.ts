@@ -168,4 +168,22 @@ export const TRANSPORT_ERRORS = defineErrors({
     scope: 'local',
     summary: 'A local failure (storage, signing, decider) on the answering side.',
   },
+  NMTP_ERR_TRANSPORT_NO_ROUTE: {
+    temporary: true,
+    scope: 'message',
+    summary:
+      'No SRV record names a server for the destination domain (or the lookup failed); nothing to connect to.',
+  },
+  NMTP_ERR_TRANSPORT_CONNECT_FAILED: {
+    temporary: true,
+    scope: 'session',
+    summary:
+      'Every SRV target refused or failed the TCP/TLS connection (including a certificate that does not verify).',
+  },
+  NMTP_ERR_TRANSPORT_TOO_MANY_CONNECTIONS: {
+    temporary: true,
+    scope: 'session',
+    summary:
+      'The server is at its connection limit (overall or for the client address); try again later.',
+  },
 });

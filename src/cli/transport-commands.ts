@@ -1,0 +1,246 @@
+/**
+ * The transport commands of `nmtp` (issue 4): `certs generate`, `serve`, `mailbox
+ * approve|reject`, `send`, `status`, `giveup`. Same shape as the commands in nmtp.ts, kept
+ * in their own file so the transport and the message tools can change independently.
+ */
+import { readFileSync } from 'node:fs';
+import { keyPairFromSeed, seedFromPem } from '../core/keys/index.ts';
+import type { ClientJob } from '../core/session/index.ts';
+import type { Reply } from '../core/wire/index.ts';
+import { printReplyLine } from '../core/wire/index.ts';
+import {
+  deliverJob,
+  transferTo,
+  transferToDomain,
+  type ClientIdentity,
+  type ConnectOptions,
+  type JobResult,
+} from '../client/transfer.ts';
+import { dnsSrvResolver } from '../dns/srv.ts';
+import { dnsTxtResolver } from '../dns/txt.ts';
+import { generateSelfSigned } from '../server/certs.ts';
+import { Mailbox } from '../server/mailbox.ts';
+import { serveMailbox } from '../server/serve.ts';
+import type { ParseArgsConfig } from 'node:util';
+
+interface TransportCommand {
+  readonly summary: string;
+  readonly usage: string;
+  readonly options: NonNullable<ParseArgsConfig['options']>;
+  readonly positionals?: boolean;
+  run(values: Record<string, unknown>, positionals: string[]): Promise<number> | number;
+}
+
+/**
+ * A usage mistake. nmtp.ts's main() prints the usage and exits 2 for errors whose code
+ * starts with ERR_PARSE_ARGS; this class uses that path so it needs nothing from nmtp.ts
+ * (which imports this file).
+ */
+class UsageError extends Error {
+  readonly code = 'ERR_PARSE_ARGS_NMTP_USAGE';
+}
+
+const out = (s: string): void => void process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
+
+function need(values: Record<string, unknown>, name: string): string {
+  const v = values[name];
+  if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} is required`);
+  return v;
+}
+
+function hostPort(text: string, flag: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(text);
+  const port = Number(m?.[2]);
+  if (m === null || port > 65535) throw new UsageError(`--${flag} takes HOST:PORT`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+}
+
+function dnsServers(v: Record<string, unknown>): { servers?: string[] } {
+  const servers = v['dns-server'] as string[] | undefined;
+  return servers === undefined ? {} : { servers };
+}
+
+async function readStdin(): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return new Uint8Array(Buffer.concat(chunks));
+}
+
+function identity(v: Record<string, unknown>): ClientIdentity {
+  return {
+    domain: need(v, 'domain'),
+    selector: need(v, 'selector'),
+    key: keyPairFromSeed(seedFromPem(readFileSync(need(v, 'key'), 'utf8'))),
+  };
+}
+
+function connectOptions(v: Record<string, unknown>): ConnectOptions {
+  const ca = v['ca'] as string | undefined;
+  return {
+    ...(ca === undefined ? {} : { ca: readFileSync(ca) }),
+    ...(v['plaintext'] === true ? { plaintext: true } : {}),
+  };
+}
+
+/** Runs a job at --server HOST:PORT, or at the SRV targets of `domain`. */
+function runJob(
+  v: Record<string, unknown>,
+  domain: string,
+  job: ClientJob,
+  message?: Uint8Array,
+): Promise<JobResult> {
+  const server = v['server'] as string | undefined;
+  const id = identity(v);
+  const o = connectOptions(v);
+  if (server !== undefined) return transferTo(hostPort(server, 'server'), id, job, message, o);
+  return transferToDomain(domain, dnsSrvResolver(dnsServers(v)), id, job, message, o);
+}
+
+/** One line per recipient: address, then the reply that decided it, as on the wire. */
+function printResult(r: JobResult): boolean {
+  for (const x of r.recipients) out(`${x.rcpt} ${printReplyLine(x.reply)}`);
+  if (r.failure !== undefined) {
+    const f = r.failure;
+    const why =
+      typeof f === 'string'
+        ? f
+        : 'code' in f && typeof f.code === 'number'
+          ? printReplyLine(f as Reply)
+          : (f as Error).message;
+    out(`session failed at ${r.endpoint.host}:${r.endpoint.port}: ${why}`);
+    return false;
+  }
+  return true;
+}
+
+const clientOptions = {
+  key: { type: 'string' },
+  domain: { type: 'string' },
+  selector: { type: 'string' },
+  'dns-server': { type: 'string', multiple: true },
+  ca: { type: 'string' },
+  server: { type: 'string' },
+  plaintext: { type: 'boolean' },
+} as const;
+
+const CLIENT_USAGE =
+  '--key FILE --domain D --selector S [--dns-server HOST:PORT…] [--ca FILE] [--server HOST:PORT]';
+
+/** Domain part of an address (after the last "@"). */
+const domainOf = (a: string): string => a.slice(a.lastIndexOf('@') + 1);
+
+function cookieCommand(op: 'status' | 'giveup'): TransportCommand {
+  return {
+    summary:
+      op === 'status'
+        ? 'ask a receiver for the state of deferred recipients (cookies)'
+        : 'tell a receiver the sender stops waiting on cookies',
+    usage: `nmtp ${op} <cookie>… --at DOMAIN ${CLIENT_USAGE}`,
+    options: { ...clientOptions, at: { type: 'string' } },
+    positionals: true,
+    async run(v, cookies) {
+      if (cookies.length === 0) throw new UsageError('give at least one cookie');
+      const at = (v['at'] as string | undefined) ?? '';
+      if (at === '' && v['server'] === undefined)
+        throw new UsageError('--at or --server is required');
+      let ok = true;
+      for (const cookie of cookies) {
+        const r = await runJob(v, at, { kind: op, cookie });
+        ok = printResult(r) && ok;
+      }
+      return ok ? 0 : 75;
+    },
+  };
+}
+
+export const TRANSPORT_COMMANDS: Record<string, TransportCommand> = {
+  'certs generate': {
+    summary: 'a self-signed TLS certificate and key for tests and demos (uses openssl)',
+    usage: 'nmtp certs generate --out DIR --name HOST [--days N]',
+    options: { out: { type: 'string' }, name: { type: 'string' }, days: { type: 'string' } },
+    run(v) {
+      const days = Number((v['days'] as string | undefined) ?? 30);
+      if (!Number.isSafeInteger(days) || days <= 0) throw new UsageError('--days takes a number');
+      const c = generateSelfSigned(need(v, 'out'), need(v, 'name'), days);
+      out(`certificate ${c.certFile}\nkey ${c.keyFile}`);
+      return 0;
+    },
+  },
+  serve: {
+    summary: 'the reference mailbox receiver: NMTP transfer over TLS into a directory',
+    usage:
+      'nmtp serve --listen HOST:PORT --cert FILE --key FILE --domain SERVER-NAME --maildir DIR\n' +
+      '       [--dns-server HOST:PORT…] [--require-csv] [--plaintext (loopback only)]',
+    options: {
+      listen: { type: 'string' },
+      cert: { type: 'string' },
+      key: { type: 'string' },
+      domain: { type: 'string' },
+      maildir: { type: 'string' },
+      'dns-server': { type: 'string', multiple: true },
+      'require-csv': { type: 'boolean' },
+      plaintext: { type: 'boolean' },
+    },
+    async run(v) {
+      const { host, port } = hostPort(need(v, 'listen'), 'listen');
+      const plaintext = v['plaintext'] === true;
+      const serving = await serveMailbox({
+        host,
+        port,
+        ...(plaintext ? { plaintext } : { certFile: need(v, 'cert'), keyFile: need(v, 'key') }),
+        serverName: need(v, 'domain'),
+        maildir: need(v, 'maildir'),
+        resolveTxt: dnsTxtResolver(dnsServers(v)),
+        requireCsv: v['require-csv'] === true,
+        onError: (e) => process.stderr.write(`nmtp serve: ${(e as Error).message}\n`),
+      });
+      out(`listening on ${serving.host}:${serving.port}`);
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      await serving.close();
+      return 0;
+    },
+  },
+  'mailbox approve': mailboxCommand('approve'),
+  'mailbox reject': mailboxCommand('reject'),
+  send: {
+    summary: 'deliver a framed message (stdin) over NMTP transfer to its recipients',
+    usage: `nmtp send --to ADDR [--to ADDR…] ${CLIENT_USAGE} < message`,
+    options: { ...clientOptions, to: { type: 'string', multiple: true } },
+    async run(v) {
+      const to = (v['to'] as string[] | undefined) ?? [];
+      if (to.length === 0) throw new UsageError('--to is required');
+      const message = await readStdin();
+      // One transaction per destination domain (its own SRV targets).
+      const byDomain = new Map<string, string[]>();
+      for (const a of to) byDomain.set(domainOf(a), [...(byDomain.get(domainOf(a)) ?? []), a]);
+      let ok = true;
+      for (const [domain, rcpts] of byDomain) {
+        ok = printResult(await runJob(v, domain, deliverJob(rcpts, message), message)) && ok;
+      }
+      return ok ? 0 : 75;
+    },
+  },
+  status: cookieCommand('status'),
+  giveup: cookieCommand('giveup'),
+};
+
+function mailboxCommand(decision: 'approve' | 'reject'): TransportCommand {
+  return {
+    summary: `${decision} a deferred recipient of the mailbox receiver (by cookie)`,
+    usage: `nmtp mailbox ${decision} <cookie>… --maildir DIR`,
+    options: { maildir: { type: 'string' } },
+    positionals: true,
+    async run(v, cookies) {
+      if (cookies.length === 0) throw new UsageError('give at least one cookie');
+      const mailbox = await Mailbox.open({ maildir: need(v, 'maildir') });
+      for (const c of cookies) {
+        const r = await mailbox.decideCookie(c, decision);
+        out(`${c} ${r.state}${r.id === undefined ? '' : ` id=${r.id}`}`);
+      }
+      return 0;
+    },
+  };
+}

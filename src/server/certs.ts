@@ -1,0 +1,43 @@
+/**
+ * A self-signed certificate for tests and demos (`nmtp certs generate`), made by the
+ * openssl command-line tool (on the machine, and in test/harness/debian-packages.txt):
+ * an Ed25519 key and an X.509 certificate naming the host in its subjectAltName, which is
+ * what node:tls checks.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface GeneratedCert {
+  readonly certFile: string;
+  readonly keyFile: string;
+}
+
+export function generateSelfSigned(outDir: string, name: string, days = 30): GeneratedCert {
+  mkdirSync(outDir, { recursive: true, mode: 0o700 });
+  const certFile = join(outDir, `${name}.crt`);
+  const keyFile = join(outDir, `${name}.key`);
+  const san = /^[0-9.]+$|:/.test(name) ? `IP:${name}` : `DNS:${name}`;
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ed25519',
+      '-nodes',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+      '-days',
+      String(days),
+      '-subj',
+      `/CN=${name}`,
+      '-addext',
+      `subjectAltName=${san}`,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  return { certFile, keyFile };
+}

@@ -1,0 +1,286 @@
+/**
+ * The reference mailbox receiver: a `TransferDecider` that stores accepted messages in a
+ * directory, so the protocol can be tried end to end without the gateway (issue 4).
+ *
+ *     <maildir>/tmp/      messages being received (deleted after the decision)
+ *     <maildir>/new/      accepted messages, one `<id>.nmtp` per accepted recipient
+ *     <maildir>/held/     messages of deferred recipients, `<cookie>.nmtp`
+ *     <maildir>/cookies/  the durable cookie store (src/store/cookies.ts)
+ *     <maildir>/policy.json  optional: { "defer": [addr…], "reject": [addr…] }; others accept
+ *
+ * Every file is fsync'd (and its directory) before the recipient is answered 250, so an
+ * accepted message survives a crash. A deferred recipient is decided later by
+ * `decideCookie` (the `nmtp mailbox approve|reject` command), possibly from another
+ * process: the running server reads the cookie store on every STATUS.
+ */
+import { randomBytes } from 'node:crypto';
+import { link, mkdir, open, readFile, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { NmtpError } from '../core/errors/index.ts';
+import { END, FrameDecoder, NEED_MORE } from '../core/frame/index.ts';
+import { toBase64url } from '../core/sign/index.ts';
+import type {
+  CookieState,
+  FinalAnswer,
+  RecipientDecision,
+  ViewChoice,
+} from '../core/session/index.ts';
+import { CookieStore, type StoredCookie } from '../store/cookies.ts';
+import { fsyncDir, writeDurable } from '../store/durable.ts';
+import type { Identification, MessageSink, TransferDecider } from './transfer-host.ts';
+
+export interface MailboxOptions {
+  readonly maildir: string;
+  /** Unix seconds now. */
+  readonly now?: () => number;
+  /** Poll window given to deferred senders and how long a cookie lives (seconds). */
+  readonly minPoll?: number;
+  readonly maxPoll?: number;
+  readonly cookieLifetime?: number;
+}
+
+interface Policy {
+  readonly defer?: readonly string[];
+  readonly reject?: readonly string[];
+}
+
+/** A message being received into tmp/, hashed by the streaming frame decoder. */
+class Incoming implements MessageSink {
+  private readonly decoder = new FrameDecoder({});
+  digest: string | undefined;
+  bad: NmtpError | undefined;
+
+  constructor(
+    readonly path: string,
+    readonly file: FileHandle,
+  ) {}
+
+  async write(bytes: Uint8Array): Promise<void> {
+    await this.file.write(bytes);
+    // The decoder checks the whole frame and computes the content digest as the octets
+    // pass: memory stays bounded by the frame limits, not the message size.
+    this.feed(() => this.decoder.push(Uint8Array.from(bytes)));
+  }
+
+  private feed(f: () => void): void {
+    if (this.bad) return;
+    try {
+      f();
+      for (let ev = this.decoder.next(); ev !== NEED_MORE && ev !== END; ev = this.decoder.next()) {
+        if (ev.type === 'end') this.digest = toBase64url(ev.contentDigest);
+      }
+    } catch (e) {
+      this.bad = e instanceof NmtpError ? e : new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', String(e));
+    }
+  }
+
+  /** Flushes the file to disk and finishes the frame check. */
+  async close(): Promise<void> {
+    this.feed(() => this.decoder.finish());
+    await this.file.sync();
+    await this.file.close();
+  }
+}
+
+export class Mailbox implements TransferDecider {
+  private constructor(
+    private readonly o: MailboxOptions,
+    readonly cookies: CookieStore,
+  ) {}
+
+  static async open(o: MailboxOptions): Promise<Mailbox> {
+    for (const d of ['tmp', 'new', 'held']) {
+      await mkdir(join(o.maildir, d), { recursive: true, mode: 0o700 });
+    }
+    return new Mailbox(o, await CookieStore.open(join(o.maildir, 'cookies')));
+  }
+
+  private now(): number {
+    return (this.o.now ?? ((): number => Math.floor(Date.now() / 1000)))();
+  }
+
+  private async policy(): Promise<Policy> {
+    try {
+      return JSON.parse(await readFile(join(this.o.maildir, 'policy.json'), 'utf8')) as Policy;
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENOENT') return {};
+      throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', `policy.json: ${(e as Error).message}`);
+    }
+  }
+
+  async decideRecipient(a: { rcpt: string }): Promise<RecipientDecision> {
+    const p = await this.policy();
+    if (p.reject?.includes(a.rcpt) === true) return { kind: 'reject', text: 'refused by policy' };
+    return { kind: 'accept' };
+  }
+
+  async chooseView(a: {
+    domain: string;
+    cookie?: string;
+  }): Promise<{ choice: ViewChoice; sink?: MessageSink }> {
+    if (a.cookie !== undefined) {
+      const c = await this.owned(a.cookie, a.domain);
+      if (c === undefined) return { choice: { kind: 'unknown-cookie' } };
+      if (c.state !== 'want-view') return { choice: { kind: 'not-wanted' } };
+    }
+    // A mailbox stores what it accepts, so it always asks for the full view.
+    const path = join(this.o.maildir, 'tmp', `${toBase64url(randomBytes(12))}.nmtp`);
+    const file = await open(path, 'wx', 0o600);
+    return { choice: { kind: 'view', view: 'full' }, sink: new Incoming(path, file) };
+  }
+
+  async decideMessage(
+    a: { domain: string; recipients: readonly string[]; digest: string; cookie?: string },
+    sink: MessageSink | undefined,
+    client: Identification,
+  ): Promise<FinalAnswer[]> {
+    if (!(sink instanceof Incoming)) throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'no sink');
+    await sink.close();
+    try {
+      const rcpts =
+        a.cookie === undefined
+          ? a.recipients
+          : [(await this.owned(a.cookie, a.domain))?.rcpt ?? ''];
+      // "A receiver MUST check the content digest of a full view before accepting … a
+      // mismatch rejects every recipient" (§60.10.4).
+      if (sink.bad !== undefined || sink.digest !== a.digest) {
+        const text = sink.bad?.code ?? 'content digest mismatch';
+        return rcpts.map((rcpt) => ({ kind: 'rejected', rcpt, enhanced: '5.6.0', text }));
+      }
+      const p = await this.policy();
+      const answers: FinalAnswer[] = [];
+      for (const rcpt of rcpts) {
+        if (a.cookie === undefined && p.defer?.includes(rcpt) === true) {
+          answers.push(await this.defer(a.domain, rcpt, sink.path, client));
+        } else {
+          answers.push({ kind: 'accepted', rcpt, id: await this.deliver(sink.path, rcpt, client) });
+        }
+      }
+      return answers;
+    } finally {
+      await unlink(sink.path).catch(() => undefined);
+    }
+  }
+
+  async discard(sink: MessageSink): Promise<void> {
+    if (!(sink instanceof Incoming)) return;
+    await sink.file.close().catch(() => undefined);
+    await unlink(sink.path).catch(() => undefined);
+  }
+
+  /**
+   * Links the received file into new/ under a fresh id, with `<id>.json` beside it naming
+   * the recipient and the client identification (the message octets stay exactly as
+   * sent); durable before it returns.
+   */
+  private async deliver(from: string, rcpt: string, client: Identification): Promise<string> {
+    const id = toBase64url(randomBytes(12));
+    const dir = join(this.o.maildir, 'new');
+    const meta = { rcpt, received: this.now(), client };
+    await writeDurable(join(dir, `${id}.json`), `${JSON.stringify(meta)}\n`);
+    await link(from, join(dir, `${id}.nmtp`));
+    await fsyncDir(dir);
+    return id;
+  }
+
+  private async defer(
+    owner: string,
+    rcpt: string,
+    from: string,
+    client: Identification,
+  ): Promise<FinalAnswer> {
+    // "Cookies … MUST be unguessable (at least 128 bits of randomness)" (§60.10.6).
+    const cookie = toBase64url(randomBytes(16));
+    const held = join(this.o.maildir, 'held', `${cookie}.nmtp`);
+    await link(from, held);
+    await fsyncDir(join(this.o.maildir, 'held'));
+    const now = this.now();
+    const c: StoredCookie = {
+      cookie,
+      owner,
+      rcpt,
+      state: 'deferred',
+      issued: now,
+      expires: now + (this.o.cookieLifetime ?? 7 * 86400),
+      min: this.o.minPoll ?? 60,
+      max: this.o.maxPoll ?? 3600,
+      ref: held,
+      client,
+    };
+    await this.cookies.put(c);
+    return { kind: 'deferred', rcpt, cookie, min: c.min, max: c.max, expires: c.expires };
+  }
+
+  /**
+   * The cookie if it exists, is not expired and belongs to `domain`: "a cookie issued to
+   * one client domain MUST be answered, for any other domain, exactly like an unknown
+   * cookie" (§60.10.6).
+   */
+  private async owned(cookie: string, domain: string): Promise<StoredCookie | undefined> {
+    const c = await this.cookies.get(cookie);
+    if (c === undefined || c.owner !== domain || c.expires < this.now()) return undefined;
+    return c;
+  }
+
+  async cookie(a: {
+    op: 'status' | 'giveup';
+    domain: string;
+    cookie: string;
+  }): Promise<CookieState> {
+    let c = await this.owned(a.cookie, a.domain);
+    if (c === undefined) return { kind: 'unknown' };
+    if (a.op === 'giveup' && c.state !== 'accepted' && c.state !== 'rejected') {
+      // "the receiver MAY discard what it holds for that recipient" (§60.10.6).
+      c = { ...c, state: 'given-up' };
+      await this.cookies.put(c);
+      if (c.ref !== undefined) await unlink(c.ref).catch(() => undefined);
+    }
+    return cookieState(c);
+  }
+
+  /** The person's decision on a deferred recipient (`nmtp mailbox approve|reject`). */
+  async decideCookie(cookie: string, decision: 'approve' | 'reject'): Promise<StoredCookie> {
+    const c = await this.cookies.get(cookie);
+    if (c === undefined) throw new NmtpError('NMTP_ERR_TRANSPORT_COOKIE_UNKNOWN', cookie);
+    if (c.state !== 'deferred') {
+      throw new NmtpError('NMTP_ERR_TRANSPORT_OUT_OF_ORDER', `cookie is ${c.state}`);
+    }
+    let next: StoredCookie;
+    if (decision === 'approve') {
+      if (c.ref === undefined) throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'no held message');
+      // The store keeps identification as plain strings; it was written from an Identification.
+      const client = (c.client as Identification | undefined) ?? {
+        domain: c.owner,
+        ip: '',
+        proof: 'pass',
+        csv: 'none',
+      };
+      next = { ...c, state: 'accepted', id: await this.deliver(c.ref, c.rcpt, client) };
+    } else {
+      next = { ...c, state: 'rejected', enhanced: '5.7.1', text: 'refused by the recipient' };
+    }
+    await this.cookies.put(next);
+    if (c.ref !== undefined) await unlink(c.ref).catch(() => undefined);
+    return next;
+  }
+}
+
+function cookieState(c: StoredCookie): CookieState {
+  switch (c.state) {
+    case 'deferred':
+      return { kind: 'deferred', rcpt: c.rcpt, min: c.min, max: c.max, expires: c.expires };
+    case 'want-view':
+      return { kind: 'want-view', rcpt: c.rcpt, view: c.view ?? 'full' };
+    case 'accepted':
+      return { kind: 'accepted', rcpt: c.rcpt, id: c.id ?? '' };
+    case 'rejected':
+      return {
+        kind: 'rejected',
+        rcpt: c.rcpt,
+        ...(c.enhanced === undefined ? {} : { enhanced: c.enhanced }),
+        ...(c.text === undefined ? {} : { text: c.text }),
+      };
+    case 'given-up':
+      return { kind: 'given-up', rcpt: c.rcpt };
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * The host loop every server session runs (docs/protocol/60-transport.md, src/core/session
+ * common.ts): decode wire items, feed each as an event, perform the reducer's actions in
+ * order, feed each result back as an event before anything read later. The loop owns the
+ * socket, the one session timer, and the writes; what a specific machine asks for beyond
+ * that (DNS, keys, the decider, storage) is `perform`'s.
+ *
+ * Backpressure: the socket is paused while the items of one read are handled — chunk data
+ * is stored before more is read — and every write waits for 'drain'. Memory per session
+ * is one read buffer plus one line (the decoder's limit), whatever the message size.
+ */
+import type { Duplex } from 'node:stream';
+import type { BaseAction, BaseEvent, Step } from '../core/session/index.ts';
+import { encodeChunk, encodeReply, END, NEED_MORE, WireDecoder } from '../core/wire/index.ts';
+
+export interface SessionSpec<S, E extends { type: string }, A extends { type: string }> {
+  readonly initial: S;
+  readonly reducer: (state: S, event: BaseEvent | E) => Step<S, A | BaseAction>;
+  /** The first event (greeting): the reducers want a fresh challenge and the peer IP. */
+  readonly connected: E;
+  /** Performs a machine-specific action; returns the event it produces, if any. */
+  perform(action: A): Promise<E | undefined>;
+  /** The session ended (after the socket closed); release what `perform` holds. */
+  ended?(): void;
+  /** Multiplies every state timeout (tests shorten them); default 1. */
+  readonly timeoutScale?: number;
+  readonly onError?: (e: unknown) => void;
+}
+
+const BASE = new Set(['reply', 'command', 'chunk', 'set-timer', 'store-chunk', 'close']);
+
+/** A host failure: "451 4.3.0 NMTP_ERR_TRANSPORT_LOCAL", then close (§60.7). */
+const LOCAL_FAILURE = encodeReply({
+  code: 451,
+  enhanced: '4.3.0',
+  params: { err: 'NMTP_ERR_TRANSPORT_LOCAL' },
+  text: '',
+});
+
+/** Runs one session to its end; resolves when the socket is closed. */
+export function runSession<S, E extends { type: string }, A extends { type: string }>(
+  socket: Duplex,
+  spec: SessionSpec<S, E, A>,
+): Promise<void> {
+  const decoder = new WireDecoder('server');
+  let state = spec.initial;
+  let timer: NodeJS.Timeout | undefined;
+  let closed = false;
+  let running = false;
+  const queue: (BaseEvent | E)[] = [];
+  const scale = spec.timeoutScale ?? 1;
+  const onError = spec.onError ?? ((): void => undefined);
+
+  const write = (bytes: Uint8Array): Promise<void> =>
+    new Promise((resolve) => {
+      if (closed || socket.destroyed) return resolve();
+      if (socket.write(bytes)) resolve();
+      else socket.once('drain', () => resolve());
+    });
+
+  const shutdown = (): void => {
+    if (closed) return;
+    closed = true;
+    if (timer) clearTimeout(timer);
+    socket.end();
+  };
+
+  const performBase = async (a: BaseAction): Promise<BaseEvent | E | undefined> => {
+    switch (a.type) {
+      case 'reply':
+        await write(encodeReply(a.reply));
+        return undefined;
+      case 'chunk':
+        await write(encodeChunk(a.bytes, a.last));
+        return undefined;
+      case 'command':
+        return undefined; // a server sends no commands
+      case 'set-timer':
+        // One timer per session: every state change restarts it (§60.9 timeouts).
+        if (timer) clearTimeout(timer);
+        timer = setTimeout(() => enqueue({ type: 'timeout' }), a.seconds * 1000 * scale);
+        timer.unref();
+        return undefined;
+      case 'close':
+        shutdown();
+        return undefined;
+      case 'store-chunk':
+        return spec.perform(a as unknown as A);
+    }
+  };
+
+  const step = async (event: BaseEvent | E): Promise<void> => {
+    const out = spec.reducer(state, event);
+    state = out.state;
+    for (const a of out.actions) {
+      let next: BaseEvent | E | undefined;
+      try {
+        next = BASE.has(a.type) ? await performBase(a as BaseAction) : await spec.perform(a as A);
+      } catch (e) {
+        // A host failure (storage, DNS library) must not crash the process or leave the
+        // peer waiting: one coded reply, then close.
+        onError(e);
+        await write(LOCAL_FAILURE);
+        shutdown();
+        return;
+      }
+      if (next !== undefined) queue.unshift(next);
+    }
+  };
+
+  const drain = async (): Promise<void> => {
+    if (running) return;
+    running = true;
+    socket.pause();
+    try {
+      for (;;) {
+        const ev = queue.shift();
+        if (ev !== undefined) {
+          if (!closed) await step(ev);
+          continue;
+        }
+        if (closed) break;
+        const item = decoder.next();
+        if (item === NEED_MORE) break;
+        if (item === END) {
+          await step({ type: 'closed' });
+          shutdown();
+          break;
+        }
+        await step({ type: 'wire', item });
+      }
+    } finally {
+      running = false;
+      if (!closed) socket.resume();
+    }
+  };
+
+  const enqueue = (ev: BaseEvent | E): void => {
+    queue.push(ev);
+    void drain().catch(onError);
+  };
+
+  return new Promise((resolve) => {
+    socket.on('data', (d: Buffer) => {
+      // The decoder hands out views of what it is given; that is safe because each read
+      // is fully handled (its chunk data stored) before the next one (the socket is paused).
+      decoder.push(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+      void drain().catch(onError);
+    });
+    socket.on('end', () => {
+      decoder.end();
+      void drain().catch(onError);
+    });
+    socket.on('error', onError);
+    socket.on('close', () => {
+      closed = true;
+      if (timer) clearTimeout(timer);
+      state = spec.reducer(state, { type: 'closed' }).state;
+      spec.ended?.();
+      resolve();
+    });
+    enqueue(spec.connected);
+  });
+}
