@@ -1,5 +1,5 @@
 /**
- * The host loop every server session runs (docs/protocol/60-transport.md, src/core/session
+ * The host loop every server session runs (docs/protocol.md, src/core/session
  * common.ts): decode wire items, feed each as an event, perform the reducer's actions in
  * order, feed each result back as an event before anything read later. The loop owns the
  * socket, the one session timer, and the writes; what a specific machine asks for beyond

@@ -1,6 +1,6 @@
 /**
  * NMTP per-recipient answer → outcome. NMTP has no bounces: its answers after DATA are
- * accepted, rejected, or deferred behind a cookie (PROTOCOL-BRIEF §4). The wire types
+ * accepted, rejected, or deferred behind a cookie (docs/protocol.md §60.10.5). The wire types
  * belong to the transfer protocol (issue 4); this takes the minimal structural shape so
  * that issue can pass its values straight in. Unknown kinds are temporary (docs/protocol.md §52.2 policy).
  */

@@ -50,7 +50,7 @@ export interface Diagnostic {
   readonly text: string;
 }
 
-/** An NMTP deferred answer: the receiver's cookie and polling window (PROTOCOL-BRIEF §4). */
+/** An NMTP deferred answer: the receiver's cookie and polling window (docs/protocol.md §60.10.5). */
 export interface CookieInfo {
   readonly id: string;
   readonly minPollSeconds: number;

@@ -1,5 +1,5 @@
 /**
- * CSV-style client authorisation (docs/protocol/60-transport.md §60.8.2): a domain lists
+ * CSV-style client authorisation (docs/protocol.md §60.8.2): a domain lists
  * the addresses its transfer clients connect from in one TXT record at
  * `_nmtpclient.<domain>`:
  *

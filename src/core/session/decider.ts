@@ -1,5 +1,5 @@
 /**
- * The receiving side's pluggable decisions (docs/protocol/60-transport.md §60.10.3): what
+ * The receiving side's pluggable decisions (docs/protocol.md §60.10.3): what
  * the transfer server asks its decider, and what the decider may answer. A gateway, a
  * mailbox server or a test implements these; the reducer only relays them on the wire.
  */

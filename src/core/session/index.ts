@@ -1,5 +1,5 @@
 /**
- * NMTP/1 sessions as pure reducers (docs/protocol/60-transport.md §60.10–§60.11): the
+ * NMTP/1 sessions as pure reducers (docs/protocol.md §60.10–§60.11): the
  * transfer server, the submission server, the CSV evaluation and the decider types.
  */
 export * from './common.ts';

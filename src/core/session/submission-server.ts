@@ -1,5 +1,5 @@
 /**
- * The submission server as a pure reducer (docs/protocol/60-transport.md §60.11). "AUTH is
+ * The submission server as a pure reducer (docs/protocol.md §60.11). "AUTH is
  * required before anything else"; there is no HELLO and no sender: the sender is who
  * authenticated. SEND queues a message (the host adds Date and Message-Id, signs, queues and
  * returns an id), SIGN signs and gives it back, CERTIFY issues a certificate for the user's

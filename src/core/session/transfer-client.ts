@@ -1,5 +1,5 @@
 /**
- * The transfer client (sending side) as a pure reducer (docs/protocol/60-transport.md
+ * The transfer client (sending side) as a pure reducer (docs/protocol.md
  * §60.10): one job per session — deliver a message to some recipients, poll a cookie,
  * give one up, or send a bigger view on a cookie. Lock-step: one command, its replies, the
  * next command (§60.2). Proof signing and the view octets are the host's (actions), so

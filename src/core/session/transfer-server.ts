@@ -1,5 +1,5 @@
 /**
- * The transfer server (receiving side) as a pure reducer (docs/protocol/60-transport.md
+ * The transfer server (receiving side) as a pure reducer (docs/protocol.md
  * §60.10): `transferServer(state, event) → { state, actions }`. It never throws for anything
  * a peer or host can send: every problem becomes a coded reply.
  *

@@ -1,6 +1,6 @@
 /**
  * Transcript files (test/vectors/transport/*.txt, format in its README.md and in
- * docs/protocol/60-transport.md §60.13): parse them, and run the client side of one through
+ * docs/protocol.md §60.13): parse them, and run the client side of one through
  * the codec and a server reducer against the test world, with no sockets.
  */
 import { readFileSync, readdirSync } from 'node:fs';

@@ -2,12 +2,12 @@
  * Replays every transcript in test/vectors/transport/ through the codec and the server
  * reducers, with no sockets, and asserts the exact octets the server sent: whole, line by
  * line, and (for the richest transcripts) split at every possible point. Also checks that
- * the transcripts quoted in docs/protocol/60-transport.md are the vector files, verbatim.
+ * the transcripts quoted in docs/protocol.md are the vector files, verbatim.
  */
 import { test } from 'node:test';
 import fc from 'fast-check';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { concat, lineBytes, loadTranscripts, ServerRun, type Transcript } from './transcript.ts';
 
@@ -99,11 +99,11 @@ for (const name of SPLIT) {
   });
 }
 
-test('the transcripts in docs/protocol/60-transport.md are the vector files, verbatim', () => {
-  // The section file while the spec is assembled from parts; the assembled spec after.
-  const section = fileURLToPath(new URL('../../../docs/protocol/60-transport.md', import.meta.url));
-  const whole = fileURLToPath(new URL('../../../docs/protocol.md', import.meta.url));
-  const spec = readFileSync(existsSync(section) ? section : whole, 'utf8');
+test('the transcripts in docs/protocol.md are the vector files, verbatim', () => {
+  const spec = readFileSync(
+    fileURLToPath(new URL('../../../docs/protocol.md', import.meta.url)),
+    'utf8',
+  );
   const re = /<!-- transcript: ([a-z0-9-]+\.txt) -->\n```text\n([\s\S]*?)```\n/g;
   let count = 0;
   for (const m of spec.matchAll(re)) {
