@@ -1,7 +1,7 @@
 import { defineErrors } from './define.ts';
 
 /**
- * Codes of the transport (docs/protocol/60-transport.md §60.12): the wire codec
+ * Codes of the transport (docs/protocol.md §60.12): the wire codec
  * (NMTP_ERR_WIRE_*: bytes that are not NMTP/1 commands, replies or chunks) and the session
  * state machines (NMTP_ERR_TRANSPORT_*: well-formed input at the wrong time or refused).
  *

@@ -1,5 +1,5 @@
 /**
- * Incremental NMTP/1 wire decoder and the byte printers (docs/protocol/60-transport.md
+ * Incremental NMTP/1 wire decoder and the byte printers (docs/protocol.md
  * §60.3–§60.6), in the style of pg-protocol's parser: the caller pushes whatever bytes
  * arrived and pulls items until NEED_MORE. Nothing is thrown at the caller for bad input:
  * errors are items, carrying a code and the stream offset where they were detected.

@@ -1,5 +1,5 @@
 /**
- * The NMTP/1 wire protocol (docs/protocol/60-transport.md): command and reply lines,
+ * The NMTP/1 wire protocol (docs/protocol.md): command and reply lines,
  * length-prefixed chunks, the incremental decoder and the printers. Pure: bytes in, values
  * out.
  */

@@ -1,5 +1,5 @@
 /**
- * Wire limits of NMTP/1 (docs/protocol/60-transport.md §60.9). Every limit is checked
+ * Wire limits of NMTP/1 (docs/protocol.md §60.9). Every limit is checked
  * before the octets it bounds are buffered, so a hostile peer costs at most this much.
  */
 export interface WireLimits {

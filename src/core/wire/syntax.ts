@@ -1,6 +1,6 @@
 /**
  * NMTP/1 command and reply lines: the data model, the per-verb table, and the parsers and
- * printers for one line (docs/protocol/60-transport.md §60.3–§60.6). Lines here are
+ * printers for one line (docs/protocol.md §60.3–§60.6). Lines here are
  * strings without their CRLF; the incremental codec (codec.ts) finds lines and chunks in
  * the byte stream and hands each line to these functions.
  *
