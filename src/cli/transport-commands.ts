@@ -23,6 +23,14 @@ import { Mailbox } from '../server/mailbox.ts';
 import { serveMailbox } from '../server/serve.ts';
 import type { ParseArgsConfig } from 'node:util';
 
+/** What `nmtp serve` (and `npm start`) uses when told nothing: loopback only, files under .nmtp-run/. */
+export const SERVE_DEFAULTS = {
+  listen: '127.0.0.1:4025',
+  domain: 'localhost',
+  maildir: '.nmtp-run/maildir',
+  tls: '.nmtp-run/tls',
+} as const;
+
 interface TransportCommand {
   readonly summary: string;
   readonly usage: string;
@@ -169,8 +177,10 @@ export const TRANSPORT_COMMANDS: Record<string, TransportCommand> = {
   serve: {
     summary: 'the reference mailbox receiver: NMTP transfer over TLS into a directory',
     usage:
-      'nmtp serve --listen HOST:PORT --cert FILE --key FILE --domain SERVER-NAME --maildir DIR\n' +
-      '       [--dns-server HOST:PORT…] [--require-csv] [--plaintext (loopback only)]',
+      'nmtp serve [--listen HOST:PORT] [--cert FILE --key FILE] [--domain SERVER-NAME]\n' +
+      '       [--maildir DIR] [--dns-server HOST:PORT…] [--require-csv] [--plaintext (loopback only)]\n' +
+      `  defaults: --listen ${SERVE_DEFAULTS.listen} --domain ${SERVE_DEFAULTS.domain} ` +
+      `--maildir ${SERVE_DEFAULTS.maildir}, and a self-signed certificate made in ${SERVE_DEFAULTS.tls}`,
     options: {
       listen: { type: 'string' },
       cert: { type: 'string' },
@@ -182,14 +192,24 @@ export const TRANSPORT_COMMANDS: Record<string, TransportCommand> = {
       plaintext: { type: 'boolean' },
     },
     async run(v) {
-      const { host, port } = hostPort(need(v, 'listen'), 'listen');
+      const opt = (name: keyof typeof SERVE_DEFAULTS): string =>
+        (v[name] as string | undefined) ?? SERVE_DEFAULTS[name];
+      const { host, port } = hostPort(opt('listen'), 'listen');
       const plaintext = v['plaintext'] === true;
+      const serverName = opt('domain');
+      let tls: { certFile: string; keyFile: string } | undefined;
+      if (!plaintext) {
+        if (v['cert'] === undefined && v['key'] === undefined) {
+          // Embedded defaults: a self-signed certificate for the server name, made once.
+          tls = generateSelfSigned(SERVE_DEFAULTS.tls, serverName, 365, true);
+        } else tls = { certFile: need(v, 'cert'), keyFile: need(v, 'key') };
+      }
       const serving = await serveMailbox({
         host,
         port,
-        ...(plaintext ? { plaintext } : { certFile: need(v, 'cert'), keyFile: need(v, 'key') }),
-        serverName: need(v, 'domain'),
-        maildir: need(v, 'maildir'),
+        ...(tls === undefined ? { plaintext } : tls),
+        serverName,
+        maildir: opt('maildir'),
         resolveTxt: dnsTxtResolver(dnsServers(v)),
         requireCsv: v['require-csv'] === true,
         onError: (e) => process.stderr.write(`nmtp serve: ${(e as Error).message}\n`),

@@ -5,7 +5,7 @@
  * what node:tls checks.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface GeneratedCert {
@@ -13,10 +13,17 @@ export interface GeneratedCert {
   readonly keyFile: string;
 }
 
-export function generateSelfSigned(outDir: string, name: string, days = 30): GeneratedCert {
+/** With `reuse`, an existing pair in `outDir` is kept (so a demo server keeps its identity). */
+export function generateSelfSigned(
+  outDir: string,
+  name: string,
+  days = 30,
+  reuse = false,
+): GeneratedCert {
   mkdirSync(outDir, { recursive: true, mode: 0o700 });
   const certFile = join(outDir, `${name}.crt`);
   const keyFile = join(outDir, `${name}.key`);
+  if (reuse && existsSync(certFile) && existsSync(keyFile)) return { certFile, keyFile };
   const san = /^[0-9.]+$|:/.test(name) ? `IP:${name}` : `DNS:${name}`;
   execFileSync(
     'openssl',
