@@ -10,6 +10,7 @@ import { isKnownCte } from './cte.ts';
 import { splitMessage, type LegacyNode, type SplitContext } from './split.ts';
 import { toFieldValue } from './header-text.ts';
 import type { Warnings } from './warnings.ts';
+import type { SpoolSink } from './body-store.ts';
 
 export interface ConvertedRoot {
   readonly part: Part;
@@ -94,8 +95,8 @@ async function convertNode(
     };
   }
 
-  const body = node.body?.take() ?? EMPTY;
   if (isEmbeddedMessage(node.contentType)) {
+    const body = node.body?.take() ?? EMPTY;
     // §6.2: the nested message is split and converted like the top level, one deeper.
     const inner = await splitMessage(body, ctx, node.depth + 1);
     const converted = await convertMessageRoot(inner, ctx, w, false);
@@ -105,14 +106,31 @@ async function convertNode(
     };
   }
 
-  if (node.contentType.startsWith('text/')) return textLeaf(node, body, rawType, common, w);
+  if (node.contentType.startsWith('text/')) {
+    return textLeaf(node, node.body?.take() ?? EMPTY, rawType, common, w);
+  }
 
   const type = safeType(node.contentType);
   const fields: Field[] = [
     { name: 'Content-Type', value: contentTypeValue(type, rawType) },
     ...common,
   ];
-  return { fields, body };
+  return { fields, body: opaqueBody(node, ctx) };
+}
+
+/**
+ * An opaque leaf's body. A spilled body (spool store, §8) is not read back: the part gets
+ * a fresh empty placeholder and ctx.spooled maps it to the file ranges.
+ */
+function opaqueBody(node: LegacyNode, ctx: SplitContext): Uint8Array {
+  const sink = node.body;
+  if (sink === undefined) return EMPTY;
+  if (ctx.spooled === undefined || !('takeRef' in sink)) return sink.take();
+  const ref = (sink as SpoolSink).takeRef();
+  if (ref instanceof Uint8Array) return ref;
+  const placeholder = new Uint8Array(0);
+  ctx.spooled.set(placeholder, ref);
+  return placeholder;
 }
 
 /** A text/* leaf: transcoded to UTF-8, or kept as legacy text (§5.2). */

@@ -5,7 +5,7 @@ import type { FramedMessage } from '../../src/core/frame/index.ts';
 
 /** Bounds checked while streaming, before the data they guard is kept (§8). */
 export interface ConvertLimits {
-  /** Raw legacy octets accepted; decoded bodies are buffered up to this much (§8). */
+  /** Raw legacy octets accepted (§8); legacyToFramedFile defaults it to 256 MiB. */
   readonly maxMessageBytes: number;
   /** MIME parts in total, nested messages included. */
   readonly maxParts: number;

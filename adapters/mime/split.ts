@@ -12,7 +12,7 @@ import { Readable } from 'node:stream';
 import { Splitter, type MimeNode } from '@zone-eu/mailsplit';
 import { NmtpError } from '../../src/core/errors/index.ts';
 import { cteDecoder, type CteDecoder } from './cte.ts';
-import type { BodySink, BodyStore } from './body-store.ts';
+import type { BodySink, BodyStore, SpooledBody } from './body-store.ts';
 import type { ConvertLimits } from './options.ts';
 
 export interface LegacyNode {
@@ -49,6 +49,8 @@ export interface SplitContext {
   bytes: number;
   /** Raw copy of the top-level input (only when carrying the original, §7.4). */
   original: BodySink | undefined;
+  /** Spool store only: placeholder body (empty, by identity) → its spooled octets (§8). */
+  readonly spooled?: Map<Uint8Array, SpooledBody>;
 }
 
 function toBytes(chunk: unknown): Uint8Array {
