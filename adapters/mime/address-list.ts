@@ -1,5 +1,5 @@
 /**
- * Legacy address-list fields (RFC 5322 §3.4) → NMTP mailboxes (spec §4).
+ * Legacy address-list fields (RFC 5322 §3.4) → NMTP mailboxes (spec §50.4).
  *
  * A small tolerant tokenizer: it finds mailboxes the way RFC 5322 delimits them (top-level
  * commas outside quotes, comments and angle brackets; groups flattened), then hands each
@@ -127,7 +127,7 @@ function dropFws(s: string): string {
 /** A phrase: quoted strings unquoted (quoted-pairs resolved), encoded-words decoded. */
 function phrase(s: string): string {
   // Encoded-words inside quotes are not RFC 2047, but common; decoders (Python, libmime)
-  // decode them, and so do we (§4.1).
+  // decode them, and so do we (§50.4.1).
   let out = '';
   for (let i = 0; i < s.length; i++) {
     const c = s[i]!;
@@ -145,7 +145,7 @@ function phrase(s: string): string {
 /** Parses a legacy address-list value (unfolded, encoded-words still in). */
 export function parseLegacyAddressList(value: string): LegacyMailbox[] {
   const out: LegacyMailbox[] = [];
-  // Groups ("name: a, b;") are flattened: the group name is not an address (§4.1).
+  // Groups ("name: a, b;") are flattened: the group name is not an address (§50.4.1).
   const items: string[] = [];
   for (const piece of splitTop(value, ',;')) {
     const colon = splitTop(piece, ':');
@@ -173,8 +173,8 @@ export function parseLegacyAddressList(value: string): LegacyMailbox[] {
 }
 
 /**
- * "<" and ">" cannot appear in an NMTP display name (20-addresses §8); they are replaced
- * by U+FF1C and U+FF1E so the name still reads the same (§4.2).
+ * "<" and ">" cannot appear in an NMTP display name (§20.8); they are replaced
+ * by U+FF1C and U+FF1E so the name still reads the same (§50.4.2).
  */
 function displayName(raw: string | undefined): { name?: string; dropped: boolean } {
   if (raw === undefined) return { dropped: false };

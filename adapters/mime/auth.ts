@@ -1,5 +1,5 @@
 /**
- * Legacy authentication at conversion time (spec §7.3): SPF, DKIM and DMARC evaluated by
+ * Legacy authentication at conversion time (spec §50.7.3): SPF, DKIM and DMARC evaluated by
  * mailauth (not hand-rolled), each result written as one Legacy-Auth value,
  * `method "=" result *( SP ptype "." property "=" value )`, modelled on RFC 8601 resinfo.
  */

@@ -1,6 +1,6 @@
 /**
  * Where decoded part bodies are kept until the framed encoder, which needs every length up
- * front, writes them (spec §8). The interface is small so that a spill-to-file store can
+ * front, writes them (spec §50.8). The interface is small so that a spill-to-file store can
  * replace the in-memory one. `growingStore` keeps bodies in memory (bounded by the
  * configured maximum message size); `spoolStore` spills large bodies to a temporary file so
  * that memory does not depend on attachment size.
@@ -117,7 +117,7 @@ export interface SpooledBody {
   readonly length: number;
 }
 
-/** The spill-to-file store of one conversion (spec §8). `dispose()` removes its file. */
+/** The spill-to-file store of one conversion (spec §50.8). `dispose()` removes its file. */
 export interface SpoolStore extends BodyStore {
   create(): SpoolSink;
   /** The spool file path, once something was spilled. */

@@ -1,5 +1,5 @@
 /**
- * Text bodies → UTF-8 (spec §5.2). iconv-lite knows the charsets legacy mail uses
+ * Text bodies → UTF-8 (spec §50.5.2). iconv-lite knows the charsets legacy mail uses
  * (iso-2022-jp, gb18030, big5, euc-kr, koi8-r, windows-125x, ...).
  */
 import iconv from 'iconv-lite';
@@ -44,7 +44,7 @@ function isUtf8Family(cs: string): boolean {
 }
 
 /**
- * Transcodes `octets` declared as `charset` (undefined: none declared) to UTF-8 (spec §5.2).
+ * Transcodes `octets` declared as `charset` (undefined: none declared) to UTF-8 (spec §50.5.2).
  *
  * - No charset, or us-ascii (RFC 2045 §5.2 default): valid UTF-8 is taken as UTF-8 (8-bit
  *   UTF-8 in such parts is what writers meant in practice); anything else is unconvertible.

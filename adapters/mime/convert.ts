@@ -1,5 +1,5 @@
 /**
- * Legacy MIME tree → framed part tree (spec §5, §6).
+ * Legacy MIME tree → framed part tree (spec §50.5, §50.6).
  */
 import type { Field, Part } from '../../src/core/frame/index.ts';
 import { parseHeaderBlock, type RawField } from './header-block.ts';
@@ -19,12 +19,12 @@ export interface ConvertedRoot {
 
 const EMPTY = new Uint8Array(0);
 
-/** message/rfc822 and its RFC 6532 UTF-8 sibling become message/nmtp (§6.2). */
+/** message/rfc822 and its RFC 6532 UTF-8 sibling become message/nmtp (§50.6.2). */
 const isEmbeddedMessage = (t: string): boolean => t === 'message/rfc822' || t === 'message/global';
 
 /**
  * Converts a message root (the top level, or a nested message/rfc822): its RFC 5322 fields
- * and its content. `strict` applies the originator policy of §4.3 (top level only).
+ * and its content. `strict` applies the originator policy of §50.4.3 (top level only).
  */
 export async function convertMessageRoot(
   node: LegacyNode,
@@ -46,7 +46,7 @@ function noteBlock(
   w: Warnings,
 ): void {
   if (block.dropped > 0) {
-    // §3.1: "A header line that is neither a field nor a continuation is dropped."
+    // §50.3.1: "A header line that is neither a field nor a continuation is dropped."
     w.add('header-line-dropped', `${block.dropped} line(s) without a colon`, node.index);
   }
   if (block.notUtf8) {
@@ -74,7 +74,7 @@ async function convertNode(
     w.add('cte-invalid', `invalid ${node.encoding} decoded leniently`, node.index);
 
   if (node.multipart && node.children.length === 0) {
-    // §6.1: "A multipart part in which no boundary delimiter occurs is converted as a
+    // §50.6.1: "A multipart part in which no boundary delimiter occurs is converted as a
     // text/plain part whose body is the multipart body" (what RFC 2046 readers, Python
     // among them, show), rather than an empty container that loses the text.
     w.add('multipart-no-parts', 'no boundary found: body kept as text/plain', node.index);
@@ -97,7 +97,7 @@ async function convertNode(
 
   if (isEmbeddedMessage(node.contentType)) {
     const body = node.body?.take() ?? EMPTY;
-    // §6.2: the nested message is split and converted like the top level, one deeper.
+    // §50.6.2: the nested message is split and converted like the top level, one deeper.
     const inner = await splitMessage(body, ctx, node.depth + 1);
     const converted = await convertMessageRoot(inner, ctx, w, false);
     return {
@@ -119,7 +119,7 @@ async function convertNode(
 }
 
 /**
- * An opaque leaf's body. A spilled body (spool store, §8) is not read back: the part gets
+ * An opaque leaf's body. A spilled body (spool store, §50.8) is not read back: the part gets
  * a fresh empty placeholder and ctx.spooled maps it to the file ranges.
  */
 function opaqueBody(node: LegacyNode, ctx: SplitContext): Uint8Array {
@@ -133,7 +133,7 @@ function opaqueBody(node: LegacyNode, ctx: SplitContext): Uint8Array {
   return placeholder;
 }
 
-/** A text/* leaf: transcoded to UTF-8, or kept as legacy text (§5.2). */
+/** A text/* leaf: transcoded to UTF-8, or kept as legacy text (§50.5.2). */
 function textLeaf(
   node: LegacyNode,
   body: Uint8Array,
@@ -151,7 +151,7 @@ function textLeaf(
         body: t.utf8,
       };
     }
-    // §5.2: "labelled Content-Type: application/x-nmtp-legacy-text; charset=<orig>".
+    // §50.5.2: "labelled Content-Type: application/x-nmtp-legacy-text; charset=<orig>".
     const cs =
       toFieldValue(node.charset ?? 'unknown-8bit').value.replace(/;/g, '') || 'unknown-8bit';
     w.add(

@@ -1,6 +1,6 @@
 /**
  * Incremental Content-Transfer-Encoding decoders: raw body chunks in, decoded octets out,
- * so an encoded attachment never sits in memory beside its decoded form (spec §5.1).
+ * so an encoded attachment never sits in memory beside its decoded form (spec §50.5.1).
  */
 
 export interface CteDecoder {

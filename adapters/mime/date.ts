@@ -1,5 +1,5 @@
 /**
- * RFC 5322 §3.3 date-time → framed Date (RFC 3339), spec §3.5. Obsolete forms (§4.3:
+ * RFC 5322 §3.3 date-time → framed Date (RFC 3339), spec §50.3.5. Obsolete forms (RFC 5322 §4.3:
  * two-digit years, alphabetic zones, missing seconds, comments) are accepted because
  * real mail is full of them.
  */

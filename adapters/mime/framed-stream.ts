@@ -1,7 +1,7 @@
 /**
  * The framed bytes of a converted message as a list of pieces (header blocks, body views,
  * sentinels) instead of one buffer: a gateway writes them to the socket in order, so a
- * large body is never copied into an output buffer beside itself (spec §8). The pieces
+ * large body is never copied into an output buffer beside itself (spec §50.8). The pieces
  * concatenated are exactly encodeMessage(message).
  *
  * With the spool store, some leaf bodies are placeholders standing for ranges of the spool

@@ -1,10 +1,10 @@
 /**
- * A raw legacy header block → unfolded fields with text values (spec §3).
+ * A raw legacy header block → unfolded fields with text values (spec §50.3).
  *
  * Folding: RFC 5322 §2.2.3 "Unfolding is accomplished by simply removing any CRLF that is
  * immediately followed by WSP." Octets: RFC 6532 allows raw UTF-8 in header values, so a
  * value that is valid UTF-8 is taken as UTF-8; anything else (raw 8-bit in a legacy
- * charset) cannot be interpreted and is read as windows-1252, with a warning (§3.1).
+ * charset) cannot be interpreted and is read as windows-1252, with a warning (§50.3.1).
  */
 export interface RawField {
   /** Field name as written (trimmed of the whitespace some writers put before ":"). */
@@ -43,7 +43,7 @@ export function parseHeaderBlock(raw: Uint8Array): HeaderBlock {
   let start = 0;
   const lines: Uint8Array[] = [];
   // Split on LF; a preceding CR is removed. Bare CR stays in the line (it becomes a
-  // control and is removed by sanitising, §3.3).
+  // control and is removed by sanitising, §50.3.3).
   while (start < raw.length) {
     let end = raw.indexOf(0x0a, start);
     if (end < 0) end = raw.length;

@@ -1,5 +1,5 @@
 /**
- * Decoded header text (spec §3.2, §3.3): RFC 2047 encoded-words → UTF-8, then the result
+ * Decoded header text (spec §50.3.2, §50.3.3): RFC 2047 encoded-words → UTF-8, then the result
  * made a valid framed field value.
  */
 import libmime from 'libmime';
@@ -14,17 +14,17 @@ export function decodeEncodedWords(value: string): string {
   try {
     return libmime.decodeWords(value);
   } catch {
-    // A decoder failure leaves the text literal rather than losing the field (§3.2).
+    // A decoder failure leaves the text literal rather than losing the field (§50.3.2).
     return value;
   }
 }
 
 /**
  * Makes text a framed field value: "field-value = *uchar ; UTF-8, NFC, no C0 controls
- * (incl. TAB), no DEL, no C1; MUST NOT start or end with SP" (10-format). Decoders let
+ * (incl. TAB), no DEL, no C1; MUST NOT start or end with SP" (§10.3). Decoders let
  * encoded CR, LF, NUL through; we replace every run of whitespace and controls with one
  * SP rather than refusing, because the text is for people and the run carries no meaning
- * (§3.3: "controls are replaced, never refused"). Lone surrogates (from broken UTF-16
+ * (§50.3.3: "controls are replaced, never refused"). Lone surrogates (from broken UTF-16
  * words) become U+FFFD.
  */
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;

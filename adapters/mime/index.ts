@@ -1,5 +1,5 @@
 /**
- * Legacy RFC 5322/MIME → framed NMTP message (docs/protocol/50-legacy-to-nmtp.md).
+ * Legacy RFC 5322/MIME → framed NMTP message (docs/protocol.md §50).
  *
  *   const { message, warnings } = await legacyToFramed(bytesOrStream, { gateway, now, ... });
  *
@@ -36,9 +36,9 @@ export type { BodyStore, BodySink, SpoolStore, SpoolSink, SpooledBody } from './
 export { MEMORY_STORE, growingStore, spoolStore, DEFAULT_SPILL_THRESHOLD } from './body-store.ts';
 export { framedPieces, spooledPieces } from './framed-stream.ts';
 
-/** The type of the part that carries the original legacy octets (§7.4). */
+/** The type of the part that carries the original legacy octets (§50.7.4). */
 export const ORIGINAL_TYPE = 'application/x-nmtp-legacy-original';
-/** The container type used when the original is carried beside the content (§7.4). */
+/** The container type used when the original is carried beside the content (§50.7.4). */
 export const WRAPPER_TYPE = 'multipart/x-nmtp-legacy';
 
 /** RFC 5322 message header names that stay on the root when the content is wrapped. */
@@ -55,7 +55,7 @@ export async function legacyToFramed(
   return convert(input, opts, limits, store, undefined);
 }
 
-/** Where and when legacyToFramedFile spills bodies (spec §8). */
+/** Where and when legacyToFramedFile spills bodies (spec §50.8). */
 export interface SpoolOptions {
   /** Directory of the temporary spool file; default os.tmpdir(). */
   readonly spoolDir?: string;
@@ -82,9 +82,9 @@ export interface FileConvertResult {
 export const DEFAULT_FILE_MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
 
 /**
- * legacyToFramed with bounded memory (§8): decoded bodies over the spill threshold go to a
+ * legacyToFramed with bounded memory (§50.8): decoded bodies over the spill threshold go to a
  * temporary file and the framed output streams them back from it, so peak memory does not
- * depend on attachment size (text and message/rfc822 bodies are still read whole, see §8).
+ * depend on attachment size (text and message/rfc822 bodies are still read whole, see §50.8).
  * The spool file is removed on failure, and after the output has been iterated.
  */
 export async function legacyToFramedFile(
@@ -147,7 +147,7 @@ async function convert(
     try {
       auth = await legacyAuthResults(original, opts.auth, opts.envelope, opts.gateway);
     } catch (e) {
-      // §7.3: a failure to evaluate is recorded as temperror, never as a pass or a crash.
+      // §50.7.3: a failure to evaluate is recorded as temperror, never as a pass or a crash.
       w.add('auth-failed', `authentication not evaluated: ${String((e as Error).message ?? e)}`);
       auth = ['spf=temperror', 'dkim=temperror', 'dmarc=temperror'];
     }
@@ -156,7 +156,7 @@ async function convert(
 
   let root: Part;
   if (opts.carryOriginal === true && original !== undefined) {
-    // §7.4: message fields stay on the root; the converted content becomes the first
+    // §50.7.4: message fields stay on the root; the converted content becomes the first
     // child, the original octets the second.
     const message = part.fields.filter((f) => !CONTENT_FIELD.test(f.name));
     const content = part.fields.filter((f) => CONTENT_FIELD.test(f.name));
@@ -181,7 +181,7 @@ async function convert(
   return { message: { trace: [] as Field[], root }, warnings: w.list };
 }
 
-/** A spilled sink's octets as an empty placeholder mapped to its file ranges (§8). */
+/** A spilled sink's octets as an empty placeholder mapped to its file ranges (§50.8). */
 function spoolPlaceholder(sink: BodySink, spooled: Map<Uint8Array, SpooledBody>): Uint8Array {
   const ref = (sink as SpoolSink).takeRef();
   if (ref instanceof Uint8Array) return ref;

@@ -1,5 +1,5 @@
 /**
- * Message header fields (the RFC 5322 ones) → framed fields (spec §3, §4).
+ * Message header fields (the RFC 5322 ones) → framed fields (spec §50.3, §50.4).
  */
 import { SINGLETON_FIELDS, isValidFieldName, type Field } from '../../src/core/frame/index.ts';
 import { formatMailboxList } from '../../src/core/address/index.ts';
@@ -11,10 +11,10 @@ import { legacyDateToFramed } from './date.ts';
 import type { Warnings } from './warnings.ts';
 
 /**
- * Fields that are not carried (§3.4): transport trace and legacy signatures describe the
- * legacy octets, which no longer exist in the framed message (carry the original, §7.4,
+ * Fields that are not carried (§50.3.4): transport trace and legacy signatures describe the
+ * legacy octets, which no longer exist in the framed message (carry the original, §50.7.4,
  * to keep them); Bcc must not travel; MIME framing is re-expressed by the framed format;
- * Legacy-* names are ours (provenance, §7) and an incoming one could forge it.
+ * Legacy-* names are ours (provenance, §50.7) and an incoming one could forge it.
  */
 function isDropped(lower: string): boolean {
   return (
@@ -34,23 +34,23 @@ function isDropped(lower: string): boolean {
   );
 }
 
-/** The framed line limit is 8 KiB including name, ": " and CRLF (10-format limits). */
+/** The framed line limit is 8 KiB including name, ": " and CRLF (§10.8). */
 const MAX_LINE = 8192;
 const fits = (name: string, value: string): boolean =>
   Buffer.byteLength(value) + name.length + 4 <= MAX_LINE;
 
-/** Share of the framed header-block limits the message fields may use (§3.4). */
+/** Share of the framed header-block limits the message fields may use (§50.3.4). */
 const MAX_MESSAGE_FIELDS = 200;
 const MAX_MESSAGE_BYTES = 48 * 1024;
 
-/** msg-id lists: each "<...>" kept as written, CFWS dropped, joined by one SP (§3.6). */
+/** msg-id lists: each "<...>" kept as written, CFWS dropped, joined by one SP (§50.3.6). */
 function msgIds(raw: string): string | undefined {
   const ids = raw.match(/<[^<>\s]+>/g);
   if (ids === null) return undefined;
   return toFieldValue(ids.join(' ')).value || undefined;
 }
 
-/** Canonical framed spelling of the field names we map (case as in 10-format). */
+/** Canonical framed spelling of the field names we map (case as in §10). */
 const CANON: Record<string, string> = {
   from: 'From',
   sender: 'Sender',
@@ -65,7 +65,7 @@ const CANON: Record<string, string> = {
 };
 
 export interface MessageFieldOptions {
-  /** Top-level message: From is required and originators must map (§4.3). */
+  /** Top-level message: From is required and originators must map (§50.4.3). */
   readonly strict: boolean;
   readonly part: number;
 }
@@ -104,7 +104,7 @@ export function mapMessageFields(
       continue;
     }
     if (SINGLETON_FIELDS.has(lower)) {
-      // "Singleton fields (at most once per part)": the first occurrence wins (§3.4).
+      // "Singleton fields (at most once per part)": the first occurrence wins (§50.3.4).
       if (seen.has(lower)) {
         w.add('duplicate-field', `second ${f.name} dropped`, opts.part);
         continue;
@@ -128,7 +128,7 @@ export function mapMessageFields(
         }
         const originator = lower === 'from' || lower === 'sender';
         if (mapped.failed.length > 0) {
-          // §4.3: an originator that cannot map is refused (at SMTP time, after DATA);
+          // §50.4.3: an originator that cannot map is refused (at SMTP time, after DATA);
           // elsewhere the mailbox is left out and the text is carried as Legacy-<Name>.
           if (originator && opts.strict) {
             const first = mapped.failed[0]!;
@@ -152,7 +152,7 @@ export function mapMessageFields(
         const d = legacyDateToFramed(decodeEncodedWords(f.value));
         if (d !== undefined) push(name, d);
         else {
-          // §3.5: an unparseable date is kept as text, never guessed.
+          // §50.3.5: an unparseable date is kept as text, never guessed.
           w.add(
             'date-invalid',
             `Date ${JSON.stringify(f.value.trim())} kept as Legacy-Date`,
@@ -176,7 +176,7 @@ export function mapMessageFields(
         break;
       }
       default: {
-        // Unstructured (Subject, X-*, ...): encoded-words decoded, controls replaced (§3.2).
+        // Unstructured (Subject, X-*, ...): encoded-words decoded, controls replaced (§50.3.2).
         const { value, changed } = headerText(f.value);
         if (changed) w.add('control-replaced', `${name}: control characters replaced`, opts.part);
         push(name, value);

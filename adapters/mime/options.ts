@@ -1,11 +1,11 @@
 /**
- * Options and results of the legacy → framed conversion (docs/protocol/50-legacy-to-nmtp.md).
+ * Options and results of the legacy → framed conversion (docs/protocol.md §50).
  */
 import type { FramedMessage } from '../../src/core/frame/index.ts';
 
-/** Bounds checked while streaming, before the data they guard is kept (§8). */
+/** Bounds checked while streaming, before the data they guard is kept (§50.8). */
 export interface ConvertLimits {
-  /** Raw legacy octets accepted (§8); legacyToFramedFile defaults it to 256 MiB. */
+  /** Raw legacy octets accepted (§50.8); legacyToFramedFile defaults it to 256 MiB. */
   readonly maxMessageBytes: number;
   /** MIME parts in total, nested messages included. */
   readonly maxParts: number;
@@ -23,7 +23,7 @@ export const DEFAULT_CONVERT_LIMITS: ConvertLimits = Object.freeze({
   maxHeaderBytes: 64 * 1024,
 });
 
-/** The SMTP envelope and session facts the converter records as provenance (§7). */
+/** The SMTP envelope and session facts the converter records as provenance (§50.7). */
 export interface LegacyEnvelope {
   /** MAIL FROM reverse-path without angle brackets; "" for the null sender. */
   readonly mailFrom: string;
@@ -47,16 +47,16 @@ export interface ConvertOptions {
   /** Conversion time in ms since the epoch: passed in so the result is reproducible. */
   readonly now: number;
   readonly envelope?: LegacyEnvelope;
-  /** When given, SPF/DKIM/DMARC are evaluated with mailauth and recorded (§7.3). */
+  /** When given, SPF/DKIM/DMARC are evaluated with mailauth and recorded (§50.7.3). */
   readonly auth?: AuthOptions;
-  /** Carry the original octets as a part so a receiver can re-check DKIM (§7.4). */
+  /** Carry the original octets as a part so a receiver can re-check DKIM (§50.7.4). */
   readonly carryOriginal?: boolean;
   readonly limits?: Partial<ConvertLimits>;
 }
 
 /** Something the converter repaired or dropped; the conversion still succeeded. */
 export interface ConvertWarning {
-  /** Stable kebab-case identifier, listed in §10 of the spec. */
+  /** Stable kebab-case identifier, listed in §50.10 of the spec. */
   readonly code: string;
   /** Preorder index of the legacy MIME part (0 = root), when the warning is about one. */
   readonly part?: number;

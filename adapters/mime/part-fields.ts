@@ -1,5 +1,5 @@
 /**
- * MIME part fields → framed Content-* fields (spec §5.3, §6).
+ * MIME part fields → framed Content-* fields (spec §50.5.3, §50.6).
  */
 import libmime from 'libmime';
 import type { Field } from '../../src/core/frame/index.ts';
@@ -8,12 +8,12 @@ import { headerText, toFieldValue } from './header-text.ts';
 
 const TOKEN = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$/;
 
-/** Parameters that the framed form re-expresses or that lose meaning (§5.3). */
+/** Parameters that the framed form re-expresses or that lose meaning (§50.5.3). */
 const DROPPED_PARAMS = new Set(['charset', 'boundary', 'name']);
 
 /**
  * A framed Content-Type from the legacy type and its parameters. pvalue "has no ';' and
- * no controls" (10-format): values that cannot be written are dropped (a warning is the
+ * no controls" (§10.3): values that cannot be written are dropped (a warning is the
  * caller's business; they are rare and never structural).
  */
 export function contentTypeValue(

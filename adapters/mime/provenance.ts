@@ -1,5 +1,5 @@
 /**
- * Provenance fields (spec §7): what the framed message was converted from. They are
+ * Provenance fields (spec §50.7): what the framed message was converted from. They are
  * fields of the root part, so the gateway's signature over the content covers them.
  */
 import { formatDate, type Field } from '../../src/core/frame/index.ts';
@@ -16,7 +16,7 @@ export function provenanceFields(
 ): Field[] {
   const out: Field[] = [
     { name: 'Legacy-Gateway', value: toFieldValue(opts.gateway).value },
-    // The conversion time is passed in (§7.1), never read from a clock here.
+    // The conversion time is passed in (§50.7.1), never read from a clock here.
     { name: 'Legacy-Converted', value: formatDate(opts.now) },
   ];
   if (originalMessageId !== undefined)

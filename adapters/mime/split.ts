@@ -1,5 +1,5 @@
 /**
- * Streaming MIME split (spec §2): @zone-eu/mailsplit finds parts and boundaries and hands
+ * Streaming MIME split (spec §50.2): @zone-eu/mailsplit finds parts and boundaries and hands
  * over each part's raw header bytes and raw body bytes; we decode the transfer encoding
  * chunk by chunk into a BodySink, so the encoded form of a body is never kept whole.
  *
@@ -30,7 +30,7 @@ export interface LegacyNode {
   readonly children: LegacyNode[];
   /**
    * Multipart only: the octets before the first boundary, kept until a child appears. A
-   * multipart whose boundary never occurs is converted from this (§6.1).
+   * multipart whose boundary never occurs is converted from this (§50.6.1).
    */
   preamble: BodySink | undefined;
   /** Decoded body (leaves only). */
@@ -47,9 +47,9 @@ export interface SplitContext {
   parts: number;
   /** Raw octets read, all levels counted once at the top. */
   bytes: number;
-  /** Raw copy of the top-level input (only when carrying the original, §7.4). */
+  /** Raw copy of the top-level input (only when carrying the original, §50.7.4). */
   original: BodySink | undefined;
-  /** Spool store only: placeholder body (empty, by identity) → its spooled octets (§8). */
+  /** Spool store only: placeholder body (empty, by identity) → its spooled octets (§50.8). */
   readonly spooled?: Map<Uint8Array, SpooledBody>;
 }
 

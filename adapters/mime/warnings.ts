@@ -1,4 +1,4 @@
-/** Collects warnings (spec §10 lists the codes). */
+/** Collects warnings (spec §50.10 lists the codes). */
 import type { ConvertWarning } from './options.ts';
 
 export class Warnings {

@@ -32,7 +32,7 @@ interface PyEntry {
   leaves?: PyLeaf[];
 }
 
-/** The same sanitising our field values get (spec §3.3), applied to Python's text. */
+/** The same sanitising our field values get (spec §50.3.3), applied to Python's text. */
 const asField = (s: string): string =>
   s
     .normalize('NFC')
@@ -43,21 +43,21 @@ const asField = (s: string): string =>
  * Intended differences, by corpus key and aspect. Few and specific; each says why.
  */
 const WIN1252 =
-  'raw 8-bit header octets that are not UTF-8 are read as windows-1252 (spec §3.1); Python replaces them with U+FFFD';
+  'raw 8-bit header octets that are not UTF-8 are read as windows-1252 (spec §50.3.1); Python replaces them with U+FFFD';
 const ADJACENT =
   'RFC 2047 §6.2: whitespace between adjacent encoded-words is dropped; Python keeps a space between words in an address phrase';
 const UTF8_IN_ASCII =
-  'a us-ascii (or undeclared) text part whose octets are valid UTF-8 is read as UTF-8 (spec §5.2); Python replaces each 8-bit octet with U+FFFD';
+  'a us-ascii (or undeclared) text part whose octets are valid UTF-8 is read as UTF-8 (spec §50.5.2); Python replaces each 8-bit octet with U+FFFD';
 const UNTERMINATED =
   'the last part of an unterminated multipart keeps its final line break: no delimiter follows it to own the CRLF (RFC 2046 §5.1.1); Python drops it';
 const EQ_BOUNDARY =
   'an unquoted boundary containing "=" (not a token, RFC 2045 §5.1) is taken whole, as MUAs do; Python cuts it at "=" and finds no parts';
 const NO_COLON =
-  'a header line without a colon is dropped and the header block continues (spec §3.1); Python ends the header block there and makes the rest body';
+  'a header line without a colon is dropped and the header block continues (spec §50.3.1); Python ends the header block there and makes the rest body';
 const BARE_CR =
-  'a bare CR is not a line break (only LF / CRLF end header lines, spec §3.1), so it is a control replaced by SP; Python splits the line at it';
+  'a bare CR is not a line break (only LF / CRLF end header lines, spec §50.3.1), so it is a control replaced by SP; Python splits the line at it';
 const UUENCODE =
-  'x-uuencode is not a Content-Transfer-Encoding of RFC 2045; octets are kept as they are, with a warning (spec §5.1); Python decodes uuencode';
+  'x-uuencode is not a Content-Transfer-Encoding of RFC 2045; octets are kept as they are, with a warning (spec §50.5.1); Python decodes uuencode';
 
 const INTENDED: Record<string, { aspect: string; reason: string }[]> = {
   'mail-gem/error_emails/invalid_subject_characters.eml': [{ aspect: 'subject', reason: WIN1252 }],

@@ -1,5 +1,5 @@
 /**
- * legacyToFramedFile (spill-to-file body store, spec §8): byte-identical to the in-memory
+ * legacyToFramedFile (spill-to-file body store, spec §50.8): byte-identical to the in-memory
  * path, the spool file is removed after success and failure, and memory stays bounded for a
  * 200 MB attachment (measured in a child process).
  */
