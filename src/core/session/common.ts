@@ -127,6 +127,8 @@ export interface ServerSteps<St, Act> {
   refuse(state: St, r: Reply): Step<St, Act>;
   /** 501 5.5.4 NMTP_ERR_TRANSPORT_BAD_ARGUMENT, refused as above. */
   badArgument(state: St, why: string, context?: Record<string, string>): Step<St, Act>;
+  /** A wire error: refused, or, when framing is lost, one reply and close. */
+  wireError(state: St, error: NmtpError, fatal: boolean): Step<St, Act>;
 }
 
 export function serverSteps<P extends string, St extends ServerStateBase<P>, Act>(
@@ -158,7 +160,14 @@ export function serverSteps<P extends string, St extends ServerStateBase<P>, Act
   };
   const badArgument = (state: St, why: string, context: Record<string, string> = {}): Out =>
     refuse(state, errorReply(501, '5.5.4', 'NMTP_ERR_TRANSPORT_BAD_ARGUMENT', context, why));
-  return { enter, close, refuse, badArgument };
+  const wireError = (state: St, error: NmtpError, fatal: boolean): Out => {
+    const r = wireErrorReply(error);
+    // "After a framing error the server MUST send one reply and close: it can no longer
+    // tell where the next command starts" (§60.7).
+    if (fatal) return close(state, [{ type: 'reply', reply: r }]);
+    return refuse(state, r);
+  };
+  return { enter, close, refuse, badArgument, wireError };
 }
 
 /** A tiny exhaustiveness helper. */

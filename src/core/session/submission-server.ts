@@ -7,14 +7,12 @@
  */
 import { tryParseAddress } from '../address/index.ts';
 import { fromBase64url } from '../sign/index.ts';
-import type { NmtpError } from '../errors/index.ts';
 import { DECIMAL_RE, VERBS, isWellFormedCommand, type Command, type Verb } from '../wire/index.ts';
 import {
   errorReply,
   limitsOf,
   proofInput,
   reply,
-  wireErrorReply,
   type BaseAction,
   type BaseEvent,
   type ServerConfig,
@@ -119,10 +117,13 @@ type S = SubmissionState;
 type A = SubmissionAction;
 type Out = Step<S, A>;
 
-const { enter, close, refuse, badArgument } = serverSteps<S['phase'], S, A>(
-  SUBMISSION_SERVER_STATES,
-  'closed',
-);
+const {
+  enter,
+  close,
+  refuse,
+  badArgument,
+  wireError: onWireError,
+} = serverSteps<S['phase'], S, A>(SUBMISSION_SERVER_STATES, 'closed');
 
 /** "id = 1*64( ALPHA / DIGIT / "-" / "_" )" (§60.11). */
 const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -275,12 +276,6 @@ function onWire(state: S, item: Extract<BaseEvent, { type: 'wire' }>['item']): O
     case 'command':
       return onCommand(state, item.command);
   }
-}
-
-function onWireError(state: S, error: NmtpError, fatal: boolean): Out {
-  const r = wireErrorReply(error);
-  if (fatal) return close(state, [{ type: 'reply', reply: r }]);
-  return refuse(state, r);
 }
 
 function onCommand(state: S, c: Command): Out {

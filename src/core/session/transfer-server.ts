@@ -15,14 +15,12 @@ import { tryParseAddress } from '../address/index.ts';
 import { fromBase64url } from '../sign/index.ts';
 import { DOMAIN_RE, SELECTOR_RE } from '../sign/field.ts';
 import type { TxtAnswer } from '../keys/index.ts';
-import type { NmtpError } from '../errors/index.ts';
 import { DECIMAL_RE, VERBS, isWellFormedCommand, type Command, type Verb } from '../wire/index.ts';
 import {
   errorReply,
   limitsOf,
   proofInput,
   reply,
-  wireErrorReply,
   type BaseAction,
   type BaseEvent,
   type ServerConfig,
@@ -183,10 +181,13 @@ type S = TransferServerState;
 type A = TransferServerAction;
 type Out = Step<S, A>;
 
-const { enter, close, refuse, badArgument } = serverSteps<S['phase'], S, A>(
-  TRANSFER_SERVER_STATES,
-  'closed',
-);
+const {
+  enter,
+  close,
+  refuse,
+  badArgument,
+  wireError: onWireError,
+} = serverSteps<S['phase'], S, A>(TRANSFER_SERVER_STATES, 'closed');
 
 /** "cookie = 1*128( ALPHA / DIGIT / "-" / "_" )" (§60.4). */
 const COOKIE_RE = /^[A-Za-z0-9_-]{1,128}$/;
@@ -283,14 +284,6 @@ function onWire(state: S, item: Extract<BaseEvent, { type: 'wire' }>['item']): O
     case 'command':
       return onCommand(state, item.command);
   }
-}
-
-function onWireError(state: S, error: NmtpError, fatal: boolean): Out {
-  const r = wireErrorReply(error);
-  // "After a framing error the server MUST send one reply and close: it can no longer tell
-  // where the next command starts" (§60.7).
-  if (fatal) return close(state, [{ type: 'reply', reply: r }]);
-  return refuse(state, r);
 }
 
 function onCommand(state: S, c: Command): Out {
