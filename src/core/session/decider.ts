@@ -28,44 +28,36 @@ export type ViewChoice =
   | { readonly kind: 'unknown-cookie' }
   | { readonly kind: 'not-wanted' };
 
+interface Rejected {
+  readonly kind: 'rejected';
+  readonly rcpt: string;
+  readonly enhanced?: string;
+  readonly text?: string;
+}
+
+interface Deferred {
+  readonly kind: 'deferred';
+  readonly rcpt: string;
+  /** Poll no more often than every `min` seconds and at least every `max` seconds. */
+  readonly min: number;
+  readonly max: number;
+  /** Unix seconds after which the cookie is forgotten (the sender stops polling). */
+  readonly expires: number;
+}
+
 /** One recipient's answer after the data (§60.10.5). */
 export type FinalAnswer =
   | { readonly kind: 'accepted'; readonly rcpt: string; readonly id: string }
-  | {
-      readonly kind: 'rejected';
-      readonly rcpt: string;
-      readonly enhanced?: string;
-      readonly text?: string;
-    }
-  | {
-      readonly kind: 'deferred';
-      readonly rcpt: string;
-      readonly cookie: string;
-      /** Poll no more often than every `min` seconds and at least every `max` seconds. */
-      readonly min: number;
-      readonly max: number;
-      /** Unix seconds after which the cookie is forgotten (the sender stops polling). */
-      readonly expires: number;
-    };
+  | Rejected
+  | (Deferred & { readonly cookie: string });
 
 /** A cookie's state, for STATUS and GIVEUP (§60.10.6). */
 export type CookieState =
   /** Unknown, expired, or issued to another client domain: the three look the same. */
   | { readonly kind: 'unknown' }
   | { readonly kind: 'accepted'; readonly rcpt: string; readonly id: string }
-  | {
-      readonly kind: 'rejected';
-      readonly rcpt: string;
-      readonly enhanced?: string;
-      readonly text?: string;
-    }
-  | {
-      readonly kind: 'deferred';
-      readonly rcpt: string;
-      readonly min: number;
-      readonly max: number;
-      readonly expires: number;
-    }
+  | Rejected
+  | Deferred
   /** "Send me more": the sender answers with DATA … cookie=<cookie>. */
   | { readonly kind: 'want-view'; readonly rcpt: string; readonly view: View }
   | { readonly kind: 'given-up'; readonly rcpt: string };
