@@ -17,7 +17,7 @@ import {
   fromLegacyAddress,
   toLegacyAddress,
 } from '../../../src/core/address/index.ts';
-import { NmtpError } from '../../../src/core/errors/index.ts';
+import { codeOf } from '../../support/code-of.ts';
 
 interface Expected {
   readonly error?: string;
@@ -36,16 +36,6 @@ function load<T>(name: string): T {
   return JSON.parse(
     readFileSync(new URL(`../../vectors/address/${name}`, import.meta.url), 'utf8'),
   ) as T;
-}
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof NmtpError, `expected NmtpError, got ${String(e)}`);
-    return e.code;
-  }
-  return 'no error';
 }
 
 const parse = load<{ vectors: Vector[] }>('parse.json');

@@ -22,6 +22,7 @@ import {
 } from '../../../src/core/frame/index.ts';
 import { NmtpError } from '../../../src/core/errors/index.ts';
 import { run, splitAt, text } from './helpers.ts';
+import { codeOf } from '../../support/code-of.ts';
 
 const sample: FramedMessage = {
   trace: [{ name: 'Trace', value: 'by mx.example.org' }],
@@ -47,16 +48,6 @@ const sample: FramedMessage = {
   },
 };
 const sampleBytes = encodeMessage(sample);
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof NmtpError) return e.code;
-    throw e;
-  }
-  return 'no error';
-}
 
 test('events of a multipart message, in order, with paths, depths and offsets', () => {
   const r = run([sampleBytes]);

@@ -22,16 +22,7 @@ import {
   validateField,
 } from '../../../src/core/frame/index.ts';
 import { NmtpError } from '../../../src/core/errors/index.ts';
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof NmtpError) return e.code;
-    throw e;
-  }
-  return 'no error';
-}
+import { codeOf } from '../../support/code-of.ts';
 
 test('field names: ASCII letters, digits, hyphen; compared case-insensitively', () => {
   for (const ok of ['From', 'x-1', 'CONTENT-LENGTH', '-']) assert.ok(isValidFieldName(ok), ok);
