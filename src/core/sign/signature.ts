@@ -14,6 +14,7 @@ import {
   printUnsignedPart,
   SIG_CONTEXT,
   type ParsedSignature,
+  type SignatureFields,
 } from './field.ts';
 import { toBase64url } from './base64url.ts';
 import { lookupDomainKey, type TxtResolver } from '../keys/record.ts';
@@ -28,19 +29,13 @@ export function recipientHash(salt: Uint8Array, recipient: string): Uint8Array {
   return new Uint8Array(h.subarray(0, 16));
 }
 
-export interface SignContentInput {
-  readonly digest: Uint8Array;
-  readonly domain: string;
-  readonly selector: string;
-  /** For user-key signatures: the user address and the certificate id (both or neither). */
-  readonly user?: string;
-  readonly certId?: string;
-  readonly signedAt: number;
-  readonly expiresAt: number;
-  /** Canonical recipient addresses of this transfer (at least one). */
+/**
+ * What signContent needs: the Signature's own tags (salt: 16 fresh random octets from the
+ * caller, core has no randomness), the canonical recipients of this transfer (at least one)
+ * instead of their hashes, and the key.
+ */
+export interface SignContentInput extends Omit<SignatureFields, 'recipientHashes'> {
   readonly recipients: readonly string[];
-  /** 16 fresh random octets, supplied by the caller (core has no randomness). */
-  readonly salt: Uint8Array;
   readonly key: SigningKey;
   readonly impl?: Ed25519;
 }
