@@ -187,7 +187,16 @@ export function runTransferJob(
     new Promise((resolve) => {
       if (closed || socket.destroyed) return resolve();
       if (socket.write(bytes)) resolve();
-      else socket.once('drain', () => resolve());
+      // A peer that goes away while we wait never drains: settle on close too.
+      else {
+        const done = (): void => {
+          socket.off('drain', done);
+          socket.off('close', done);
+          resolve();
+        };
+        socket.once('drain', done);
+        socket.once('close', done);
+      }
     });
 
   const shutdown = (): void => {

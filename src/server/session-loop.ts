@@ -55,7 +55,16 @@ export function runSession<S, E extends { type: string }, A extends { type: stri
     new Promise((resolve) => {
       if (closed || socket.destroyed) return resolve();
       if (socket.write(bytes)) resolve();
-      else socket.once('drain', () => resolve());
+      // A peer that goes away while we wait never drains: settle on close too.
+      else {
+        const done = (): void => {
+          socket.off('drain', done);
+          socket.off('close', done);
+          resolve();
+        };
+        socket.once('drain', done);
+        socket.once('close', done);
+      }
     });
 
   const shutdown = (): void => {

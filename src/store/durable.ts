@@ -23,14 +23,17 @@ export async function writeDurable(path: string, bytes: Uint8Array | string): Pr
   const tmp = join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
   const h = await open(tmp, 'wx', 0o600);
   try {
-    await h.writeFile(bytes);
-    await h.sync();
+    try {
+      await h.writeFile(bytes);
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+    await rename(tmp, path);
   } catch (e) {
-    await h.close();
+    // Whatever failed, no temp file is left beside the target.
     await unlink(tmp).catch(() => undefined);
     throw e;
   }
-  await h.close();
-  await rename(tmp, path);
   await fsyncDir(dir);
 }
