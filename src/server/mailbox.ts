@@ -77,8 +77,11 @@ class Incoming implements MessageSink {
   /** Flushes the file to disk and finishes the frame check. */
   async close(): Promise<void> {
     this.feed(() => this.decoder.finish());
-    await this.file.sync();
-    await this.file.close();
+    try {
+      await this.file.sync();
+    } finally {
+      await this.file.close();
+    }
   }
 }
 
@@ -135,8 +138,9 @@ export class Mailbox implements TransferDecider {
     client: Identification,
   ): Promise<FinalAnswer[]> {
     if (!(sink instanceof Incoming)) throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'no sink');
-    await sink.close();
     try {
+      // Inside the try: if the flush fails, the temp file is still removed below.
+      await sink.close();
       const rcpts =
         a.cookie === undefined
           ? a.recipients
