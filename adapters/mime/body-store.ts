@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { NmtpError } from '../../src/core/errors/index.ts';
 
 export interface BodySink {
   /** Takes ownership of `chunk` (callers pass octets nobody else will modify). */
@@ -162,7 +163,8 @@ class Spool {
     let done = 0;
     while (done < length) {
       const n = readSync(this.fd!, out, done, length - done, offset + done);
-      if (n === 0) throw new Error('spool file shorter than expected');
+      // Someone truncated our spool file: a local fault, temporary by policy.
+      if (n === 0) throw new NmtpError('NMTP_ERR_INTERNAL', 'spool file shorter than expected');
       done += n;
     }
     return out;
