@@ -180,6 +180,18 @@ export const TRANSPORT_ERRORS = defineErrors({
     summary:
       'Every SRV target refused or failed the TCP/TLS connection (including a certificate that does not verify).',
   },
+  NMTP_ERR_TRANSPORT_PROVE_NO_KEY: {
+    temporary: false,
+    scope: 'recipient',
+    summary:
+      'PROVE: this endpoint holds no key for the recipient, so it cannot prove one; the sender falls back to the normal path.',
+  },
+  NMTP_ERR_TRANSPORT_REDIRECT_FAILED: {
+    temporary: true,
+    scope: 'recipient',
+    summary:
+      'The redirect target was unreachable, refused PROVE, or proved a key other than the fingerprint of the 351 (or a second redirect was offered); the sender falls back to the normal path.',
+  },
   NMTP_ERR_TRANSPORT_TOO_MANY_CONNECTIONS: {
     temporary: true,
     scope: 'session',

@@ -24,7 +24,8 @@ export type Verb =
   | 'AUTH'
   | 'SEND'
   | 'SIGN'
-  | 'CERTIFY';
+  | 'CERTIFY'
+  | 'PROVE';
 
 /** A parsed command: positional arguments, then named parameters in table order. */
 export interface Command {
@@ -70,7 +71,14 @@ export const VERBS: Readonly<Record<Verb, VerbSpec>> = {
     ],
     maxLine: 512,
   },
-  RCPT: { services: ['transfer', 'submission'], arity: exactly(1), params: [], maxLine: 1024 },
+  // `redirect=failed`: "the sender followed a 351 this server gave for this recipient and
+  // could not deliver there" (§60.10.2); transfer only, the reducer refuses it elsewhere.
+  RCPT: {
+    services: ['transfer', 'submission'],
+    arity: exactly(1),
+    params: [['redirect', false]],
+    maxLine: 1024,
+  },
   DATA: {
     services: ['transfer'],
     arity: exactly(0),
@@ -105,6 +113,8 @@ export const VERBS: Readonly<Record<Verb, VerbSpec>> = {
     ],
     maxLine: 128,
   },
+  // PROVE <address> nonce=<b64url>: a redirect target proves the recipient's key (§60.10.8).
+  PROVE: { services: ['transfer'], arity: exactly(1), params: [['nonce', true]], maxLine: 1024 },
 };
 
 export function isVerb(word: string): word is Verb {
