@@ -109,6 +109,30 @@ export function proofInput(challenge: string, serverName: string, identity: stri
   return new TextEncoder().encode(`${AUTH_CONTEXT}${challenge}\n${serverName}\n${identity}`);
 }
 
+/** "NMTP-PROVE-1" LF: the context prefix of a redirect target's key proof (§60.10.8). */
+export const PROVE_CONTEXT = 'NMTP-PROVE-1\n';
+
+/** The TLS exporter label of the PROVE binding (§60.10.8); 32 octets, empty context. */
+export const PROVE_EXPORTER_LABEL = 'EXPORTER-NMTP-PROVE-1';
+
+/**
+ * The signed input of a PROVE answer, byte for byte (§60.10.8):
+ * "NMTP-PROVE-1" LF nonce LF challenge LF server-name LF binding LF address — the nonce as
+ * in the command, challenge and server name as in the greeting, the binding (base64url TLS
+ * exporter output, '' on a plaintext test session) and the canonical address in UTF-8.
+ */
+export function proveInput(
+  nonce: string,
+  challenge: string,
+  serverName: string,
+  binding: string,
+  address: string,
+): Uint8Array {
+  return new TextEncoder().encode(
+    `${PROVE_CONTEXT}${nonce}\n${challenge}\n${serverName}\n${binding}\n${address}`,
+  );
+}
+
 /** What both server machines keep for the steps below. */
 export interface ServerStateBase<P extends string> {
   readonly phase: P;
