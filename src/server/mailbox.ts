@@ -6,7 +6,18 @@
  *     <maildir>/new/      accepted messages, one `<id>.nmtp` per accepted recipient
  *     <maildir>/held/     messages of deferred recipients, `<cookie>.nmtp`
  *     <maildir>/cookies/  the durable cookie store (src/store/cookies.ts)
- *     <maildir>/policy.json  optional: { "defer": [addr…], "reject": [addr…] }; others accept
+ *     <maildir>/policy.json  optional, read on every decision:
+ *         { "defer": [addr…], "reject": [addr…],
+ *           "redirect": { "<addr>": "<host>:<port> SHA256:<fingerprint>" } }; others accept
+ *
+ * A redirected recipient is answered 351 (§60.10.2) — deliver to the recipient's own
+ * endpoint once it proves the key with that fingerprint (§60.10.8) — unless the RCPT says
+ * `redirect=failed`: then the sender could not deliver there, and the mailbox takes the
+ * message the normal way (stores it), so the recipient still gets it.
+ *
+ * Each accepted message gets `<id>.json` beside it: the recipient, the time, and the
+ * client identification with the reputation hook's verdict (§60.8.3); a held message keeps
+ * the same record in its cookie until it is approved.
  *
  * Every file is fsync'd (and its directory) before the recipient is answered 250, so an
  * accepted message survives a crash. A deferred recipient is decided later by
@@ -42,6 +53,26 @@ export interface MailboxOptions {
 interface Policy {
   readonly defer?: readonly string[];
   readonly reject?: readonly string[];
+  /** Canonical address → "<host>:<port> SHA256:<fingerprint>". */
+  readonly redirect?: Readonly<Record<string, string>>;
+}
+
+/** "<host>:<port> SHA256:<43 base64url>"; host may be a bracketed IPv6 literal. */
+const REDIRECT_RE =
+  /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):(\d{1,5}) (SHA256:[A-Za-z0-9_-]{43})$/;
+
+/** A policy.json redirect entry as a decision; a malformed entry is a local failure. */
+export function parseRedirect(rcpt: string, text: unknown): RecipientDecision {
+  const m = typeof text === 'string' ? REDIRECT_RE.exec(text) : null;
+  const port = Number(m?.[2]);
+  if (m === null || port < 1 || port > 65535) {
+    throw new NmtpError(
+      'NMTP_ERR_TRANSPORT_LOCAL',
+      `policy.json: redirect for ${rcpt} must be "<host>:<port> SHA256:<fingerprint>"`,
+    );
+  }
+  // The decision carries the bare host; the reducer brackets an IPv6 literal on the wire.
+  return { kind: 'redirect', host: m[1]!.replace(/^\[|\]$/g, ''), port, fingerprint: m[3]! };
 }
 
 /** A message being received into tmp/, hashed by the streaming frame decoder. */
@@ -111,9 +142,15 @@ export class Mailbox implements TransferDecider {
     }
   }
 
-  async decideRecipient(a: { rcpt: string }): Promise<RecipientDecision> {
+  async decideRecipient(a: { rcpt: string; redirectFailed?: true }): Promise<RecipientDecision> {
     const p = await this.policy();
     if (p.reject?.includes(a.rcpt) === true) return { kind: 'reject', text: 'refused by policy' };
+    const r = p.redirect;
+    const redirected = typeof r === 'object' && r !== null && Object.hasOwn(r, a.rcpt);
+    // "A server MUST NOT answer 351 to an RCPT that carries redirect=failed" (§60.10.2):
+    // the sender tried the recipient's endpoint and could not deliver there, so the mailbox
+    // is the fallback and takes the message.
+    if (redirected && a.redirectFailed !== true) return parseRedirect(a.rcpt, r[a.rcpt]);
     return { kind: 'accept' };
   }
 
@@ -174,8 +211,8 @@ export class Mailbox implements TransferDecider {
 
   /**
    * Links the received file into new/ under a fresh id, with `<id>.json` beside it naming
-   * the recipient and the client identification (the message octets stay exactly as
-   * sent); durable before it returns.
+   * the recipient and the client identification with its reputation verdict, if the hook
+   * gave one (§60.8.3; the message octets stay exactly as sent); durable before it returns.
    */
   private async deliver(from: string, rcpt: string, client: Identification): Promise<string> {
     const id = toBase64url(randomBytes(12));

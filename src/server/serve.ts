@@ -1,8 +1,11 @@
 /**
  * `nmtp serve`: the reference mailbox receiver on a TLS listener — the listener (transport
- * host), the transfer session host, and the mailbox decider, wired together.
+ * host), the transfer session host, the mailbox decider and the user keys it holds (to
+ * answer PROVE as a redirect target, §60.10.8), wired together.
  */
+import { tryParseAddress } from '../core/address/index.ts';
 import type { TxtResolver } from '../core/keys/index.ts';
+import type { SigningKey } from '../core/sign/index.ts';
 import type { SessionLimits } from '../core/wire/index.ts';
 import { listen, type Listening, type ListenOptions } from './listener.ts';
 import { Mailbox } from './mailbox.ts';
@@ -16,6 +19,12 @@ export interface ServeOptions extends ListenOptions {
   readonly requireCsv?: boolean;
   readonly limits?: Partial<SessionLimits>;
   readonly reputation?: ReputationHook;
+  /**
+   * Keys of users this endpoint holds, by address (canonicalised here, §20.6.1): PROVE for
+   * them is answered with a proof (§60.10.8), for anyone else with
+   * NMTP_ERR_TRANSPORT_PROVE_NO_KEY.
+   */
+  readonly userKeys?: ReadonlyMap<string, SigningKey>;
   readonly timeoutScale?: number;
   readonly onError?: (e: unknown) => void;
 }
@@ -24,7 +33,19 @@ export interface Serving extends Listening {
   readonly mailbox: Mailbox;
 }
 
+/** The user keys by canonical address; a malformed address is its NMTP_ERR_ADDR_* error. */
+function canonicalKeys(keys: ReadonlyMap<string, SigningKey>): Map<string, SigningKey> {
+  const out = new Map<string, SigningKey>();
+  for (const [address, key] of keys) {
+    const parsed = tryParseAddress(address, { mode: 'input' });
+    if (!parsed.ok) throw parsed.error;
+    out.set(parsed.address.canonical, key);
+  }
+  return out;
+}
+
 export async function serveMailbox(o: ServeOptions): Promise<Serving> {
+  const userKeys = o.userKeys === undefined ? undefined : canonicalKeys(o.userKeys);
   const mailbox = await Mailbox.open({ maildir: o.maildir });
   const listening = await listen(o, (socket, ip) =>
     runTransferSession(socket, ip, {
@@ -36,6 +57,7 @@ export async function serveMailbox(o: ServeOptions): Promise<Serving> {
       decider: mailbox,
       resolveTxt: o.resolveTxt,
       ...(o.reputation === undefined ? {} : { reputation: o.reputation }),
+      ...(userKeys === undefined ? {} : { userKeys: (rcpt: string) => userKeys.get(rcpt) }),
       ...(o.timeoutScale === undefined ? {} : { timeoutScale: o.timeoutScale }),
       ...(o.onError === undefined ? {} : { onError: o.onError }),
     }),

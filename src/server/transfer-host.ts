@@ -1,14 +1,18 @@
 /**
  * The transfer-server session host (src/core/session/transfer-server.ts on a socket): the
  * generic loop (session-loop.ts) plus what only transfer asks for — the HELLO proof
- * against the client domain's DNS key, the CSV TXT lookup, the reputation hook, and the
- * pluggable decider (`TransferDecider`), which makes every decision about mail.
+ * against the client domain's DNS key, the CSV TXT lookup, the reputation hook, the
+ * pluggable decider (`TransferDecider`), which makes every decision about mail, and the
+ * user key holder (`UserKeyHolder`), which answers PROVE for the recipients whose keys this
+ * endpoint holds (§60.10.8).
  */
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
+import { TLSSocket } from 'node:tls';
 import { lookupDomainKey, type TxtResolver } from '../core/keys/index.ts';
-import { ed25519, toBase64url } from '../core/sign/index.ts';
+import { ed25519, toBase64url, type SigningKey } from '../core/sign/index.ts';
 import {
+  PROVE_EXPORTER_LABEL,
   initialTransferServer,
   transferServer,
   type CookieState,
@@ -57,16 +61,44 @@ export interface Identification {
   readonly ip: string;
   readonly proof: ProofResult;
   readonly csv: CsvResult;
+  /** What the reputation hook made of them, when it returned a verdict (§60.8.3). */
+  readonly reputation?: ReputationVerdict;
 }
 
-/** The reputation hook: both identification results (§60.8), once per HELLO. */
-export type ReputationHook = (r: Identification) => void;
+/** A reputation hook's opinion of the client (§60.8.3), recorded on every message. */
+export interface ReputationVerdict {
+  readonly verdict: 'good' | 'neutral' | 'bad';
+  /** A short reason for people (e.g. "new domain", "CSV fail"). */
+  readonly note?: string;
+}
+
+/**
+ * The reputation hook: both identification results (§60.8), once per HELLO, before HELLO
+ * is answered. It may return a verdict (or a promise of one); the host records it with the
+ * identification on every message of the session. A hook that throws ends the session with
+ * 451 like any host failure.
+ */
+export type ReputationHook = (
+  r: Identification,
+) => ReputationVerdict | undefined | Promise<ReputationVerdict | undefined>;
+
+/**
+ * The user key holder: the signing key this endpoint holds for a recipient (canonical
+ * address), if any — what PROVE signs with (§60.10.8). Separate from the decider so that
+ * mail decisions and private keys live in different places (a gateway decides, a device
+ * holds the key).
+ */
+export type UserKeyHolder = (
+  rcpt: string,
+) => SigningKey | undefined | Promise<SigningKey | undefined>;
 
 export interface TransferHostOptions {
   readonly config: TransferServerConfig;
   readonly decider: TransferDecider;
   readonly resolveTxt: TxtResolver;
   readonly reputation?: ReputationHook;
+  /** Keys this endpoint holds for its users; without it, every PROVE is answered NO_KEY. */
+  readonly userKeys?: UserKeyHolder;
   /** Unix seconds now (key expiry checks). */
   readonly now?: () => number;
   /** Multiplies every state timeout (tests shorten them); default 1. */
@@ -94,6 +126,36 @@ export async function verifyProof(
   return ed25519.verify(publicKey, a.input, a.signature) ? 'pass' : 'fail';
 }
 
+/** The verdict as recorded: only the known fields, so a hook cannot smuggle anything in. */
+function checkVerdict(v: unknown): ReputationVerdict | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const { verdict, note } = v as { verdict?: unknown; note?: unknown };
+  if (verdict !== 'good' && verdict !== 'neutral' && verdict !== 'bad') return undefined;
+  return typeof note === 'string' ? { verdict, note } : { verdict };
+}
+
+/**
+ * The PROVE binding of a connection (§60.10.8): base64url of 32 octets of TLS exporter
+ * output, label "EXPORTER-NMTP-PROVE-1", empty context (RFC 8446 §7.5); '' for a plaintext
+ * (loopback test) session.
+ */
+export function proveBinding(socket: Duplex): string {
+  if (!(socket instanceof TLSSocket)) return '';
+  // In TLS 1.3 "providing no context computes the same value as providing an empty
+  // context" (RFC 8446 §7.5); node's types want one, so we pass the empty one.
+  return toBase64url(socket.exportKeyingMaterial(32, PROVE_EXPORTER_LABEL, Buffer.alloc(0)));
+}
+
+/** Answers a 'prove' action: the signature by the recipient's key, or "no key here". */
+export async function prove(
+  userKeys: UserKeyHolder | undefined,
+  a: Act<'prove'>,
+): Promise<TransferServerEvent> {
+  const key = await userKeys?.(a.rcpt);
+  if (key === undefined) return { type: 'proved', none: true };
+  return { type: 'proved', key: key.publicKey, signature: ed25519.sign(key, a.input) };
+}
+
 /** Runs one transfer session on `socket` to its end; resolves when it is closed. */
 export function runTransferSession(
   socket: Duplex,
@@ -113,10 +175,16 @@ export function runTransferSession(
         return { type: 'proof-result', result: await verifyProof(o.resolveTxt, a, now()) };
       case 'lookup-txt':
         return { type: 'txt-result', answer: await o.resolveTxt(a.name) };
-      case 'reputation':
+      case 'reputation': {
         client = { domain: a.domain, ip: a.ip, proof: a.proof, csv: a.csv };
-        o.reputation?.(client);
+        const verdict = checkVerdict(await o.reputation?.(client));
+        // "Both results are passed to a pluggable reputation hook and recorded on the
+        // message" (issue 4): the verdict travels with the identification (§60.8.3).
+        if (verdict !== undefined) client = { ...client, reputation: verdict };
         return undefined;
+      }
+      case 'prove':
+        return prove(o.userKeys, a);
       case 'decide-recipient':
         return { type: 'recipient-decision', decision: await o.decider.decideRecipient(a) };
       case 'choose-view': {
@@ -141,7 +209,12 @@ export function runTransferSession(
     reducer: transferServer,
     // "The greeting names the version, the service, the server and a fresh challenge"
     // (§60.8): 18 random octets, above the 16 the reducer requires.
-    connected: { type: 'connected', challenge: toBase64url(randomBytes(18)), ip },
+    connected: {
+      type: 'connected',
+      challenge: toBase64url(randomBytes(18)),
+      ip,
+      binding: proveBinding(socket),
+    },
     perform,
     ended() {
       // A message cut off mid-chunk (or refused) is never decided on: drop its octets.

@@ -1,19 +1,30 @@
 /**
- * The transfer host on a plaintext loopback listener (TLS is covered by the integration
- * tier): limits, timeouts, hostile input and cut-off data, with the mailbox decider and a
- * static TXT resolver (no DNS server needed here).
+ * The transfer host on a plaintext loopback listener: limits, timeouts, hostile input and
+ * cut-off data, with the mailbox decider and a static TXT resolver (no DNS server needed
+ * here). Then, on a real TLS listener, the server side of redirects (§60.10.8): PROVE bound
+ * to the connection by the TLS exporter, the mailbox's redirect policy and its fallback,
+ * and the reputation verdict recorded with every message (§60.8.3).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeMessage } from '../../src/core/frame/index.ts';
-import { domainKeyName, keyPairFromSeed, printDomainKeyRecord } from '../../src/core/keys/index.ts';
-import { proofInput } from '../../src/core/session/index.ts';
-import { ed25519, toBase64url } from '../../src/core/sign/index.ts';
+import { decodeMessage, encodeMessage } from '../../src/core/frame/index.ts';
+import {
+  domainKeyName,
+  fingerprint,
+  keyPairFromSeed,
+  printDomainKeyRecord,
+} from '../../src/core/keys/index.ts';
+import { PROVE_EXPORTER_LABEL, proofInput, proveInput } from '../../src/core/session/index.ts';
+import { ed25519, fromBase64url, toBase64url } from '../../src/core/sign/index.ts';
+import { generateSelfSigned } from '../../src/server/certs.ts';
+import { Mailbox } from '../../src/server/mailbox.ts';
+import type { Identification } from '../../src/server/transfer-host.ts';
 import { staticTxtResolver } from '../../src/dns/txt.ts';
 import { deliverJob, transferTo } from '../../src/client/transfer.ts';
 import { serveMailbox, type Serving } from '../../src/server/serve.ts';
@@ -239,4 +250,240 @@ test('connections beyond the per-address limit get 421 and are closed', async ()
   assert.match((await extra.line())!, /^421 4\.7\.0 err=NMTP_ERR_TRANSPORT_TOO_MANY_CONNECTIONS$/);
   await extra.untilClosed();
   for (const c of open) c.socket.destroy();
+});
+
+// --- over TLS: PROVE, the redirect policy, reputation ----------------------------------------
+
+/** The recipient's own key, held by the TLS endpoint below (a redirect target). */
+const roamingKey = keyPairFromSeed(randomBytes(32));
+const roamingFp = fingerprint(roamingKey.publicKey);
+const tlsDir = join(dir, 'tls');
+const cert = generateSelfSigned(tlsDir, '127.0.0.1', 1);
+const reputationSeen: Identification[] = [];
+let secure: Serving;
+
+before(async () => {
+  const maildir = join(dir, 'mail-tls');
+  secure = await serveMailbox({
+    host: '127.0.0.1',
+    port: 0,
+    ...cert,
+    serverName: 'mx.example.net',
+    maildir,
+    resolveTxt,
+    // Not canonical as given: serveMailbox canonicalises (the domain is case-folded).
+    userKeys: new Map([['roaming@EXAMPLE.net', roamingKey]]),
+    reputation: (r) => {
+      reputationSeen.push(r);
+      return { verdict: 'good', note: `known sender ${r.domain}` };
+    },
+  });
+  writeFileSync(
+    join(maildir, 'policy.json'),
+    JSON.stringify({
+      defer: ['carol@example.net'],
+      redirect: { 'roaming@example.net': `roaming-laptop.example.net:4025 ${roamingFp}` },
+    }),
+  );
+});
+
+after(async () => {
+  await secure.close();
+});
+
+/** A raw client over TLS; `binding` is this side's exporter value (§60.10.8). */
+async function openTls(): Promise<{ c: Raw; binding: string; challenge: string }> {
+  const s: TLSSocket = tlsConnect({
+    host: '127.0.0.1',
+    port: secure.port,
+    ca: readFileSync(cert.certFile),
+  });
+  await new Promise((resolve, reject) => {
+    s.once('secureConnect', resolve);
+    s.once('error', reject);
+  });
+  const exporter = s.exportKeyingMaterial(32, PROVE_EXPORTER_LABEL, Buffer.alloc(0));
+  // "empty context (RFC 8446 §7.5)": in TLS 1.3 no context and an empty one are the same.
+  const noContext = (
+    s.exportKeyingMaterial as unknown as (n: number, label: string) => Buffer
+  ).call(s, 32, PROVE_EXPORTER_LABEL);
+  assert.deepEqual(noContext, exporter);
+  assert.equal(s.getProtocol(), 'TLSv1.3');
+  const c = new Raw(s);
+  const greeting = (await c.line())!;
+  const challenge = /challenge=(\S+)/.exec(greeting)![1]!;
+  const proof = toBase64url(
+    ed25519.sign(key, proofInput(challenge, 'mx.example.net', 'example.org')),
+  );
+  c.send(`HELLO example.org sel=s1 proof=${proof}\r\n`);
+  assert.match((await c.line())!, /^250 2\.0\.0 domain=example\.org proof=pass csv=pass$/);
+  return { c, binding: toBase64url(exporter), challenge };
+}
+
+const nonce = (): string => toBase64url(randomBytes(24));
+
+function parseProve(line: string): { key: Uint8Array; proof: Uint8Array } {
+  const m = /^250 2\.7\.0 rcpt=roaming@example\.net key=(\S+) proof=(\S+)$/.exec(line);
+  assert.ok(m, line);
+  return { key: fromBase64url(m[1]!, 32)!, proof: fromBase64url(m[2]!, 64)! };
+}
+
+test('PROVE over TLS: the proof verifies over the input the client computes with its own exporter', async () => {
+  const { c, binding, challenge } = await openTls();
+  const n = nonce();
+  c.send(`PROVE roaming@example.net nonce=${n}\r\n`);
+  const { key: k, proof } = parseProve((await c.line())!);
+  // The sender's checks (§60.10.8 step 2): the fingerprint of key= is the 351's key=, and
+  // the proof verifies under key= over the input it computes itself.
+  assert.equal(fingerprint(k), roamingFp);
+  const input = proveInput(n, challenge, 'mx.example.net', binding, 'roaming@example.net');
+  assert.ok(ed25519.verify(k, input, proof));
+  // A recipient whose key this endpoint does not hold.
+  c.send(`PROVE alice@example.net nonce=${nonce()}\r\n`);
+  assert.equal(
+    await c.line(),
+    '550 5.7.1 rcpt=alice@example.net err=NMTP_ERR_TRANSPORT_PROVE_NO_KEY',
+  );
+  c.send('QUIT\r\n');
+  assert.match((await c.line())!, /^221 /);
+  await c.untilClosed();
+});
+
+test('a proof is bound to its connection: it does not verify with another connection’s exporter', async () => {
+  const a = await openTls();
+  const b = await openTls();
+  assert.notEqual(a.binding, b.binding, 'each TLS connection has its own exporter value');
+  const n = nonce();
+  a.c.send(`PROVE roaming@example.net nonce=${n}\r\n`);
+  const { key: k, proof } = parseProve((await a.c.line())!);
+  const rcpt = 'roaming@example.net';
+  assert.ok(
+    ed25519.verify(k, proveInput(n, a.challenge, 'mx.example.net', a.binding, rcpt), proof),
+  );
+  // The relay of §60.10.8: B's sender checks A's answer against B's connection.
+  assert.ok(
+    !ed25519.verify(k, proveInput(n, b.challenge, 'mx.example.net', b.binding, rcpt), proof),
+  );
+  // Even with A's challenge, B's exporter alone breaks it; and the plaintext binding too.
+  assert.ok(
+    !ed25519.verify(k, proveInput(n, a.challenge, 'mx.example.net', b.binding, rcpt), proof),
+  );
+  assert.ok(!ed25519.verify(k, proveInput(n, a.challenge, 'mx.example.net', '', rcpt), proof));
+  a.c.socket.destroy();
+  b.c.socket.destroy();
+});
+
+/** DATA with the test message in one chunk; returns the answer line. */
+async function sendData(c: Raw): Promise<string> {
+  const digest = toBase64url(decodeMessage(message).contentDigest);
+  c.send(`DATA size=${message.length} digest=${digest}\r\n`);
+  assert.equal(await c.line(), '354 2.0.0 view=full');
+  c.send(`CHUNK ${message.length} LAST\r\n`);
+  c.send(message);
+  c.send('\r\n');
+  return (await c.line())!;
+}
+
+function sidecar(id: string): { rcpt: string; client: Identification } {
+  return JSON.parse(readFileSync(join(dir, 'mail-tls', 'new', `${id}.json`), 'utf8')) as {
+    rcpt: string;
+    client: Identification;
+  };
+}
+
+test('mailbox policy redirect: 351 with the fingerprint; after redirect=failed the message is stored, with the verdict', async () => {
+  const before = reputationSeen.length;
+  const { c } = await openTls();
+  // The hook saw both results once, before HELLO was answered.
+  assert.deepEqual(reputationSeen.slice(before), [
+    { domain: 'example.org', ip: '127.0.0.1', proof: 'pass', csv: 'pass' },
+  ]);
+  c.send('RCPT roaming@example.net\r\n');
+  assert.equal(
+    await c.line(),
+    `351 2.1.5 rcpt=roaming@example.net redirect=roaming-laptop.example.net:4025 key=${roamingFp}`,
+  );
+  // The redirect failed at the target; the normal path takes the recipient.
+  c.send('RCPT roaming@example.net redirect=failed\r\n');
+  assert.equal(await c.line(), '250 2.1.5 rcpt=roaming@example.net');
+  const answer = await sendData(c);
+  const id = /^250 2\.0\.0 rcpt=roaming@example\.net id=(\S+)$/.exec(answer)?.[1];
+  assert.ok(id, answer);
+  assert.deepEqual(sidecar(id), {
+    ...sidecar(id),
+    rcpt: 'roaming@example.net',
+    client: {
+      domain: 'example.org',
+      ip: '127.0.0.1',
+      proof: 'pass',
+      csv: 'pass',
+      reputation: { verdict: 'good', note: 'known sender example.org' },
+    },
+  });
+  c.socket.destroy();
+});
+
+test('a held message keeps the verdict in its cookie; approving it writes it into the sidecar', async () => {
+  const { c } = await openTls();
+  c.send('RCPT carol@example.net\r\n');
+  assert.equal(await c.line(), '250 2.1.5 rcpt=carol@example.net');
+  const answer = await sendData(c);
+  const cookie = /^350 2\.0\.0 rcpt=carol@example\.net cookie=(\S+) /.exec(answer)?.[1];
+  assert.ok(cookie, answer);
+  c.socket.destroy();
+  const stored = await secure.mailbox.cookies.get(cookie);
+  assert.deepEqual((stored?.client as Identification | undefined)?.reputation, {
+    verdict: 'good',
+    note: 'known sender example.org',
+  });
+  const approved = await secure.mailbox.decideCookie(cookie, 'approve');
+  assert.equal(sidecar(approved.id!).client.reputation?.verdict, 'good');
+});
+
+test('mailbox redirect policy: reject wins, others accept, a malformed entry is a local failure', async () => {
+  const maildir = join(dir, 'mail-policy');
+  const mailbox = await Mailbox.open({ maildir });
+  writeFileSync(
+    join(maildir, 'policy.json'),
+    JSON.stringify({
+      reject: ['gone@example.net'],
+      redirect: {
+        'gone@example.net': `h.example:1 ${roamingFp}`,
+        'v6@example.net': `[2001:db8::1]:4025 ${roamingFp}`,
+        'bad@example.net': 'h.example SHA256:x',
+      },
+    }),
+  );
+  assert.equal((await mailbox.decideRecipient({ rcpt: 'gone@example.net' })).kind, 'reject');
+  assert.deepEqual(await mailbox.decideRecipient({ rcpt: 'v6@example.net' }), {
+    kind: 'redirect',
+    host: '2001:db8::1',
+    port: 4025,
+    fingerprint: roamingFp,
+  });
+  assert.deepEqual(
+    await mailbox.decideRecipient({ rcpt: 'v6@example.net', redirectFailed: true }),
+    { kind: 'accept' },
+  );
+  assert.deepEqual(await mailbox.decideRecipient({ rcpt: 'other@example.net' }), {
+    kind: 'accept',
+  });
+  await assert.rejects(mailbox.decideRecipient({ rcpt: 'bad@example.net' }), {
+    code: 'NMTP_ERR_TRANSPORT_LOCAL',
+  });
+});
+
+test('serveMailbox refuses a user key for a malformed address', async () => {
+  await assert.rejects(
+    serveMailbox({
+      host: '127.0.0.1',
+      port: 0,
+      plaintext: true,
+      serverName: 'mx.example.net',
+      maildir: join(dir, 'mail-bad'),
+      resolveTxt,
+      userKeys: new Map([['not-an-address', roamingKey]]),
+    }),
+    { code: 'NMTP_ERR_ADDR_MISSING_AT' },
+  );
 });

@@ -8,13 +8,18 @@
 export type View = 'full' | 'headers' | 'digest' | 'signers' | 'text';
 export const VIEWS: readonly View[] = ['full', 'headers', 'digest', 'signers', 'text'];
 
-/** The answer to one RCPT. */
+/**
+ * The answer to one RCPT. The question carries `redirectFailed: true` when the RCPT said
+ * `redirect=failed` (§60.10.2); a decider then answers accept, reject or unavailable — a
+ * redirect is answered 450 by the reducer, never 351.
+ */
 export type RecipientDecision =
   | { readonly kind: 'accept' }
   | { readonly kind: 'reject'; readonly enhanced?: string; readonly text?: string }
   /** Deliver this recipient at host:port, to an endpoint that proves the key. */
   | {
       readonly kind: 'redirect';
+      /** A host name or IP address (an IPv6 literal without brackets; the reply adds them). */
       readonly host: string;
       readonly port: number;
       /** `SHA256:<base64url>` of the recipient key (§40.8). */

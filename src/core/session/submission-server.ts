@@ -303,6 +303,11 @@ function onCommand(state: S, c: Command): Out {
     case 'AUTH':
       return onAuth(state, c);
     case 'RCPT': {
+      // `redirect` is a transfer parameter: "the parameter is refused the same way on the
+      // submission service" (§60.10.2) — a submission server never answers 351.
+      if (c.params.redirect !== undefined) {
+        return badArgument(state, 'redirect is a transfer parameter');
+      }
       const parsed = tryParseAddress(c.args[0]!, { mode: 'wire' });
       if (!parsed.ok) {
         return refuse(

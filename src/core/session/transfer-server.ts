@@ -6,13 +6,14 @@
  * What it does not decide itself, it asks the host for with an action and learns from an
  * event: the proof check and the CSV lookup (then the reputation hook), and the pluggable
  * decider — one answer per RCPT, the view wanted at DATA, one answer per recipient after
- * the data, cookie states for STATUS / GIVEUP. The decider, not this reducer, keeps cookies;
+ * the data, cookie states for STATUS / GIVEUP — and, for PROVE (§60.10.8), the signature of a
+ * recipient key this endpoint holds. The decider, not this reducer, keeps cookies;
  * it gets the authenticated client domain with every cookie, because "a cookie issued to
  * one client domain MUST be answered, for any other domain, exactly like an unknown cookie"
  * (§60.10.6).
  */
 import { tryParseAddress } from '../address/index.ts';
-import { fromBase64url } from '../sign/index.ts';
+import { fromBase64url, toBase64url } from '../sign/index.ts';
 import { DOMAIN_RE, SELECTOR_RE } from '../sign/field.ts';
 import type { TxtAnswer } from '../keys/index.ts';
 import { DECIMAL_RE, VERBS, isWellFormedCommand, type Command, type Verb } from '../wire/index.ts';
@@ -20,6 +21,7 @@ import {
   errorReply,
   limitsOf,
   proofInput,
+  proveInput,
   reply,
   type BaseAction,
   type BaseEvent,
@@ -44,6 +46,7 @@ export type TransferServerPhase =
   | 'data'
   | 'decide-wait'
   | 'cookie-wait'
+  | 'prove-wait'
   | 'closed';
 
 /**
@@ -64,7 +67,7 @@ export const TRANSFER_SERVER_STATES: Readonly<Record<TransferServerPhase, StateI
   },
   ready: {
     timeout: 300,
-    allowed: ['RCPT', 'DATA', 'STATUS', 'GIVEUP', 'RSET', 'NOOP', 'QUIT'],
+    allowed: ['RCPT', 'DATA', 'STATUS', 'GIVEUP', 'PROVE', 'RSET', 'NOOP', 'QUIT'],
     description: 'client authenticated; no transaction (DATA only with cookie=)',
   },
   'rcpt-wait': { timeout: 30, allowed: [], description: 'decider answers one RCPT' },
@@ -81,6 +84,11 @@ export const TRANSFER_SERVER_STATES: Readonly<Record<TransferServerPhase, StateI
     description: 'decider answers each recipient after the data',
   },
   'cookie-wait': { timeout: 30, allowed: [], description: 'decider answers STATUS or GIVEUP' },
+  'prove-wait': {
+    timeout: 30,
+    allowed: [],
+    description: "host signs the prove input with the recipient's key (§60.10.8)",
+  },
   closed: { timeout: 0, allowed: [], description: 'QUIT, fatal error or timeout; nothing more' },
 };
 
@@ -98,6 +106,11 @@ export interface TransferServerState {
   readonly config: TransferServerConfig;
   readonly challenge: string;
   readonly ip: string;
+  /**
+   * The connection's PROVE binding (§60.10.8): base64url of the TLS exporter value, '' on a
+   * plaintext (test) session. A host fact, given in the 'connected' event.
+   */
+  readonly binding: string;
   /** The authenticated client domain (A-label), once HELLO succeeded. */
   readonly domain?: string;
   readonly hello?: {
@@ -108,6 +121,10 @@ export interface TransferServerState {
   };
   readonly recipients: readonly string[];
   readonly pendingRcpt?: string;
+  /** The pending RCPT carried `redirect=failed` (§60.10.2). */
+  readonly pendingRedirectFailed?: boolean;
+  /** The recipient of a PROVE the host is signing for (§60.10.8). */
+  readonly pendingProve?: string;
   readonly tx?: Transaction;
   readonly cookie?: { readonly op: 'status' | 'giveup'; readonly value: string };
   readonly errors: number;
@@ -137,7 +154,17 @@ export type TransferServerAction =
       readonly proof: ProofResult;
       readonly csv: CsvResult;
     }
-  | { readonly type: 'decide-recipient'; readonly domain: string; readonly rcpt: string }
+  | {
+      readonly type: 'decide-recipient';
+      readonly domain: string;
+      readonly rcpt: string;
+      /**
+       * The RCPT carried `redirect=failed`: the sender followed a 351 for this recipient and
+       * could not deliver there (§60.10.2). Present only when true. The decider should not
+       * answer redirect again; if it does, the reducer answers 450 instead.
+       */
+      readonly redirectFailed?: true;
+    }
   | {
       readonly type: 'choose-view';
       readonly domain: string;
@@ -163,19 +190,36 @@ export type TransferServerAction =
       readonly op: 'status' | 'giveup';
       readonly domain: string;
       readonly cookie: string;
-    };
+    }
+  /**
+   * PROVE (§60.10.8): sign `input` (the prove input, byte for byte) with the key this
+   * endpoint holds for `rcpt` (canonical address); answer 'proved'.
+   */
+  | { readonly type: 'prove'; readonly rcpt: string; readonly input: Uint8Array };
 
 export type TransferServerEvent =
   | BaseEvent
-  /** The connection is up: a fresh challenge (≥ 16 random octets, base64url) and the peer IP. */
-  | { readonly type: 'connected'; readonly challenge: string; readonly ip: string }
+  /**
+   * The connection is up: a fresh challenge (≥ 16 random octets, base64url), the peer IP
+   * and the PROVE binding (base64url TLS exporter value, §60.10.8; absent or '' when the
+   * session is plaintext).
+   */
+  | {
+      readonly type: 'connected';
+      readonly challenge: string;
+      readonly ip: string;
+      readonly binding?: string;
+    }
   | { readonly type: 'proof-result'; readonly result: ProofResult }
   | { readonly type: 'txt-result'; readonly answer: TxtAnswer }
   | { readonly type: 'recipient-decision'; readonly decision: RecipientDecision }
   | { readonly type: 'view-choice'; readonly choice: ViewChoice }
   /** One answer per recipient of the transaction, in RCPT order. */
   | { readonly type: 'message-decision'; readonly answers: readonly FinalAnswer[] }
-  | { readonly type: 'cookie-state'; readonly state: CookieState };
+  | { readonly type: 'cookie-state'; readonly state: CookieState }
+  /** The host's answer to 'prove': the public key and signature, or no key for `rcpt`. */
+  | { readonly type: 'proved'; readonly key: Uint8Array; readonly signature: Uint8Array }
+  | { readonly type: 'proved'; readonly none: true };
 
 type S = TransferServerState;
 type A = TransferServerAction;
@@ -193,7 +237,15 @@ const {
 const COOKIE_RE = /^[A-Za-z0-9_-]{1,128}$/;
 
 export function initialTransferServer(config: TransferServerConfig): S {
-  return { phase: 'start', config, challenge: '', ip: '', recipients: [], errors: 0 };
+  return {
+    phase: 'start',
+    config,
+    challenge: '',
+    ip: '',
+    binding: '',
+    recipients: [],
+    errors: 0,
+  };
 }
 
 /** The reducer. Pure: same state and event, same result. */
@@ -202,19 +254,28 @@ export function transferServer(state: S, event: TransferServerEvent): Out {
   switch (event.type) {
     case 'connected':
       if (state.phase !== 'start') return { state, actions: [] };
-      return enter({ ...state, phase: 'hello', challenge: event.challenge, ip: event.ip }, [
+      return enter(
         {
-          type: 'reply',
-          // "The greeting names the version, the service, the server and a fresh challenge"
-          // (§60.8).
-          reply: reply(220, '2.0.0', {
-            version: 'NMTP/1',
-            service: 'transfer',
-            server: state.config.serverName,
-            challenge: event.challenge,
-          }),
+          ...state,
+          phase: 'hello',
+          challenge: event.challenge,
+          ip: event.ip,
+          binding: event.binding ?? '',
         },
-      ]);
+        [
+          {
+            type: 'reply',
+            // "The greeting names the version, the service, the server and a fresh challenge"
+            // (§60.8).
+            reply: reply(220, '2.0.0', {
+              version: 'NMTP/1',
+              service: 'transfer',
+              server: state.config.serverName,
+              challenge: event.challenge,
+            }),
+          },
+        ],
+      );
     case 'closed':
       return { state: { ...state, phase: 'closed' }, actions: [] };
     case 'timeout':
@@ -234,6 +295,8 @@ export function transferServer(state: S, event: TransferServerEvent): Out {
       return onMessageDecision(state, event.answers);
     case 'cookie-state':
       return onCookieState(state, event.state);
+    case 'proved':
+      return onProved(state, event);
     default:
       // An event of another machine (a host bug): ignored, never thrown.
       return { state, actions: [] };
@@ -247,7 +310,12 @@ function ignore(state: S): Out {
   return { state, actions: [] };
 }
 
-const noTransaction = { recipients: [], tx: undefined, pendingRcpt: undefined } as const;
+const noTransaction = {
+  recipients: [],
+  tx: undefined,
+  pendingRcpt: undefined,
+  pendingRedirectFailed: undefined,
+} as const;
 
 // --- wire items ---------------------------------------------------------------------------
 
@@ -316,6 +384,8 @@ function onCommand(state: S, c: Command): Out {
       return onRcpt(state, c);
     case 'DATA':
       return onData(state, c);
+    case 'PROVE':
+      return onProve(state, c);
     case 'STATUS':
     case 'GIVEUP': {
       const value = c.args[0]!;
@@ -408,16 +478,30 @@ function onIdentification(
 
 // --- RCPT ---------------------------------------------------------------------------------
 
-function onRcpt(state: S, c: Command): Out {
-  const raw = c.args[0]!;
+/**
+ * The canonical form of an address argument (§20.6.1), or the refusal RCPT and PROVE give a
+ * malformed one: `501 5.1.3 rcpt=<as sent> err=NMTP_ERR_TRANSPORT_BAD_ARGUMENT # <code>`.
+ */
+function canonicalAddress(state: S, raw: string): { rcpt: string } | { refused: Out } {
   const parsed = tryParseAddress(raw, { mode: 'wire' });
-  if (!parsed.ok) {
-    return refuse(
+  if (parsed.ok) return { rcpt: parsed.address.canonical };
+  return {
+    refused: refuse(
       state,
       errorReply(501, '5.1.3', 'NMTP_ERR_TRANSPORT_BAD_ARGUMENT', { rcpt: raw }, parsed.error.code),
-    );
+    ),
+  };
+}
+
+function onRcpt(state: S, c: Command): Out {
+  const redirect = c.params.redirect;
+  // "Any other value of redirect is 501 5.5.4 err=NMTP_ERR_TRANSPORT_BAD_ARGUMENT" (§60.10.2).
+  if (redirect !== undefined && redirect !== 'failed') {
+    return badArgument(state, 'redirect takes only the value failed');
   }
-  const rcpt = parsed.address.canonical;
+  const address = canonicalAddress(state, c.args[0]!);
+  if ('refused' in address) return address.refused;
+  const rcpt = address.rcpt;
   if (state.recipients.includes(rcpt)) {
     return refuse(
       state,
@@ -431,9 +515,18 @@ function onRcpt(state: S, c: Command): Out {
       errorReply(452, '4.5.3', 'NMTP_ERR_TRANSPORT_TOO_MANY_RECIPIENTS', { rcpt }),
     );
   }
-  return enter({ ...state, phase: 'rcpt-wait', pendingRcpt: rcpt }, [
-    { type: 'decide-recipient', domain: state.domain!, rcpt },
-  ]);
+  const redirectFailed = redirect === 'failed';
+  return enter(
+    { ...state, phase: 'rcpt-wait', pendingRcpt: rcpt, pendingRedirectFailed: redirectFailed },
+    [
+      {
+        type: 'decide-recipient',
+        domain: state.domain!,
+        rcpt,
+        ...(redirectFailed ? { redirectFailed: true as const } : {}),
+      },
+    ],
+  );
 }
 
 function afterRcpt(recipients: readonly string[]): TransferServerPhase {
@@ -443,7 +536,8 @@ function afterRcpt(recipients: readonly string[]): TransferServerPhase {
 function onRecipientDecision(state: S, d: RecipientDecision): Out {
   if (state.phase !== 'rcpt-wait' || state.pendingRcpt === undefined) return ignore(state);
   const rcpt = state.pendingRcpt;
-  const base = { ...state, pendingRcpt: undefined };
+  const redirectFailed = state.pendingRedirectFailed === true;
+  const base = { ...state, pendingRcpt: undefined, pendingRedirectFailed: undefined };
   const answer = (r: ReturnType<typeof reply>, recipients = state.recipients): Out =>
     enter({ ...base, recipients, phase: afterRcpt(recipients) }, [{ type: 'reply', reply: r }]);
   switch (d.kind) {
@@ -470,12 +564,25 @@ function onRecipientDecision(state: S, d: RecipientDecision): Out {
         ),
       );
     case 'redirect':
+      // "A server MUST NOT answer 351 to an RCPT that carries redirect=failed": a decider
+      // that still answers redirect is answered 450, "which bounds a redirect loop to one
+      // round" (§60.10.2).
+      if (redirectFailed) {
+        return answer(
+          errorReply(450, '4.2.1', 'NMTP_ERR_TRANSPORT_RECIPIENT_UNAVAILABLE', { rcpt }),
+        );
+      }
       // "351: not part of this transaction; deliver to host:port after the endpoint proves
       // the key with this fingerprint" (§60.10.2).
       return answer(
-        reply(351, '2.1.5', { rcpt, redirect: `${d.host}:${d.port}`, key: d.fingerprint }),
+        reply(351, '2.1.5', { rcpt, redirect: hostPort(d.host, d.port), key: d.fingerprint }),
       );
   }
+}
+
+/** `host:port`, an IPv6 literal in brackets (RFC 3986 authority form), as §60.10.2 shows. */
+function hostPort(host: string, port: number): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 // --- DATA ---------------------------------------------------------------------------------
@@ -604,6 +711,56 @@ function onMessageDecision(state: S, answers: readonly FinalAnswer[]): Out {
     }
   });
   return enter({ ...state, ...noTransaction, phase: 'ready' }, actions);
+}
+
+// --- PROVE --------------------------------------------------------------------------------
+
+/** "nonce 16 to 64 octets in base64url" (§60.4). */
+function isNonce(text: string): boolean {
+  const bytes = fromBase64url(text);
+  return bytes !== undefined && bytes.length >= 16 && bytes.length <= 64;
+}
+
+function onProve(state: S, c: Command): Out {
+  const address = canonicalAddress(state, c.args[0]!);
+  if ('refused' in address) return address.refused;
+  const rcpt = address.rcpt;
+  const nonce = c.params.nonce!;
+  if (!isNonce(nonce)) return badArgument(state, 'nonce must be 16 to 64 octets in base64url');
+  // "prove-input = "NMTP-PROVE-1" LF nonce LF challenge LF server-name LF binding LF
+  // address" (§60.10.8): the nonce as sent, this connection's greeting and binding, and
+  // the canonical address — so the answer is worthless on any other connection.
+  return enter({ ...state, phase: 'prove-wait', pendingProve: rcpt }, [
+    {
+      type: 'prove',
+      rcpt,
+      input: proveInput(nonce, state.challenge, state.config.serverName, state.binding, rcpt),
+    },
+  ]);
+}
+
+function onProved(state: S, event: Extract<TransferServerEvent, { type: 'proved' }>): Out {
+  if (state.phase !== 'prove-wait' || state.pendingProve === undefined) return ignore(state);
+  const rcpt = state.pendingProve;
+  const next = { ...state, phase: 'ready' as const, pendingProve: undefined };
+  if ('none' in event) {
+    return enter(next, [
+      {
+        type: 'reply',
+        reply: errorReply(550, '5.7.1', 'NMTP_ERR_TRANSPORT_PROVE_NO_KEY', { rcpt }),
+      },
+    ]);
+  }
+  return enter(next, [
+    {
+      type: 'reply',
+      reply: reply(250, '2.7.0', {
+        rcpt,
+        key: toBase64url(event.key),
+        proof: toBase64url(event.signature),
+      }),
+    },
+  ]);
 }
 
 // --- STATUS / GIVEUP ----------------------------------------------------------------------

@@ -89,6 +89,7 @@ test('host answers in the wrong state are ignored, not thrown', () => {
     { type: 'view-choice', choice: { kind: 'view', view: 'full' } },
     { type: 'message-decision', answers: [] },
     { type: 'cookie-state', state: { kind: 'unknown' } },
+    { type: 'proved', none: true },
   ] as TransferServerEvent[]) {
     const step = transferServer(s, e);
     assert.deepEqual(step.actions, []);
@@ -139,6 +140,8 @@ const wireItem = fc.oneof(
     { type: 'view-choice', choice: { kind: 'unknown-cookie' } },
     { type: 'message-decision', answers: [{ kind: 'accepted', rcpt: 'a@b.example', id: 'r1' }] },
     { type: 'cookie-state', state: { kind: 'given-up', rcpt: 'a@b.example' } },
+    { type: 'proved', none: true },
+    { type: 'proved', key: new Uint8Array(32), signature: new Uint8Array(64) },
     { type: 'wire', item: { kind: 'chunk', size: 3, last: true, offset: 0 } },
     { type: 'wire', item: { kind: 'chunk-data', bytes: new Uint8Array(3), offset: 0 } },
     { type: 'wire', item: { kind: 'chunk-end', last: true, offset: 0 } },
@@ -147,8 +150,9 @@ const wireItem = fc.oneof(
     .record({
       verb: fc.constantFrom(...(Object.keys(VERBS) as Verb[])),
       arg: fc.constantFrom('example.org', 'a@b.example', 'ck-1', 'PLAIN', '!!'),
+      flag: fc.boolean(),
     })
-    .map(({ verb, arg }): TransferServerEvent => ({
+    .map(({ verb, arg, flag }): TransferServerEvent => ({
       type: 'wire',
       item: {
         kind: 'command',
@@ -156,7 +160,11 @@ const wireItem = fc.oneof(
         command: {
           verb,
           args:
-            verb === 'RCPT' || verb === 'STATUS' || verb === 'GIVEUP' || verb === 'HELLO'
+            verb === 'RCPT' ||
+            verb === 'STATUS' ||
+            verb === 'GIVEUP' ||
+            verb === 'HELLO' ||
+            verb === 'PROVE'
               ? [arg]
               : [],
           params:
@@ -166,7 +174,11 @@ const wireItem = fc.oneof(
                 ? { size: '3', digest: 'A'.repeat(43) }
                 : verb === 'SEND' || verb === 'SIGN'
                   ? { size: '3' }
-                  : {},
+                  : verb === 'PROVE'
+                    ? { nonce: 'A'.repeat(22) }
+                    : verb === 'RCPT' && flag
+                      ? { redirect: 'failed' }
+                      : {},
         },
       },
     })),

@@ -43,6 +43,10 @@ test('there are transcripts for every feature', () => {
     'transfer-deferred-status-bigger-view.txt',
     'transfer-giveup.txt',
     'transfer-redirect.txt',
+    'transfer-redirect-failed.txt',
+    'transfer-prove.txt',
+    'transfer-prove-no-key.txt',
+    'transfer-error-prove.txt',
     'submission-plain-send-status.txt',
     'submission-key-sign-certify.txt',
     'transfer-error-unknown-command.txt',
@@ -86,6 +90,7 @@ const SPLIT = [
   'submission-key-sign-certify.txt',
   'transfer-error-lying-chunk.txt',
   'transfer-error-out-of-order.txt',
+  'transfer-error-prove.txt',
 ];
 for (const name of SPLIT) {
   test(`transcript ${name}: every 2-way split of the client octets gives the same server octets`, () => {

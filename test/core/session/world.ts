@@ -96,7 +96,9 @@ export class World {
             type: 'recipient-decision',
             decision: { kind: 'unavailable', text: 'mailbox busy' },
           };
-        if (local === 'roaming') {
+        // roaming: redirected, and taken here when the sender says the redirect failed
+        // (§60.10.2). stubborn: a decider that redirects even then (the reducer answers 450).
+        if ((local === 'roaming' && a.redirectFailed !== true) || local === 'stubborn') {
           return {
             type: 'recipient-decision',
             decision: {
@@ -108,6 +110,16 @@ export class World {
           };
         }
         return { type: 'recipient-decision', decision: { kind: 'accept' } };
+      }
+      case 'prove': {
+        // This endpoint holds Alice's key for roaming@example.net (the redirect target of
+        // transfer-redirect.txt), and no other user key (§60.10.8).
+        if (a.rcpt !== 'roaming@example.net') return { type: 'proved', none: true };
+        return {
+          type: 'proved',
+          key: KEYS.alice.publicKey,
+          signature: ed25519.sign(KEYS.alice, a.input),
+        };
       }
       case 'choose-view': {
         this.data = [];
