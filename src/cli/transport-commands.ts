@@ -9,12 +9,16 @@ import type { ClientJob } from '../core/session/index.ts';
 import type { Reply } from '../core/wire/index.ts';
 import { printReplyLine } from '../core/wire/index.ts';
 import {
-  deliverJob,
+  bytesSource,
+  deliver,
+  fileSource,
   transferTo,
   transferToDomain,
   type ClientIdentity,
   type ConnectOptions,
+  type DeliveryResult,
   type JobResult,
+  type SrvLookup,
 } from '../client/transfer.ts';
 import { dnsSrvResolver } from '../dns/srv.ts';
 import { dnsTxtResolver } from '../dns/txt.ts';
@@ -91,31 +95,59 @@ function connectOptions(v: Record<string, unknown>): ConnectOptions {
 }
 
 /** Runs a job at --server HOST:PORT, or at the SRV targets of `domain`. */
-function runJob(
-  v: Record<string, unknown>,
-  domain: string,
-  job: ClientJob,
-  message?: Uint8Array,
-): Promise<JobResult> {
+function runJob(v: Record<string, unknown>, domain: string, job: ClientJob): Promise<JobResult> {
   const server = v['server'] as string | undefined;
   const id = identity(v);
   const o = connectOptions(v);
-  if (server !== undefined) return transferTo(hostPort(server, 'server'), id, job, message, o);
-  return transferToDomain(domain, dnsSrvResolver(dnsServers(v)), id, job, message, o);
+  if (server !== undefined) return transferTo(hostPort(server, 'server'), id, job, undefined, o);
+  return transferToDomain(domain, dnsSrvResolver(dnsServers(v)), id, job, undefined, o);
+}
+
+/** --server HOST:PORT stands for a domain's only SRV target; else DNS. */
+function srvLookup(v: Record<string, unknown>): SrvLookup {
+  const server = v['server'] as string | undefined;
+  if (server === undefined) return dnsSrvResolver(dnsServers(v));
+  const { host, port } = hostPort(server, 'server');
+  return () =>
+    Promise.resolve({ status: 'ok', targets: [{ name: host, port, priority: 0, weight: 0 }] });
+}
+
+const why = (f: NonNullable<JobResult['failure']>): string =>
+  typeof f === 'string'
+    ? f
+    : 'code' in f && typeof f.code === 'number'
+      ? printReplyLine(f as Reply)
+      : (f as Error).message;
+
+/**
+ * One line per recipient, as for a job; a recipient a 351 sent elsewhere gets a comment
+ * line saying whether the target proved the key (its answer) or the fallback answered.
+ */
+function printDelivery(r: DeliveryResult): boolean {
+  for (const x of r.recipients) {
+    out(`${x.rcpt} ${printReplyLine(x.reply)}`);
+    const d = x.redirect;
+    if (d !== undefined) {
+      const at = `${d.target.host}:${d.target.port}`;
+      out(
+        `# ${x.rcpt}: redirect to ${at} ${d.followed ? 'followed (key proved)' : 'failed; answered by the normal path'}`,
+      );
+    }
+  }
+  if (r.unanswered.length > 0) {
+    out(
+      `not answered: ${r.unanswered.join(' ')}${r.failure === undefined ? '' : `: ${why(r.failure)}`}`,
+    );
+    return false;
+  }
+  return true;
 }
 
 /** One line per recipient: address, then the reply that decided it, as on the wire. */
 function printResult(r: JobResult): boolean {
   for (const x of r.recipients) out(`${x.rcpt} ${printReplyLine(x.reply)}`);
   if (r.failure !== undefined) {
-    const f = r.failure;
-    const why =
-      typeof f === 'string'
-        ? f
-        : 'code' in f && typeof f.code === 'number'
-          ? printReplyLine(f as Reply)
-          : (f as Error).message;
-    out(`session failed at ${r.endpoint.host}:${r.endpoint.port}: ${why}`);
+    out(`session failed at ${r.endpoint.host}:${r.endpoint.port}: ${why(r.failure)}`);
     return false;
   }
   return true;
@@ -151,12 +183,9 @@ function cookieCommand(op: 'status' | 'giveup'): TransportCommand {
       const at = (v['at'] as string | undefined) ?? '';
       if (at === '' && v['server'] === undefined)
         throw new UsageError('--at or --server is required');
-      let ok = true;
-      for (const cookie of cookies) {
-        const r = await runJob(v, at, { kind: op, cookie });
-        ok = printResult(r) && ok;
-      }
-      return ok ? 0 : 75;
+      // One session, the cookies pipelined (§60.2): one answer each, in order.
+      const job: ClientJob = { kind: 'cookies', ops: cookies.map((cookie) => ({ op, cookie })) };
+      return printResult(await runJob(v, at, job)) ? 0 : 75;
     },
   };
 }
@@ -179,6 +208,7 @@ export const TRANSPORT_COMMANDS: Record<string, TransportCommand> = {
     usage:
       'nmtp serve [--listen HOST:PORT] [--cert FILE --key FILE] [--domain SERVER-NAME]\n' +
       '       [--maildir DIR] [--dns-server HOST:PORT…] [--require-csv] [--plaintext (loopback only)]\n' +
+      '       [--user-key ADDR=PEMFILE…  (answer PROVE for ADDR with that key, §60.10.8)]\n' +
       `  defaults: --listen ${SERVE_DEFAULTS.listen} --domain ${SERVE_DEFAULTS.domain} ` +
       `--maildir ${SERVE_DEFAULTS.maildir}, and a self-signed certificate made in ${SERVE_DEFAULTS.tls}`,
     options: {
@@ -190,8 +220,21 @@ export const TRANSPORT_COMMANDS: Record<string, TransportCommand> = {
       'dns-server': { type: 'string', multiple: true },
       'require-csv': { type: 'boolean' },
       plaintext: { type: 'boolean' },
+      'user-key': { type: 'string', multiple: true },
     },
     async run(v) {
+      // --user-key ADDR=PEMFILE: a key as `nmtp keys generate` writes it (serveMailbox
+      // checks and canonicalises the addresses).
+      const userKeys = new Map<string, ReturnType<typeof keyPairFromSeed>>();
+      for (const spec of (v['user-key'] as string[] | undefined) ?? []) {
+        // The domain has no "=" (the local part and the path may): split after the "@".
+        const eq = spec.indexOf('=', spec.indexOf('@'));
+        if (eq <= 0 || eq === spec.length - 1) {
+          throw new UsageError('--user-key takes ADDR=PEMFILE');
+        }
+        const pem = readFileSync(spec.slice(eq + 1), 'utf8');
+        userKeys.set(spec.slice(0, eq), keyPairFromSeed(seedFromPem(pem)));
+      }
       const opt = (name: keyof typeof SERVE_DEFAULTS): string =>
         (v[name] as string | undefined) ?? SERVE_DEFAULTS[name];
       const { host, port } = hostPort(opt('listen'), 'listen');
@@ -212,6 +255,7 @@ export const TRANSPORT_COMMANDS: Record<string, TransportCommand> = {
         maildir: opt('maildir'),
         resolveTxt: dnsTxtResolver(dnsServers(v)),
         requireCsv: v['require-csv'] === true,
+        ...(userKeys.size === 0 ? {} : { userKeys }),
         onError: (e) => process.stderr.write(`nmtp serve: ${(e as Error).message}\n`),
       });
       out(`listening on ${serving.host}:${serving.port}`);
@@ -226,19 +270,36 @@ export const TRANSPORT_COMMANDS: Record<string, TransportCommand> = {
   'mailbox approve': mailboxCommand('approve'),
   'mailbox reject': mailboxCommand('reject'),
   send: {
-    summary: 'deliver a framed message (stdin) over NMTP transfer to its recipients',
-    usage: `nmtp send --to ADDR [--to ADDR…] ${CLIENT_USAGE} < message`,
-    options: { ...clientOptions, to: { type: 'string', multiple: true } },
+    summary:
+      'deliver a framed message (a file, or stdin) over NMTP transfer to its recipients, ' +
+      'following redirects',
+    usage: `nmtp send --to ADDR [--to ADDR…] [--file PATH] ${CLIENT_USAGE} [< message]`,
+    options: {
+      ...clientOptions,
+      to: { type: 'string', multiple: true },
+      file: { type: 'string' },
+    },
     async run(v) {
       const to = (v['to'] as string[] | undefined) ?? [];
       if (to.length === 0) throw new UsageError('--to is required');
-      const message = await readStdin();
-      // One transaction per destination domain (its own SRV targets).
+      const file = v['file'] as string | undefined;
+      // A file is streamed (never read whole); stdin is read into memory.
+      const source = file === undefined ? bytesSource(await readStdin()) : await fileSource(file);
+      const o = connectOptions(v);
+      const srv = srvLookup(v);
+      const id = identity(v);
+      // One delivery per destination domain (its own SRV targets, redirects, fallback).
       const byDomain = new Map<string, string[]>();
       for (const a of to) byDomain.set(domainOf(a), [...(byDomain.get(domainOf(a)) ?? []), a]);
       let ok = true;
       for (const [domain, rcpts] of byDomain) {
-        ok = printResult(await runJob(v, domain, deliverJob(rcpts, message), message)) && ok;
+        const r = await deliver(domain, rcpts, source, id, {
+          ...o,
+          srv,
+          // --plaintext (loopback tests) applies to redirect targets too.
+          redirect: o.plaintext === true ? { plaintext: true } : {},
+        });
+        ok = printDelivery(r) && ok;
       }
       return ok ? 0 : 75;
     },

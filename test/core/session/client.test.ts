@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { signMessage } from '../../../src/core/message/index.ts';
 import { decodeMessage } from '../../../src/core/frame/index.ts';
 import { ed25519, toBase64url } from '../../../src/core/sign/index.ts';
+import { fingerprint } from '../../../src/core/keys/index.ts';
 import {
   WireDecoder,
   NEED_MORE,
@@ -18,6 +19,7 @@ import {
 } from '../../../src/core/wire/index.ts';
 import {
   initialTransferClient,
+  proveInput,
   transferClient,
   type ClientJob,
   type TransferClientAction,
@@ -68,39 +70,64 @@ interface Run {
   client: Uint8Array;
   server: Uint8Array;
   results: Extract<TransferClientAction, { type: 'result' }>[];
+  /** Client→server flights: each batch of octets the client sent before it next waited. */
+  flights: number;
 }
 
+interface ConverseOptions {
+  signer?: typeof KEYS.stranger;
+  pipelining?: boolean;
+  /** More jobs for the same session, given one by one whenever it is idle. */
+  more?: ClientJob[];
+}
+
+/**
+ * The client reducer against the server reducer, as over a network: whatever the client
+ * sends while handling one batch of server octets travels as one flight, and the server
+ * answers the whole flight at once (a pipelined server reads ahead).
+ */
 function converse(
   directives: Record<string, string[]>,
   job: ClientJob,
-  signer = KEYS['example.org'],
+  o: ConverseOptions = {},
 ): Run {
   const server = new ServerRun(directives);
   const dec = new WireDecoder('client');
+  const more = [...(o.more ?? [])];
   let state: TransferClientState = initialTransferClient({
     domain: 'example.org',
     selector: 's2026',
     job,
+    ...(o.more === undefined ? {} : { keepOpen: true }),
+    ...(o.pipelining === undefined ? {} : { pipelining: o.pipelining }),
   });
   const clientOut: Uint8Array[] = [];
   const serverOut: Uint8Array[] = [];
   const results: Run['results'] = [];
   const inbox: Uint8Array[] = [server.takeGreeting()];
-  const toServer = (b: Uint8Array): void => {
-    clientOut.push(b);
-    inbox.push(server.feed(b));
-  };
-  const dispatch = (e: TransferClientEvent): void => {
-    const step = transferClient(state, e);
-    state = step.state;
-    for (const a of step.actions) {
-      if (a.type === 'command') toServer(encodeCommand(a.command));
-      else if (a.type === 'sign-proof')
-        dispatch({ type: 'proof-signed', signature: toBase64url(ed25519.sign(signer, a.input)) });
-      else if (a.type === 'send-view') {
-        for (const c of encodeChunks(view(a.view))) toServer(c);
-        dispatch({ type: 'view-sent' });
-      } else if (a.type === 'result') results.push(a);
+  let flight: Uint8Array[] = [];
+  let flights = 0;
+  const events: TransferClientEvent[] = [];
+  const run = (): void => {
+    for (let e = events.shift(); e !== undefined; e = events.shift()) {
+      const step = transferClient(state, e);
+      state = step.state;
+      for (const a of step.actions) {
+        if (a.type === 'command') flight.push(encodeCommand(a.command));
+        else if (a.type === 'sign-proof') {
+          const signature = toBase64url(ed25519.sign(o.signer ?? KEYS['example.org'], a.input));
+          events.push({ type: 'proof-signed', signature });
+        } else if (a.type === 'send-view') {
+          flight.push(...encodeChunks(view(a.view)));
+          events.push({ type: 'view-sent' });
+        } else if (a.type === 'verify-prove') {
+          events.push({ type: 'prove-verified', ok: ed25519.verify(a.key, a.input, a.proof) });
+        } else if (a.type === 'result') results.push(a);
+        else if (a.type === 'ready') {
+          const next = more.shift();
+          events.push(next === undefined ? { type: 'finish' } : { type: 'job', job: next });
+        }
+      }
     }
   };
   while (inbox.length > 0) {
@@ -110,10 +137,19 @@ function converse(
     for (;;) {
       const it = dec.next();
       if (it === NEED_MORE || it === END) break;
-      dispatch({ type: 'wire', item: it });
+      events.push({ type: 'wire', item: it });
+      run();
+    }
+    if (flight.length > 0) {
+      const bytes = concat(flight);
+      flight = [];
+      flights++;
+      clientOut.push(bytes);
+      const answer = server.feed(bytes);
+      if (answer.length > 0) inbox.push(answer);
     }
   }
-  return { client: concat(clientOut), server: concat(serverOut), results };
+  return { client: concat(clientOut), server: concat(serverOut), results, flights };
 }
 
 const deliver = (recipients: string[]): ClientJob => ({
@@ -136,12 +172,35 @@ const CASES: [string, ClientJob][] = [
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
 
 for (const [name, job] of CASES) {
-  test(`client reducer reproduces the client side of ${name}`, () => {
+  test(`client reducer reproduces the client side of ${name}, lock-step and pipelined`, () => {
     const t = loadTranscripts().find((x) => x.name === name)!;
-    const run = converse(t.directives as Record<string, string[]>, job);
-    assert.equal(dec(run.client), dec(concat(t.lines.filter((l) => l.who === 'C').map(lineBytes))));
-    assert.equal(dec(run.server), dec(concat(t.lines.filter((l) => l.who === 'S').map(lineBytes))));
-    assert.equal(run.results.length, 1);
+    const client = dec(concat(t.lines.filter((l) => l.who === 'C').map(lineBytes)));
+    const server = dec(concat(t.lines.filter((l) => l.who === 'S').map(lineBytes)));
+    const d = t.directives as Record<string, string[]>;
+    const lockStep = converse(d, job, { pipelining: false });
+    const piped = converse(d, job);
+    for (const run of [lockStep, piped]) {
+      assert.equal(dec(run.client), client);
+      assert.equal(dec(run.server), server);
+      assert.equal(run.results.length, 1);
+    }
+    assert.deepEqual(piped.results, lockStep.results);
+    // Pipelining sends the same octets in fewer flights whenever there is a RCPT to batch.
+    if (job.kind === 'deliver') assert.ok(piped.flights < lockStep.flights);
+    else assert.equal(piped.flights, lockStep.flights);
+  });
+}
+
+// "A client MAY send all RCPT commands of a transaction and the DATA after them without
+// waiting" (§60.2) — and a server processes them strictly in order, so the client octets
+// of every transfer transcript, sent in a single write, get exactly the transcript's answers.
+for (const t of loadTranscripts().filter((x) => x.name.startsWith('transfer-'))) {
+  test(`all client octets of ${t.name} in one write: the same server octets`, () => {
+    const server = new ServerRun(t.directives as Record<string, string[]>);
+    const out = [server.takeGreeting()];
+    out.push(server.feed(concat(t.lines.filter((l) => l.who === 'C').map(lineBytes))));
+    const expected = dec(concat(t.lines.filter((l) => l.who === 'S').map(lineBytes)));
+    assert.equal(dec(concat(out)), expected);
   });
 }
 
@@ -168,18 +227,18 @@ test('client: per-recipient results of a mixed delivery', () => {
 });
 
 test('client: a refused proof is reported as the session failure', () => {
-  const run = converse(
-    { challenge: ['oKGio6SlpqeoqaqrrK2urw'] },
-    deliver(['alice@example.net']),
-    KEYS.stranger,
-  );
+  const run = converse({ challenge: ['oKGio6SlpqeoqaqrrK2urw'] }, deliver(['alice@example.net']), {
+    signer: KEYS.stranger,
+  });
   const failure = run.results[0]!.failure as { code: number; params: Record<string, string> };
   assert.equal(failure.code, 535);
   assert.equal(failure.params.err, 'NMTP_ERR_TRANSPORT_PROOF_INVALID');
 });
 
-test('client: nobody accepted → no DATA, just QUIT', () => {
-  const run = converse({ challenge: ['oKGio6SlpqeoqaqrrK2urw'] }, deliver(['nobody@example.net']));
+test('client (lock-step): nobody accepted → no DATA, just QUIT', () => {
+  const run = converse({ challenge: ['oKGio6SlpqeoqaqrrK2urw'] }, deliver(['nobody@example.net']), {
+    pipelining: false,
+  });
   assert.ok(!dec(run.client).includes('DATA'));
   assert.match(dec(run.client), /QUIT\r\n$/);
 });
@@ -206,4 +265,348 @@ test('client: a greeting of another version or service is refused at once', () =
   s = step.state;
   assert.equal(s.phase, 'closed');
   assert.ok(step.actions.some((a) => a.type === 'close'));
+});
+
+test('client (pipelined): all RCPTs fail → the pipelined DATA is refused, no chunk is sent', () => {
+  const run = converse(
+    { challenge: ['oKGio6SlpqeoqaqrrK2urw'] },
+    deliver(['nobody@example.net', 'busy@example.net']),
+  );
+  const text = dec(run.client);
+  assert.match(text, /RCPT nobody@example\.net\r\nRCPT busy@example\.net\r\nDATA size=/);
+  assert.ok(!text.includes('CHUNK'));
+  assert.match(
+    dec(run.server),
+    /503 5\.5\.1 err=NMTP_ERR_TRANSPORT_NO_RECIPIENTS\r\n221 2\.0\.0\r\n$/,
+  );
+  assert.deepEqual(
+    run.results[0]!.recipients.map((r) => `${r.rcpt} ${r.reply.code}`),
+    ['nobody@example.net 550', 'busy@example.net 450'],
+  );
+  assert.equal(run.results[0]!.failure, undefined);
+});
+
+test('client (pipelined): a 351 among pipelined RCPTs is reported as the redirect it is', () => {
+  const run = converse(
+    { challenge: ['oKGio6SlpqeoqaqrrK2urw'] },
+    deliver(['roaming@example.net', 'alice@example.net']),
+  );
+  const [redirected, alice] = run.results[0]!.recipients;
+  assert.equal(redirected!.reply.code, 351);
+  assert.equal(redirected!.reply.params.redirect, 'roaming-laptop.example.net:4025');
+  assert.equal(redirected!.reply.params.key, fingerprint(KEYS.alice.publicKey));
+  assert.equal(alice!.reply.code, 250);
+});
+
+test('client: several jobs on one session — one HELLO, one QUIT, one result per job', () => {
+  const run = converse(
+    {
+      challenge: ['oKGio6SlpqeoqaqrrK2urw'],
+      cookie: ['ck-old example.org carol@example.net deferred'],
+    },
+    deliver(['alice@example.net']),
+    {
+      more: [
+        deliver(['dave@example.net', 'nobody@example.net']),
+        { kind: 'status', cookie: 'ck-old' },
+        deliver(['erin@example.net']),
+      ],
+    },
+  );
+  const text = dec(run.client);
+  assert.equal(text.match(/HELLO /g)?.length, 1);
+  assert.equal(text.match(/QUIT/g)?.length, 1);
+  assert.equal(text.match(/DATA /g)?.length, 3);
+  assert.deepEqual(
+    run.results.map((r) => r.recipients.map((x) => `${x.rcpt} ${x.reply.code}`)),
+    [
+      ['alice@example.net 250'],
+      ['nobody@example.net 550', 'dave@example.net 550'],
+      ['carol@example.net 350'],
+      ['erin@example.net 250'],
+    ],
+  );
+  assert.ok(run.results.every((r) => r.failure === undefined));
+});
+
+test('client: several STATUS/GIVEUP pipelined in one job, answers matched in order', () => {
+  const directives = {
+    challenge: ['oKGio6SlpqeoqaqrrK2urw'],
+    cookie: [
+      'ck-old example.org carol@example.net deferred',
+      'ck-two example.org dave@example.net deferred',
+    ],
+  };
+  const job: ClientJob = {
+    kind: 'cookies',
+    ops: [
+      { op: 'status', cookie: 'ck-old' },
+      { op: 'status', cookie: 'ck-none' },
+      { op: 'giveup', cookie: 'ck-two' },
+    ],
+  };
+  const piped = converse(directives, job);
+  const lockStep = converse(directives, job, { pipelining: false });
+  assert.equal(dec(piped.client), dec(lockStep.client));
+  assert.ok(piped.flights < lockStep.flights);
+  assert.deepEqual(piped.results, lockStep.results);
+  assert.deepEqual(
+    piped.results[0]!.recipients.map((r) => [r.cookie, r.rcpt, r.reply.code]),
+    [
+      ['ck-old', 'carol@example.net', 350],
+      ['ck-none', 'ck-none', 550],
+      ['ck-two', 'dave@example.net', 250],
+    ],
+  );
+});
+
+// --- scripted server: replies fed by hand ----------------------------------------------------
+
+const GREETING =
+  '220 2.0.0 version=NMTP/1 service=transfer server=roaming-laptop.example.net challenge=oKGio6SlpqeoqaqrrK2urw';
+
+/** Drives the client reducer by hand: `reply` feeds one server line, `host` answers actions. */
+class Scripted {
+  state: TransferClientState;
+  readonly sent: string[] = [];
+  readonly actions: TransferClientAction[] = [];
+  constructor(config: Partial<Parameters<typeof initialTransferClient>[0]>) {
+    this.state = initialTransferClient({ domain: 'example.org', selector: 's2026', ...config });
+  }
+  event(e: TransferClientEvent): void {
+    const step = transferClient(this.state, e);
+    this.state = step.state;
+    for (const a of step.actions) {
+      this.actions.push(a);
+      if (a.type === 'command') this.sent.push(dec(encodeCommand(a.command)).trimEnd());
+      if (a.type === 'sign-proof') this.event({ type: 'proof-signed', signature: 'A'.repeat(86) });
+      if (a.type === 'verify-prove')
+        this.event({ type: 'prove-verified', ok: ed25519.verify(a.key, a.input, a.proof) });
+    }
+  }
+  reply(line: string): void {
+    const d = new WireDecoder('client');
+    d.push(enc.encode(`${line}\r\n`));
+    const item = d.next();
+    if (item === NEED_MORE || item === END) throw new Error('no reply');
+    this.event({ type: 'wire', item });
+  }
+  result(): Extract<TransferClientAction, { type: 'result' }> {
+    const r = this.actions.filter((a) => a.type === 'result');
+    assert.equal(r.length, 1);
+    return r[0] as Extract<TransferClientAction, { type: 'result' }>;
+  }
+}
+
+const NONCE = toBase64url(seq(0x20, 18));
+const BINDING = toBase64url(seq(0x50, 32));
+const proveJob = (): ClientJob =>
+  ({
+    ...deliver(['alice@example.net']),
+    prove: {
+      rcpt: 'alice@example.net',
+      fingerprint: fingerprint(KEYS.alice.publicKey),
+      nonce: NONCE,
+    },
+  }) as ClientJob;
+
+function proveAnswer(key = KEYS.alice, binding = BINDING, rcpt = 'alice@example.net'): string {
+  const input = proveInput(
+    NONCE,
+    'oKGio6SlpqeoqaqrrK2urw',
+    'roaming-laptop.example.net',
+    binding,
+    rcpt,
+  );
+  const proof = toBase64url(ed25519.sign(key, input));
+  return `250 2.7.0 rcpt=${rcpt} key=${toBase64url(key.publicKey)} proof=${proof}`;
+}
+
+function helloed(): Scripted {
+  const c = new Scripted({ job: proveJob(), binding: BINDING });
+  c.reply(GREETING);
+  c.reply('250 2.0.0 domain=example.org proof=pass csv=pass');
+  assert.deepEqual(c.sent.slice(1), [`PROVE alice@example.net nonce=${NONCE}`]);
+  assert.equal(c.state.phase, 'proving');
+  return c;
+}
+
+test('PROVE ok: the proof over nonce, challenge, server, binding and address holds → RCPT, DATA', () => {
+  const c = helloed();
+  c.reply(proveAnswer());
+  assert.deepEqual(c.sent.slice(2), [
+    'RCPT alice@example.net',
+    `DATA size=${MESSAGE.length} digest=${DIGEST} signers=example.org`,
+  ]);
+  c.reply('250 2.1.5 rcpt=alice@example.net');
+  c.reply('354 2.0.0 view=full');
+  assert.ok(c.actions.some((a) => a.type === 'send-view'));
+  c.event({ type: 'view-sent' });
+  c.reply('250 2.0.0 rcpt=alice@example.net id=r-9');
+  assert.deepEqual(
+    c.result().recipients.map((r) => [r.rcpt, r.reply.code]),
+    [['alice@example.net', 250]],
+  );
+});
+
+const failedRedirect = (c: Scripted, why: RegExp): void => {
+  const r = c.result();
+  assert.equal(r.failure, undefined);
+  assert.equal(r.recipients.length, 1);
+  assert.equal(r.recipients[0]!.rcpt, 'alice@example.net');
+  assert.equal(r.recipients[0]!.reply.params.err, 'NMTP_ERR_TRANSPORT_REDIRECT_FAILED');
+  assert.match(r.recipients[0]!.reply.text, why);
+  // No RCPT and no DATA at a target that did not prove the key: straight to QUIT.
+  assert.ok(!c.sent.some((l) => l.startsWith('RCPT') || l.startsWith('DATA')));
+  assert.equal(c.sent.at(-1), 'QUIT');
+};
+
+test('PROVE mismatch: the target proves another key → redirect failed, nothing delivered', () => {
+  const c = helloed();
+  c.reply(proveAnswer(KEYS.stranger));
+  failedRedirect(c, /another key/);
+});
+
+test('PROVE no key: 550 PROVE_NO_KEY → redirect failed', () => {
+  const c = helloed();
+  c.reply('550 5.7.1 rcpt=alice@example.net err=NMTP_ERR_TRANSPORT_PROVE_NO_KEY');
+  failedRedirect(c, /NMTP_ERR_TRANSPORT_PROVE_NO_KEY/);
+});
+
+test('PROVE bad proof: the right key, signed for another TLS binding → redirect failed', () => {
+  const c = helloed();
+  c.reply(proveAnswer(KEYS.alice, toBase64url(seq(0x60, 32))));
+  assert.ok(c.actions.some((a) => a.type === 'verify-prove'));
+  failedRedirect(c, /does not verify/);
+});
+
+test('PROVE answered for another address, or without key/proof → redirect failed', () => {
+  const other = helloed();
+  other.reply(proveAnswer(KEYS.alice, BINDING, 'bob@example.net'));
+  failedRedirect(other, /another address/);
+  const bare = helloed();
+  bare.reply('250 2.7.0 rcpt=alice@example.net');
+  failedRedirect(bare, /without a key/);
+});
+
+test('a 351 from a redirect target is that recipient’s REDIRECT_FAILED (one redirect only)', () => {
+  const c = helloed();
+  c.reply(proveAnswer());
+  c.reply('351 2.1.5 rcpt=alice@example.net redirect=elsewhere.example:4025 key=SHA256:x');
+  c.reply('503 5.5.1 err=NMTP_ERR_TRANSPORT_NO_RECIPIENTS');
+  const r = c.result().recipients[0]!;
+  assert.equal(r.reply.params.err, 'NMTP_ERR_TRANSPORT_REDIRECT_FAILED');
+});
+
+test('redirect=failed: sent on the RCPT; a 351 in answer is REDIRECT_FAILED', () => {
+  const c = new Scripted({
+    job: {
+      ...deliver(['roaming@example.net', 'bob@example.net']),
+      redirectFailed: ['roaming@example.net'],
+    } as ClientJob,
+  });
+  c.reply(GREETING);
+  c.reply('250 2.0.0 domain=example.org proof=pass csv=pass');
+  assert.deepEqual(c.sent.slice(1, 3), [
+    'RCPT roaming@example.net redirect=failed',
+    'RCPT bob@example.net',
+  ]);
+  c.reply('351 2.1.5 rcpt=roaming@example.net redirect=x.example:1 key=SHA256:x');
+  c.reply('550 5.1.1 rcpt=bob@example.net err=NMTP_ERR_TRANSPORT_RECIPIENT_REJECTED');
+  c.reply('503 5.5.1 err=NMTP_ERR_TRANSPORT_NO_RECIPIENTS');
+  const [roaming, bob] = c.result().recipients;
+  assert.equal(roaming!.reply.params.err, 'NMTP_ERR_TRANSPORT_REDIRECT_FAILED');
+  assert.equal(bob!.reply.code, 550);
+});
+
+test('421 in the middle of a pipeline fails the session; idle sessions ignore stale timers', () => {
+  const c = new Scripted({ job: deliver(['a@example.net', 'b@example.net']) });
+  c.reply(GREETING);
+  c.reply('250 2.0.0 domain=example.org proof=pass csv=pass');
+  c.reply('250 2.1.5 rcpt=a@example.net');
+  c.reply('421 4.4.2 err=NMTP_ERR_TRANSPORT_TIMEOUT');
+  const r = c.result();
+  assert.equal((r.failure as { code: number }).code, 421);
+  assert.equal(c.state.phase, 'closed');
+
+  const idle = new Scripted({ keepOpen: true });
+  idle.reply(GREETING);
+  idle.reply('250 2.0.0 domain=example.org proof=pass csv=pass');
+  assert.equal(idle.state.phase, 'idle');
+  assert.ok(idle.actions.some((a) => a.type === 'ready'));
+  idle.event({ type: 'timeout' });
+  assert.equal(idle.state.phase, 'idle');
+  // A job while another is in progress is not taken; finish waits for the job's end.
+  idle.event({ type: 'job', job: { kind: 'status', cookie: 'ck-1' } });
+  idle.event({ type: 'job', job: { kind: 'status', cookie: 'ck-2' } });
+  idle.event({ type: 'finish' });
+  assert.deepEqual(idle.sent.slice(1), ['STATUS ck-1']);
+  idle.reply('250 2.0.0 cookie=ck-1 rcpt=a@example.net state=accepted id=r-1');
+  assert.deepEqual(idle.sent.slice(1), ['STATUS ck-1', 'QUIT']);
+  idle.reply('221 2.0.0');
+  assert.equal(idle.state.phase, 'closed');
+});
+
+// --- against the reference server's PROVE (§60.10.8) -----------------------------------------
+
+test('PROVE against the reference server: the transcript’s exchange, then a 351 there is final', () => {
+  const t = loadTranscripts().find((x) => x.name === 'transfer-prove.txt')!;
+  const nonce = /nonce=(\S+)/.exec(t.text)![1]!;
+  const job: ClientJob = {
+    ...deliver(['roaming@example.net']),
+    prove: {
+      rcpt: 'roaming@example.net',
+      fingerprint: fingerprint(KEYS.alice.publicKey),
+      nonce,
+    },
+  } as ClientJob;
+  const run = converse(t.directives as Record<string, string[]>, job);
+  const lines = (b: Uint8Array): string[] => dec(b).split('\r\n');
+  const want = (who: 'C' | 'S'): string[] =>
+    t.lines.filter((l) => l.who === who && l.form === ':').map((l) => l.text);
+  // Greeting, HELLO, PROVE and the key proof exactly as in the transcript.
+  assert.deepEqual(lines(run.client).slice(0, 2), want('C').slice(0, 2));
+  assert.deepEqual(lines(run.server).slice(0, 3), want('S').slice(0, 3));
+  // The proof held, so the client went on to RCPT there; this world's decider redirects
+  // roaming again, which "is that recipient's temporary failure" (one redirect only).
+  assert.match(dec(run.client), /RCPT roaming@example\.net\r\n/);
+  const r = run.results[0]!.recipients[0]!;
+  assert.equal(r.reply.params.err, 'NMTP_ERR_TRANSPORT_REDIRECT_FAILED');
+  assert.equal(r.reply.enhanced, '4.4.6');
+});
+
+test('PROVE against the reference server for a recipient it holds no key for → redirect failed', () => {
+  const job: ClientJob = {
+    ...deliver(['alice@example.net']),
+    prove: {
+      rcpt: 'alice@example.net',
+      fingerprint: fingerprint(KEYS.alice.publicKey),
+      nonce: NONCE,
+    },
+  } as ClientJob;
+  const run = converse({ server: ['roaming-laptop.example.net'] }, job);
+  assert.match(
+    dec(run.server),
+    /550 5\.7\.1 rcpt=alice@example\.net err=NMTP_ERR_TRANSPORT_PROVE_NO_KEY/,
+  );
+  assert.ok(!dec(run.client).includes('RCPT'));
+  const r = run.results[0]!.recipients[0]!;
+  assert.equal(r.reply.params.err, 'NMTP_ERR_TRANSPORT_REDIRECT_FAILED');
+  assert.equal(r.reply.enhanced, '4.7.0');
+});
+
+test('the fallback with redirect=failed against the reference server: taken, or 450', () => {
+  const job: ClientJob = {
+    ...deliver(['roaming@example.net', 'stubborn@example.net']),
+    redirectFailed: ['roaming@example.net', 'stubborn@example.net'],
+  } as ClientJob;
+  const run = converse({ challenge: ['oKGio6SlpqeoqaqrrK2urw'] }, job);
+  assert.match(
+    dec(run.client),
+    /RCPT roaming@example\.net redirect=failed\r\nRCPT stubborn@example\.net redirect=failed\r\n/,
+  );
+  assert.deepEqual(
+    run.results[0]!.recipients.map((r) => `${r.rcpt} ${r.reply.code}`),
+    ['stubborn@example.net 450', 'roaming@example.net 250'],
+  );
 });

@@ -1,0 +1,374 @@
+/**
+ * One transfer client session on a socket: the host loop of the transfer-client reducer
+ * (src/core/session/transfer-client.ts). It signs the HELLO proof with the client domain's
+ * key, verifies a redirect target's PROVE answer, streams the requested view of the message
+ * in chunks of at most 1 MiB — each written only after the previous one drained, so the
+ * socket never holds more than one — and runs the per-state timers of §60.10.7. A session
+ * runs one job at a time; a kept session (`keepOpen`) then waits idle for the next one.
+ */
+import { connect as tcpConnect } from 'node:net';
+import { connect as tlsConnect, TLSSocket } from 'node:tls';
+import type { Duplex } from 'node:stream';
+import { NmtpError } from '../core/errors/index.ts';
+import {
+  PROVE_EXPORTER_LABEL,
+  initialTransferClient,
+  transferClient,
+  type ClientJob,
+  type RecipientResult,
+  type TransferClientAction,
+  type TransferClientEvent,
+  type TransferClientState,
+} from '../core/session/index.ts';
+import { ed25519, toBase64url, type SigningKey } from '../core/sign/index.ts';
+import {
+  encodeChunk,
+  encodeCommand,
+  END,
+  NEED_MORE,
+  WireDecoder,
+  type Reply,
+} from '../core/wire/index.ts';
+import { bytesSource, type MessageSource } from './source.ts';
+
+export interface ClientIdentity {
+  /** Our domain (A-label), the selector of its published key, and that key. */
+  readonly domain: string;
+  readonly selector: string;
+  readonly key: SigningKey;
+}
+
+export interface ConnectOptions {
+  /** PEM CA certificate(s) to trust instead of the system store (tests, private CAs). */
+  readonly ca?: string | Buffer;
+  /** Loopback tests only: no TLS. */
+  readonly plaintext?: boolean;
+  /**
+   * Do not require the certificate to chain to a trusted root: only for redirect targets,
+   * which the PROVE key proof authenticates instead (§60.10.8).
+   */
+  readonly insecureTls?: boolean;
+  readonly connectTimeoutMs?: number;
+  /** Multiplies every state timeout (tests shorten them); default 1. */
+  readonly timeoutScale?: number;
+  /** Pipeline RCPTs + DATA and cookie commands (§60.2); default true. */
+  readonly pipelining?: boolean;
+}
+
+export interface Endpoint {
+  readonly host: string;
+  readonly port: number;
+}
+
+export type SessionFailure = Reply | NmtpError | 'timeout' | 'closed';
+
+export interface JobResult {
+  readonly endpoint: Endpoint;
+  readonly recipients: readonly RecipientResult[];
+  /** Set when the session failed as a whole (greeting, HELLO, framing, timeout, close). */
+  readonly failure?: SessionFailure;
+}
+
+/** Opens a connection; rejects with NMTP_ERR_TRANSPORT_CONNECT_FAILED. */
+export function openConnection(e: Endpoint, o: ConnectOptions): Promise<Duplex> {
+  return new Promise((resolve, reject) => {
+    const fail = (err: Error): void =>
+      reject(
+        new NmtpError('NMTP_ERR_TRANSPORT_CONNECT_FAILED', `${e.host}:${e.port}: ${err.message}`),
+      );
+    const s =
+      o.plaintext === true
+        ? tcpConnect({ host: e.host, port: e.port }, () => resolve(s))
+        : tlsConnect(
+            {
+              host: e.host,
+              port: e.port,
+              // The certificate must name the SRV target (a redirect target is checked by PROVE).
+              servername: /^[0-9.]+$|:/.test(e.host) ? '' : e.host,
+              minVersion: 'TLSv1.3',
+              ...(o.ca === undefined ? {} : { ca: o.ca }),
+              // "the certificate is not required to chain to a trusted root — the key proof
+              // is what authenticates the target" (§60.10.8).
+              ...(o.insecureTls === true ? { rejectUnauthorized: false } : {}),
+            },
+            () => resolve(s),
+          );
+    s.setTimeout(o.connectTimeoutMs ?? 10_000, () => s.destroy(new Error('connect timeout')));
+    s.once('error', fail);
+    s.once('connect', () => s.setTimeout(0));
+    s.once('secureConnect', () => s.setTimeout(0));
+  });
+}
+
+/** The PROVE binding of a connection (§60.10.8): TLS exporter output, '' on plaintext. */
+export function proveBinding(socket: Duplex): string {
+  if (!(socket instanceof TLSSocket)) return '';
+  return toBase64url(socket.exportKeyingMaterial(32, PROVE_EXPORTER_LABEL, Buffer.alloc(0)));
+}
+
+type Source = MessageSource | Uint8Array | undefined;
+
+const utf8 = new TextEncoder();
+const CHUNK_HEAD = (n: number, last: boolean): Uint8Array =>
+  utf8.encode(`CHUNK ${n}${last ? ' LAST' : ''}\r\n`);
+const CRLF_BYTES = new Uint8Array([0x0d, 0x0a]);
+
+const asSource = (m: Source): MessageSource | undefined =>
+  m instanceof Uint8Array ? bytesSource(m) : m;
+
+/**
+ * A session on an open socket. The first job comes with the constructor; with `keepOpen`,
+ * `run` gives it more after each result, and `finish` QUITs.
+ */
+export class ClientSession {
+  private readonly decoder = new WireDecoder('client');
+  private state: TransferClientState;
+  private timer: NodeJS.Timeout | undefined;
+  private closing = false;
+  private chain: Promise<void> = Promise.resolve();
+  private current:
+    { source: MessageSource | undefined; resolve: (r: JobResult) => void } | undefined;
+  private readonly scale: number;
+  /** True between a job's end and the next one (a kept session). */
+  idle = false;
+  /** The socket closed; the session cannot be used again. */
+  closed = false;
+  /** Jobs run on this session, the current one included. */
+  jobs = 0;
+  /** Called when the session becomes idle, and when it closes. */
+  onChange: (() => void) | undefined;
+  /** Resolves when the socket has closed. */
+  readonly ended: Promise<void>;
+
+  constructor(
+    private readonly socket: Duplex,
+    readonly endpoint: Endpoint,
+    private readonly identity: ClientIdentity,
+    first: ClientJob,
+    source: Source,
+    firstDone: (r: JobResult) => void,
+    o: ConnectOptions & { readonly keepOpen?: boolean } = {},
+  ) {
+    this.scale = o.timeoutScale ?? 1;
+    this.state = initialTransferClient({
+      domain: identity.domain,
+      selector: identity.selector,
+      job: first,
+      ...(o.keepOpen === true ? { keepOpen: true } : {}),
+      ...(o.pipelining === undefined ? {} : { pipelining: o.pipelining }),
+      binding: proveBinding(socket),
+    });
+    this.current = { source: asSource(source), resolve: firstDone };
+    this.jobs = 1;
+    this.ended = new Promise((resolve) => {
+      socket.on('data', (d: Buffer) => {
+        this.decoder.push(new Uint8Array(d));
+        for (
+          let item = this.decoder.next();
+          item !== NEED_MORE && item !== END;
+          item = this.decoder.next()
+        ) {
+          void this.dispatch({ type: 'wire', item });
+          if (item.kind === 'error' && item.fatal) break;
+        }
+      });
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        void this.dispatch({ type: 'closed' }).then(() => {
+          this.closing = true;
+          this.closed = true;
+          this.idle = false;
+          if (this.timer) clearTimeout(this.timer);
+          // Only a job the reducer never started is still unsettled here (a started one was
+          // reported by the 'closed' event): nothing of it was answered.
+          this.settle({ endpoint, recipients: [], failure: 'closed' });
+          this.onChange?.();
+          resolve();
+        });
+      });
+    });
+    // The greeting timer runs from the start (the client table's "greeting" state).
+    this.setTimer(60);
+  }
+
+  /** The next job on an idle session; resolves with its result. */
+  run(job: ClientJob, source: Source): Promise<JobResult> {
+    if (!this.idle || this.closed) {
+      return Promise.reject(new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'session is not idle'));
+    }
+    this.idle = false;
+    this.jobs++;
+    this.ref(true);
+    return new Promise((resolve) => {
+      this.current = { source: asSource(source), resolve };
+      void this.dispatch({ type: 'job', job });
+    });
+  }
+
+  /** QUIT now if idle, else after the job in progress. */
+  finish(): void {
+    if (this.closed) return;
+    // QUIT and 221 must still happen: the socket holds the process again until closed.
+    this.ref(true);
+    void this.dispatch({ type: 'finish' });
+  }
+
+  /** Drops the connection at once. */
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private settle(r: JobResult): void {
+    const c = this.current;
+    this.current = undefined;
+    c?.resolve(r);
+  }
+
+  /** An idle kept session does not keep the process alive (the pool may hold it). */
+  private ref(on: boolean): void {
+    const s = this.socket as Duplex & { ref?: () => void; unref?: () => void };
+    if (on) s.ref?.();
+    else s.unref?.();
+  }
+
+  private setTimer(seconds: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    // seconds 0: no timer (the idle state has none of its own, §60.10.7).
+    if (seconds <= 0) return;
+    this.timer = setTimeout(
+      () => void this.dispatch({ type: 'timeout' }),
+      seconds * 1000 * this.scale,
+    );
+    this.timer.unref();
+  }
+
+  /**
+   * Writes `bytes`; resolves at once if the socket buffer has room, else on 'drain' — or,
+   * with `flushed`, only when the socket has processed these octets (the caller reuses
+   * the buffer). A peer that goes away settles it too.
+   */
+  private write(bytes: Uint8Array, flushed = false): Promise<void> {
+    const socket = this.socket;
+    return new Promise((resolve) => {
+      if (this.closing || socket.destroyed) return resolve();
+      let done = false;
+      const finish = (): void => {
+        if (done) return;
+        done = true;
+        socket.off('drain', finish);
+        socket.off('close', finish);
+        resolve();
+      };
+      socket.once('close', finish);
+      const room = socket.write(bytes, flushed ? finish : undefined);
+      if (flushed) return;
+      if (room) finish();
+      else socket.once('drain', finish);
+    });
+  }
+
+  private async perform(a: TransferClientAction): Promise<TransferClientEvent | undefined> {
+    switch (a.type) {
+      case 'command':
+        await this.write(encodeCommand(a.command));
+        return undefined;
+      case 'set-timer':
+        this.setTimer(a.seconds);
+        return undefined;
+      case 'close':
+        if (!this.closing) {
+          this.closing = true;
+          this.setTimer(0);
+          this.socket.end();
+        }
+        return undefined;
+      case 'sign-proof':
+        // "NMTP-AUTH-1" LF challenge LF server-name LF identity, signed with the domain key
+        // published at <selector>._nmtpkey.<domain> (§60.8.1).
+        return {
+          type: 'proof-signed',
+          signature: toBase64url(ed25519.sign(this.identity.key, a.input)),
+        };
+      case 'verify-prove':
+        // "proof= verifies under key= over the prove input it computes itself" (§60.10.8).
+        return { type: 'prove-verified', ok: ed25519.verify(a.key, a.input, a.proof) };
+      case 'send-view': {
+        const source = this.current?.source;
+        if (source === undefined) throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'no message');
+        // Chunks of at most 1 MiB ("A chunk MUST NOT declare more than 1 MiB", §60.5), each
+        // written after the previous one drained: the socket never holds more than one.
+        let left = await source.viewLength(a.view);
+        if (left === 0) await this.write(encodeChunk(new Uint8Array(0), true));
+        for await (const piece of source.pieces(a.view)) {
+          left -= piece.length;
+          // Header, body, CRLF written apart (no copy of the body); the body is awaited
+          // until the socket has taken it, since the source refills that buffer next.
+          void this.write(CHUNK_HEAD(piece.length, left === 0));
+          await this.write(piece, true);
+          await this.write(CRLF_BYTES);
+          if (this.closing) break;
+        }
+        return { type: 'view-sent' };
+      }
+      case 'result':
+        this.settle({
+          endpoint: this.endpoint,
+          recipients: a.recipients,
+          ...(a.failure === undefined ? {} : { failure: a.failure }),
+        });
+        return undefined;
+      case 'ready':
+        this.idle = true;
+        this.ref(false);
+        this.onChange?.();
+        return undefined;
+      case 'reply':
+      case 'chunk':
+      case 'store-chunk':
+        return undefined;
+    }
+  }
+
+  private dispatch(event: TransferClientEvent): Promise<void> {
+    this.chain = this.chain.then(async () => {
+      const events: TransferClientEvent[] = [event];
+      for (let ev = events.shift(); ev !== undefined; ev = events.shift()) {
+        const out = transferClient(this.state, ev);
+        this.state = out.state;
+        for (const a of out.actions) {
+          try {
+            const next = await this.perform(a);
+            if (next) events.push(next);
+          } catch (e) {
+            // A local failure (the message file, a bug): the job fails, the session is dropped.
+            this.settle({
+              endpoint: this.endpoint,
+              recipients: this.state.results,
+              failure: e instanceof NmtpError ? e : new NmtpError('NMTP_ERR_TRANSPORT_LOCAL'),
+            });
+            this.closing = true;
+            this.socket.destroy();
+            return;
+          }
+        }
+      }
+    });
+    return this.chain;
+  }
+}
+
+/** Runs one job on an open connection (then QUIT); resolves with its result when closed. */
+export async function runTransferJob(
+  socket: Duplex,
+  endpoint: Endpoint,
+  identity: ClientIdentity,
+  job: ClientJob,
+  message: MessageSource | Uint8Array | undefined,
+  o: ConnectOptions = {},
+): Promise<JobResult> {
+  let result: JobResult | undefined;
+  const s = new ClientSession(socket, endpoint, identity, job, message, (r) => (result = r), o);
+  await s.ended;
+  return result ?? { endpoint, recipients: [], failure: 'closed' };
+}
