@@ -37,6 +37,7 @@ import { legacyToFramed } from '../../adapters/mime/index.ts';
 import { framedToLegacyChunks } from '../../adapters/legacy/index.ts';
 import { hostname } from 'node:os';
 import { TRANSPORT_COMMANDS } from './transport-commands.ts';
+import { SUBMISSION_COMMANDS } from './submission-commands.ts';
 
 interface Command {
   readonly summary: string;
@@ -369,6 +370,7 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   ...TRANSPORT_COMMANDS,
+  ...SUBMISSION_COMMANDS,
 };
 
 function help(): void {

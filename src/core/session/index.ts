@@ -8,3 +8,4 @@ export * from './decider.ts';
 export * from './transfer-server.ts';
 export * from './submission-server.ts';
 export * from './transfer-client.ts';
+export * from './submission-client.ts';
