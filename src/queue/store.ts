@@ -1,0 +1,136 @@
+/**
+ * The queue's directory ("accepted means stored", §60.15, for the sending side):
+ *
+ *     <dir>/msg/<id>.nmtp     the signed message, written once
+ *     <dir>/state/<id>.json   the submission's state (src/queue/types.ts), rewritten per change
+ *     <dir>/tmp/              spool files of messages being received (SEND, SIGN)
+ *
+ * Every write is a whole file: temporary file, fsync, rename, fsync of the directory
+ * (src/store/durable.ts), so a file is either its old or its new content. A submission is
+ * written message first, state second, and only then is its id returned: after a crash, a
+ * message without a state file belongs to a submission whose id nobody was given, and is
+ * removed on start; a state file always has its message (until every recipient is final,
+ * when the message is removed and the state stays for STATUS).
+ */
+import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { NmtpError } from '../core/errors/index.ts';
+import { fsyncDir, writeDurable } from '../store/durable.ts';
+import type { QueuedSubmission } from './types.ts';
+
+/** "submission id = 1*64( ALPHA / DIGIT / "-" / "_" )" (§60.4): also safe as a file name. */
+export const SUBMISSION_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
+export class QueueStore {
+  private constructor(readonly dir: string) {}
+
+  static async open(dir: string): Promise<QueueStore> {
+    for (const d of ['msg', 'state', 'tmp']) {
+      await mkdir(join(dir, d), { recursive: true, mode: 0o700 });
+    }
+    return new QueueStore(dir);
+  }
+
+  get spoolDir(): string {
+    return join(this.dir, 'tmp');
+  }
+
+  private file(kind: 'msg' | 'state', id: string): string {
+    if (!SUBMISSION_ID_RE.test(id)) {
+      throw new NmtpError('NMTP_ERR_TRANSPORT_SUBMISSION_UNKNOWN', 'malformed submission id');
+    }
+    return join(this.dir, kind, kind === 'msg' ? `${id}.nmtp` : `${id}.json`);
+  }
+
+  /** A fresh spool file for a message being received. */
+  async spool(): Promise<{ path: string; handle: Awaited<ReturnType<typeof open>> }> {
+    const path = join(this.spoolDir, `${randomBytes(12).toString('hex')}.spool`);
+    return { path, handle: await open(path, 'wx', 0o600) };
+  }
+
+  async writeMessage(id: string, bytes: Uint8Array): Promise<void> {
+    await writeDurable(this.file('msg', id), bytes);
+  }
+
+  /**
+   * Makes a file written elsewhere in the queue directory (the same file system) the
+   * message of `id`: fsync'd, renamed into msg/, directory fsync'd — durable on return.
+   */
+  async adoptMessage(id: string, path: string): Promise<void> {
+    const h = await open(path, 'r+');
+    try {
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+    await rename(path, this.file('msg', id));
+    await fsyncDir(join(this.dir, 'msg'));
+  }
+
+  messagePath(id: string): string {
+    return this.file('msg', id);
+  }
+
+  async readMessage(id: string): Promise<Uint8Array> {
+    return new Uint8Array(await readFile(this.file('msg', id)));
+  }
+
+  async writeState(s: QueuedSubmission): Promise<void> {
+    await writeDurable(this.file('state', s.id), `${JSON.stringify(s, null, 1)}\n`);
+  }
+
+  async removeMessage(id: string): Promise<void> {
+    await unlinkDurable(this.file('msg', id));
+  }
+
+  async removeState(id: string): Promise<void> {
+    await unlinkDurable(this.file('state', id));
+  }
+
+  /**
+   * Every submission on disk; removes what a crash left behind (spool and temporary files,
+   * messages whose state was never written). A state file that does not parse is reported
+   * through `onError` and left in place for a person to look at.
+   */
+  async load(onError: (e: unknown) => void = () => undefined): Promise<QueuedSubmission[]> {
+    for (const n of await readdir(this.spoolDir)) {
+      await unlink(join(this.spoolDir, n)).catch(() => undefined);
+    }
+    const out: QueuedSubmission[] = [];
+    const ids = new Set<string>();
+    const stateDir = join(this.dir, 'state');
+    for (const n of (await readdir(stateDir)).sort()) {
+      if (n.startsWith('.tmp-')) {
+        await unlink(join(stateDir, n)).catch(() => undefined);
+        continue;
+      }
+      if (!n.endsWith('.json')) continue;
+      // Named before parsing: a state file that cannot be read keeps its message.
+      ids.add(n.slice(0, -'.json'.length));
+      try {
+        const s = JSON.parse(await readFile(join(stateDir, n), 'utf8')) as QueuedSubmission;
+        if (s.version !== 1 || `${s.id}.json` !== n) throw new Error('not a queue state file');
+        out.push(s);
+      } catch (e) {
+        onError(new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', `queue state ${n}: ${String(e)}`));
+      }
+    }
+    const msgDir = join(this.dir, 'msg');
+    for (const n of await readdir(msgDir)) {
+      const id = n.endsWith('.nmtp') ? n.slice(0, -'.nmtp'.length) : undefined;
+      if (id === undefined || !ids.has(id)) await unlink(join(msgDir, n)).catch(() => undefined);
+    }
+    return out;
+  }
+}
+
+async function unlinkDurable(path: string): Promise<void> {
+  try {
+    await unlink(path);
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'ENOENT') throw e;
+    return;
+  }
+  await fsyncDir(join(path, '..'));
+}
