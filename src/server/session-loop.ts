@@ -8,6 +8,10 @@
  * Backpressure: the socket is paused while the items of one read are handled — chunk data
  * is stored before more is read — and every write waits for 'drain'. Memory per session
  * is one read buffer plus one line (the decoder's limit), whatever the message size.
+ *
+ * Closing is a lingering close: the server ends its side, then reads and discards whatever
+ * the peer still sends (a paused socket would never see the peer's end, and a peer stuck
+ * writing into it would never finish) until the peer closes or the linger time is up.
  */
 import type { Duplex } from 'node:stream';
 import type { BaseAction, BaseEvent, Step } from '../core/session/index.ts';
@@ -29,6 +33,13 @@ export interface SessionSpec<S, E extends { type: string }, A extends { type: st
 
 const BASE = new Set(['reply', 'command', 'chunk', 'set-timer', 'store-chunk', 'close']);
 
+/**
+ * After the server closes its side, how long the peer has to close its own before the
+ * connection is destroyed (multiplied by `timeoutScale`): long enough for the last reply
+ * to be read, short enough that a peer that never closes holds nothing for long (§60.9).
+ */
+export const LINGER_SECONDS = 5;
+
 /** A host failure: "451 4.3.0 NMTP_ERR_TRANSPORT_LOCAL", then close (§60.7). */
 const LOCAL_FAILURE = encodeReply({
   code: 451,
@@ -45,6 +56,7 @@ export function runSession<S, E extends { type: string }, A extends { type: stri
   const decoder = new WireDecoder('server');
   let state = spec.initial;
   let timer: NodeJS.Timeout | undefined;
+  let linger: NodeJS.Timeout | undefined;
   let closed = false;
   let running = false;
   const queue: (BaseEvent | E)[] = [];
@@ -72,6 +84,11 @@ export function runSession<S, E extends { type: string }, A extends { type: stri
     closed = true;
     if (timer) clearTimeout(timer);
     socket.end();
+    // Lingering close: keep reading (and discarding, see 'data') so the peer's end is seen
+    // and a peer still writing is not stuck; destroy if it does not close in time.
+    socket.resume();
+    linger = setTimeout(() => socket.destroy(), LINGER_SECONDS * 1000 * scale);
+    linger.unref();
   };
 
   const performBase = async (a: BaseAction): Promise<BaseEvent | E | undefined> => {
@@ -140,7 +157,8 @@ export function runSession<S, E extends { type: string }, A extends { type: stri
       }
     } finally {
       running = false;
-      if (!closed) socket.resume();
+      // Read on: the next item, or (closed) the lingering close's discard.
+      socket.resume();
     }
   };
 
@@ -151,12 +169,15 @@ export function runSession<S, E extends { type: string }, A extends { type: stri
 
   return new Promise((resolve) => {
     socket.on('data', (d: Buffer) => {
+      // After the server closed its side nothing more is decoded or buffered (linger).
+      if (closed) return;
       // The decoder hands out views of what it is given; that is safe because each read
       // is fully handled (its chunk data stored) before the next one (the socket is paused).
       decoder.push(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
       void drain().catch(onError);
     });
     socket.on('end', () => {
+      if (closed) return;
       decoder.end();
       void drain().catch(onError);
     });
@@ -164,6 +185,7 @@ export function runSession<S, E extends { type: string }, A extends { type: stri
     socket.on('close', () => {
       closed = true;
       if (timer) clearTimeout(timer);
+      if (linger) clearTimeout(linger);
       state = spec.reducer(state, { type: 'closed' }).state;
       spec.ended?.();
       resolve();
