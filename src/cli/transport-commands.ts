@@ -25,6 +25,12 @@ import { dnsTxtResolver } from '../dns/txt.ts';
 import { generateSelfSigned } from '../server/certs.ts';
 import { Mailbox } from '../server/mailbox.ts';
 import { serveMailbox } from '../server/serve.ts';
+import {
+  startSubmission,
+  SUBMISSION_SERVE_OPTIONS,
+  SUBMISSION_SERVE_USAGE,
+  USERS_ADD_COMMAND,
+} from './serve-submission.ts';
 import type { ParseArgsConfig } from 'node:util';
 
 /** What `nmtp serve` (and `npm start`) uses when told nothing: loopback only, files under .nmtp-run/. */
@@ -204,11 +210,15 @@ export const TRANSPORT_COMMANDS: Record<string, TransportCommand> = {
     },
   },
   serve: {
-    summary: 'the reference mailbox receiver: NMTP transfer over TLS into a directory',
+    summary:
+      'the reference mailbox receiver (NMTP transfer over TLS into a directory); with ' +
+      '--submission-listen also a submission server and its outgoing queue',
     usage:
       'nmtp serve [--listen HOST:PORT] [--cert FILE --key FILE] [--domain SERVER-NAME]\n' +
       '       [--maildir DIR] [--dns-server HOST:PORT…] [--require-csv] [--plaintext (loopback only)]\n' +
       '       [--user-key ADDR=PEMFILE…  (answer PROVE for ADDR with that key, §60.10.8)]\n' +
+      '       [--max-connections N] [--max-per-ip N]\n' +
+      `${SUBMISSION_SERVE_USAGE}\n` +
       `  defaults: --listen ${SERVE_DEFAULTS.listen} --domain ${SERVE_DEFAULTS.domain} ` +
       `--maildir ${SERVE_DEFAULTS.maildir}, and a self-signed certificate made in ${SERVE_DEFAULTS.tls}`,
     options: {
@@ -221,6 +231,9 @@ export const TRANSPORT_COMMANDS: Record<string, TransportCommand> = {
       'require-csv': { type: 'boolean' },
       plaintext: { type: 'boolean' },
       'user-key': { type: 'string', multiple: true },
+      'max-connections': { type: 'string' },
+      'max-per-ip': { type: 'string' },
+      ...SUBMISSION_SERVE_OPTIONS,
     },
     async run(v) {
       // --user-key ADDR=PEMFILE: a key as `nmtp keys generate` writes it (serveMailbox
@@ -247,26 +260,54 @@ export const TRANSPORT_COMMANDS: Record<string, TransportCommand> = {
           tls = generateSelfSigned(SERVE_DEFAULTS.tls, serverName, 365, true);
         } else tls = { certFile: need(v, 'cert'), keyFile: need(v, 'key') };
       }
+      const count = (flag: string): { [k: string]: number } => {
+        const text = v[flag] as string | undefined;
+        if (text === undefined) return {};
+        const n = Number(text);
+        if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`--${flag} takes a number`);
+        return { [flag === 'max-connections' ? 'maxConnections' : 'maxPerIp']: n };
+      };
+      const onError = (e: unknown): void =>
+        void process.stderr.write(`nmtp serve: ${(e as Error).message}\n`);
       const serving = await serveMailbox({
         host,
         port,
+        ...count('max-connections'),
+        ...count('max-per-ip'),
         ...(tls === undefined ? { plaintext } : tls),
         serverName,
         maildir: opt('maildir'),
         resolveTxt: dnsTxtResolver(dnsServers(v)),
         requireCsv: v['require-csv'] === true,
         ...(userKeys.size === 0 ? {} : { userKeys }),
-        onError: (e) => process.stderr.write(`nmtp serve: ${(e as Error).message}\n`),
+        onError,
       });
       out(`listening on ${serving.host}:${serving.port}`);
+      // With --submission-listen: the submission service and its outgoing queue, same process.
+      let submission: Awaited<ReturnType<typeof startSubmission>>;
+      try {
+        submission = await startSubmission(v, {
+          serverName,
+          ...(tls === undefined ? { plaintext } : { tls }),
+          onError,
+        });
+      } catch (e) {
+        await serving.close();
+        throw e;
+      }
+      if (submission !== undefined) {
+        out(`submission listening on ${submission.host}:${submission.port}`);
+      }
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);
         process.once('SIGTERM', resolve);
       });
+      await submission?.close();
       await serving.close();
       return 0;
     },
   },
+  'users add': USERS_ADD_COMMAND,
   'mailbox approve': mailboxCommand('approve'),
   'mailbox reject': mailboxCommand('reject'),
   send: {
