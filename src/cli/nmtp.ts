@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseArgs } from 'node:util';
 import { classify } from '../core/errors/policy.ts';
 import {
   encodeMessage,
@@ -38,32 +38,11 @@ import { framedToLegacyChunks } from '../../adapters/legacy/index.ts';
 import { hostname } from 'node:os';
 import { TRANSPORT_COMMANDS } from './transport-commands.ts';
 import { SUBMISSION_COMMANDS } from './submission-commands.ts';
+import { need, out, readStdin, UsageError, type CliCommand } from './args.ts';
 
-interface Command {
-  readonly summary: string;
-  readonly usage: string;
-  readonly options: NonNullable<ParseArgsConfig['options']>;
-  /** Takes positional arguments (e.g. cookies); others refuse them. */
-  readonly positionals?: boolean;
-  run(values: Record<string, unknown>, positionals: string[]): Promise<number> | number;
-}
+type Command = CliCommand;
 
 const now = (): number => Math.floor(Date.now() / 1000);
-const out = (s: string): void => void process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
-
-async function readStdin(): Promise<Uint8Array> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return new Uint8Array(Buffer.concat(chunks));
-}
-
-function need(values: Record<string, unknown>, name: string): string {
-  const v = values[name];
-  if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} is required`);
-  return v;
-}
-
-class UsageError extends Error {}
 
 function loadKey(path: string) {
   return keyPairFromSeed(seedFromPem(readFileSync(path, 'utf8')));

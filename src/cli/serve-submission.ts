@@ -16,11 +16,7 @@ import { listen, type Listening } from '../server/listener.ts';
 import { ReferenceSubmissionBackend } from '../server/submission-backend.ts';
 import { runSubmissionSession } from '../server/submission-host.ts';
 import { UserStore, canonicalUser } from '../store/users.ts';
-
-/** A usage mistake: nmtp.ts prints the usage and exits 2 for codes starting ERR_PARSE_ARGS. */
-class UsageError extends Error {
-  readonly code = 'ERR_PARSE_ARGS_NMTP_USAGE';
-}
+import { hostPort, need, UsageError } from './args.ts';
 
 /** The flags `nmtp serve` gains (it already has --dns-server, --cert, --key, --plaintext). */
 export const SUBMISSION_SERVE_OPTIONS = {
@@ -38,19 +34,6 @@ export const SUBMISSION_SERVE_USAGE =
   '        [--mail-domain D (default: --domain)] [--queue DIR] [--peer-ca FILE]]';
 
 export const SUBMISSION_DEFAULTS = { queue: '.nmtp-run/queue' } as const;
-
-function need(v: Record<string, unknown>, name: string): string {
-  const x = v[name];
-  if (typeof x !== 'string' || x === '') throw new UsageError(`--${name} is required`);
-  return x;
-}
-
-function hostPort(text: string, flag: string): { host: string; port: number } {
-  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(text);
-  const port = Number(m?.[2]);
-  if (m === null || port > 65535) throw new UsageError(`--${flag} takes HOST:PORT`);
-  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
-}
 
 export interface SubmissionBase {
   /** The server's host name (greeting); also the mail domain unless --mail-domain. */

@@ -5,10 +5,8 @@
  * environment variable, never from the command line (where `ps` and shell history show it).
  */
 import { readFileSync } from 'node:fs';
-import type { ParseArgsConfig } from 'node:util';
-import { NmtpError } from '../core/errors/index.ts';
+import type { NmtpError } from '../core/errors/index.ts';
 import { keyPairFromSeed, publicKeyFromPem, seedFromPem } from '../core/keys/index.ts';
-import { DEFAULT_MAX_PAYLOAD } from '../core/session/index.ts';
 import { printReplyLine } from '../core/wire/index.ts';
 import {
   resultError,
@@ -17,35 +15,11 @@ import {
   type SubmissionLogin,
   type SubmissionOptions,
 } from '../client/submission.ts';
+import { hostPort, need, out, readStdin, UsageError, type CliCommand } from './args.ts';
 
-interface SubmissionCommand {
-  readonly summary: string;
-  readonly usage: string;
-  readonly options: NonNullable<ParseArgsConfig['options']>;
-  readonly positionals?: boolean;
-  run(values: Record<string, unknown>, positionals: string[]): Promise<number> | number;
-}
+type SubmissionCommand = CliCommand;
 
-/** A usage mistake: nmtp.ts prints the usage and exits 2 for ERR_PARSE_ARGS codes. */
-class UsageError extends Error {
-  readonly code = 'ERR_PARSE_ARGS_NMTP_USAGE';
-}
-
-const out = (s: string): void => void process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
 const warn = (s: string): void => void process.stderr.write(`${s}\n`);
-
-function need(values: Record<string, unknown>, name: string): string {
-  const v = values[name];
-  if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} is required`);
-  return v;
-}
-
-function hostPort(text: string): { host: string; port: number } {
-  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(text);
-  const port = Number(m?.[2]);
-  if (m === null || port > 65535) throw new UsageError('--server takes HOST:PORT');
-  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
-}
 
 /** --password-file, else NMTP_PASSWORD; or --user-key (AUTH KEY). Exactly one of them. */
 function login(v: Record<string, unknown>): SubmissionLogin {
@@ -78,20 +52,6 @@ function options(v: Record<string, unknown>): SubmissionOptions {
   };
 }
 
-/** Standard input, refused beyond the largest message a server takes (§60.9). */
-async function readStdin(limit = DEFAULT_MAX_PAYLOAD): Promise<Uint8Array> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of process.stdin) {
-    n += (c as Buffer).length;
-    if (n > limit) {
-      throw new NmtpError('NMTP_ERR_TRANSPORT_MESSAGE_TOO_LARGE', `more than ${limit} octets`);
-    }
-    chunks.push(c as Buffer);
-  }
-  return new Uint8Array(Buffer.concat(chunks));
-}
-
 /** --file PATH (streamed from disk), else standard input. */
 async function message(v: Record<string, unknown>): Promise<MessageBody> {
   const file = v['file'] as string | undefined;
@@ -109,7 +69,7 @@ function run<T>(
   v: Record<string, unknown>,
   work: Parameters<typeof withSubmission<T>>[2],
 ): Promise<T> {
-  return withSubmission(hostPort(need(v, 'server')), login(v), work, options(v));
+  return withSubmission(hostPort(need(v, 'server'), 'server'), login(v), work, options(v));
 }
 
 const common = {

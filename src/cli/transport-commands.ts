@@ -25,13 +25,13 @@ import { dnsTxtResolver } from '../dns/txt.ts';
 import { generateSelfSigned } from '../server/certs.ts';
 import { Mailbox } from '../server/mailbox.ts';
 import { serveMailbox } from '../server/serve.ts';
+import { hostPort, need, out, readStdin, UsageError, type CliCommand } from './args.ts';
 import {
   startSubmission,
   SUBMISSION_SERVE_OPTIONS,
   SUBMISSION_SERVE_USAGE,
   USERS_ADD_COMMAND,
 } from './serve-submission.ts';
-import type { ParseArgsConfig } from 'node:util';
 
 /** What `nmtp serve` (and `npm start`) uses when told nothing: loopback only, files under .nmtp-run/. */
 export const SERVE_DEFAULTS = {
@@ -41,47 +41,11 @@ export const SERVE_DEFAULTS = {
   tls: '.nmtp-run/tls',
 } as const;
 
-interface TransportCommand {
-  readonly summary: string;
-  readonly usage: string;
-  readonly options: NonNullable<ParseArgsConfig['options']>;
-  readonly positionals?: boolean;
-  run(values: Record<string, unknown>, positionals: string[]): Promise<number> | number;
-}
-
-/**
- * A usage mistake. nmtp.ts's main() prints the usage and exits 2 for errors whose code
- * starts with ERR_PARSE_ARGS; this class uses that path so it needs nothing from nmtp.ts
- * (which imports this file).
- */
-class UsageError extends Error {
-  readonly code = 'ERR_PARSE_ARGS_NMTP_USAGE';
-}
-
-const out = (s: string): void => void process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
-
-function need(values: Record<string, unknown>, name: string): string {
-  const v = values[name];
-  if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} is required`);
-  return v;
-}
-
-function hostPort(text: string, flag: string): { host: string; port: number } {
-  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(text);
-  const port = Number(m?.[2]);
-  if (m === null || port > 65535) throw new UsageError(`--${flag} takes HOST:PORT`);
-  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
-}
+type TransportCommand = CliCommand;
 
 function dnsServers(v: Record<string, unknown>): { servers?: string[] } {
   const servers = v['dns-server'] as string[] | undefined;
   return servers === undefined ? {} : { servers };
-}
-
-async function readStdin(): Promise<Uint8Array> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return new Uint8Array(Buffer.concat(chunks));
 }
 
 function identity(v: Record<string, unknown>): ClientIdentity {
