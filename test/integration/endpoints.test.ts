@@ -32,7 +32,6 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -48,6 +47,7 @@ import {
 import { verifyMessage } from '../../src/core/message/index.ts';
 import { dnsTxtResolver } from '../../src/dns/txt.ts';
 import { startDnsmasq, type DnsServer } from '../harness/dnsmasq.ts';
+import { freeTcpPort } from '../support/net.ts';
 
 const cli = fileURLToPath(new URL('../../src/cli/nmtp.ts', import.meta.url));
 const nmtp = (args: string[], input?: Uint8Array, env: Record<string, string> = {}) =>
@@ -84,14 +84,6 @@ const servers: ChildProcess[] = [];
 let dns: DnsServer;
 const ports = { aTransfer: 0, aSubmission: 0, b: 0, c: 0 };
 let serverC: ChildProcess;
-
-async function freeTcpPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const addr = s.address();
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return typeof addr === 'object' && addr !== null ? addr.port : 0;
-}
 
 /** Starts `nmtp serve …` and waits until every listener it has reports. */
 async function serve(args: string[], listeners: number): Promise<ChildProcess> {

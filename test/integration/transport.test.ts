@@ -12,7 +12,6 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +27,7 @@ import { dnsSrvResolver } from '../../src/dns/srv.ts';
 import { deliverJob, transferToDomain, type ClientIdentity } from '../../src/client/transfer.ts';
 import { listen } from '../../src/server/listener.ts';
 import { startDnsmasq, type DnsServer } from '../harness/dnsmasq.ts';
+import { freeTcpPort } from '../support/net.ts';
 
 const cli = fileURLToPath(new URL('../../src/cli/nmtp.ts', import.meta.url));
 const nmtp = (args: string[], input?: Uint8Array) =>
@@ -48,14 +48,6 @@ let deadPort: number;
 let cert: string;
 let server: ChildProcess | undefined;
 let message: Uint8Array;
-
-async function freeTcpPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const addr = s.address();
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return typeof addr === 'object' && addr !== null ? addr.port : 0;
-}
 
 async function startServer(): Promise<void> {
   const child = spawn(

@@ -10,7 +10,6 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeMessage } from '../../src/core/frame/index.ts';
@@ -25,6 +24,7 @@ import { serveMailbox, type Serving } from '../../src/server/serve.ts';
 import { ReferenceSubmissionBackend } from '../../src/server/submission-backend.ts';
 import { UserStore } from '../../src/store/users.ts';
 import { startDnsmasq, type DnsServer } from '../harness/dnsmasq.ts';
+import { freeTcpPort } from '../support/net.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'nmtp-queue-tls-'));
 const qdir = join(dir, 'queue');
@@ -39,14 +39,6 @@ const now = (): number => t * 1000;
 const users = new UserStore(join(dir, 'users.json'));
 /** carol@example.com's SRV answer, switched by a test (example.net's comes from dnsmasq). */
 let comTarget = 0;
-
-async function freeTcpPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const addr = s.address();
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return typeof addr === 'object' && addr !== null ? addr.port : 0;
-}
 
 function openQueue(): Promise<Queue> {
   const fromDns = dnsSrvResolver({ servers: [dns.address] });
