@@ -17,7 +17,8 @@
  * - TLS 1.3 only (minVersion on both ends), the same self-signed Ed25519 certificate
  *   (generateSelfSigned), verified by the client against it as its only CA.
  * - Durable storage before the answer: NMTP = the reference mailbox (serveMailbox: temp
- *   file fsync'd, `<id>.json` written durably, linked into new/, directory fsync'd);
+ *   file fsync'd while its `<id>.json` record is written and fsync'd, both moved into new/,
+ *   new/ fsync'd, shared with concurrent messages);
  *   SMTP = smtp-server's onData streamed to a temp file, fsync, rename into new/,
  *   directory fsync, then 250.
  * - The same message: a framed NMTP message signed (ed25519, test key) for its recipient;
@@ -251,7 +252,7 @@ function nmtpSender(
 ): Sender {
   const job = deliverJob([RCPT], framed);
   // One source for every send: its layout (a decode with full validation) is computed once.
-  // Passing the Uint8Array itself would build a new source, and scan it again, per job.
+  // (bytesSource keeps one source per Uint8Array, so passing `framed` itself is the same.)
   const source = bytesSource(framed);
   const endpoint = { host: HOST, port };
   const accepted = (r: JobResult): boolean =>

@@ -76,9 +76,14 @@ export function openConnection(e: Endpoint, o: ConnectOptions): Promise<Duplex> 
       reject(
         new NmtpError('NMTP_ERR_TRANSPORT_CONNECT_FAILED', `${e.host}:${e.port}: ${err.message}`),
       );
+    // TCP_NODELAY (`noDelay`): the session writes small records back to back (pipelined
+    // commands, a chunk's head); with Nagle's algorithm the kernel holds each one until the
+    // peer's delayed ACK (≈ 40 ms on Linux), which bounded a session to ≈ 20 messages per
+    // second (bench/results-transport.md). Small writes are batched instead: pipelined
+    // commands in `dispatch`, a small chunk's head, body and CRLF in `perform`.
     const s =
       o.plaintext === true
-        ? tcpConnect({ host: e.host, port: e.port }, () => resolve(s))
+        ? tcpConnect({ host: e.host, port: e.port, noDelay: true }, () => resolve(s))
         : tlsConnect(
             {
               host: e.host,
@@ -95,6 +100,9 @@ export function openConnection(e: Endpoint, o: ConnectOptions): Promise<Duplex> 
           );
     s.setTimeout(o.connectTimeoutMs ?? 10_000, () => s.destroy(new Error('connect timeout')));
     s.once('error', fail);
+    // tls.connect takes no `noDelay`; set on the socket before it connects, the flag is
+    // applied to the TCP socket when it is created.
+    s.setNoDelay(true);
     s.once('connect', () => s.setTimeout(0));
     s.once('secureConnect', () => s.setTimeout(0));
   });
@@ -112,6 +120,8 @@ const utf8 = new TextEncoder();
 const CHUNK_HEAD = (n: number, last: boolean): Uint8Array =>
   utf8.encode(`CHUNK ${n}${last ? ' LAST' : ''}\r\n`);
 const CRLF_BYTES = new Uint8Array([0x0d, 0x0a]);
+/** Chunks up to this size are written with their head and CRLF as one buffer. */
+const SMALL_CHUNK = 64 * 1024;
 
 const asSource = (m: Source): MessageSource | undefined =>
   m instanceof Uint8Array ? bytesSource(m) : m;
@@ -302,8 +312,16 @@ export class ClientSession {
         if (left === 0) await this.write(encodeChunk(new Uint8Array(0), true));
         for await (const piece of source.pieces(a.view)) {
           left -= piece.length;
-          // Header, body, CRLF written apart (no copy of the body); the body is awaited
-          // until the socket has taken it, since the source refills that buffer next.
+          if (piece.length <= SMALL_CHUNK) {
+            // A small chunk in one write (one TLS record, one segment): copying a few KiB
+            // costs less than two more writes. The copy also frees the source's buffer.
+            const head = CHUNK_HEAD(piece.length, left === 0);
+            await this.write(Buffer.concat([head, piece, CRLF_BYTES]));
+            if (this.closing) break;
+            continue;
+          }
+          // A large chunk: header, body, CRLF written apart (no copy of the body); the body
+          // is awaited until the socket has taken it, since the source refills that buffer.
           void this.write(CHUNK_HEAD(piece.length, left === 0));
           await this.write(piece, true);
           await this.write(CRLF_BYTES);
@@ -336,8 +354,20 @@ export class ClientSession {
       for (let ev = events.shift(); ev !== undefined; ev = events.shift()) {
         const out = transferClient(this.state, ev);
         this.state = out.state;
-        for (const a of out.actions) {
+        for (let i = 0; i < out.actions.length; i++) {
+          const a = out.actions[i]!;
           try {
+            if (a.type === 'command' && out.actions[i + 1]?.type === 'command') {
+              // Pipelined commands (RCPTs and DATA, STATUS/GIVEUP; §60.2) in one write: one
+              // TLS record and one segment instead of one per command.
+              const batch: Uint8Array[] = [];
+              for (let b = out.actions[i]; b?.type === 'command'; b = out.actions[++i]) {
+                batch.push(encodeCommand(b.command));
+              }
+              i--;
+              await this.write(Buffer.concat(batch));
+              continue;
+            }
             const next = await this.perform(a);
             if (next) events.push(next);
           } catch (e) {

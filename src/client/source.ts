@@ -165,8 +165,25 @@ function total(ranges: readonly [number, number][]): number {
   return ranges.reduce((n, [a, b]) => n + (b - a), 0);
 }
 
-/** A message in memory (the existing API: `transferTo(…, bytes)`). */
+/**
+ * The sources of messages in memory, by their bytes: a queue or a pool that sends the same
+ * Uint8Array again (another recipient, a retry, `pool.run(…, bytes)` per job) decodes it
+ * once. The bytes of a message must not change once it is handed to the client (a signed
+ * message never does): a change would not be seen by the cached layout.
+ */
+const byBytes = new WeakMap<Uint8Array, MessageSource>();
+
+/** A message in memory (the existing API: `transferTo(…, bytes)`); one source per array. */
 export function bytesSource(message: Uint8Array): MessageSource {
+  let s = byBytes.get(message);
+  if (s === undefined) {
+    s = newBytesSource(message);
+    byBytes.set(message, s);
+  }
+  return s;
+}
+
+function newBytesSource(message: Uint8Array): MessageSource {
   let layout: MessageLayout | undefined;
   const get = (): MessageLayout => {
     if (layout === undefined) {

@@ -6,9 +6,14 @@
  *     <maildir>/new/      accepted messages, one `<id>.nmtp` per accepted recipient
  *     <maildir>/held/     messages of deferred recipients, `<cookie>.nmtp`
  *     <maildir>/cookies/  the durable cookie store (src/store/cookies.ts)
- *     <maildir>/policy.json  optional, read on every decision:
+ *     <maildir>/policy.json  optional:
  *         { "defer": [addr…], "reject": [addr…],
  *           "redirect": { "<addr>": "<host>:<port> SHA256:<fingerprint>" } }; others accept
+ *
+ * policy.json is stat'ed on every decision and parsed again only when it changed (its
+ * inode, size, mtime or ctime differ): an edit is seen by the next decision. A file written
+ * less than 2 s ago is re-read every time (an edit within one tick of the file system's
+ * clock could keep all four), so a rewrite is never missed.
  *
  * A redirected recipient is answered 351 (§60.10.2) — deliver to the recipient's own
  * endpoint once it proves the key with that fingerprint (§60.10.8) — unless the RCPT says
@@ -20,12 +25,18 @@
  * the same record in its cookie until it is approved.
  *
  * Every file is fsync'd (and its directory) before the recipient is answered 250, so an
- * accepted message survives a crash. A deferred recipient is decided later by
+ * accepted message survives a crash ("accepted means stored"). Per accepted message: the
+ * received file is fsync'd while the `<id>.json` record is written and fsync'd in tmp/;
+ * then the record is renamed and the message linked into new/, and new/ is fsync'd once
+ * for all recipients — shared with other sessions' messages linked meanwhile
+ * (`fsyncDirShared`, group commit): three fsyncs, two of them concurrent, and a share of
+ * one directory fsync. A deferred recipient is decided later by
  * `decideCookie` (the `nmtp mailbox approve|reject` command), possibly from another
  * process: the running server reads the cookie store on every STATUS.
  */
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, open, readFile, unlink, type FileHandle } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { link, mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NmtpError } from '../core/errors/index.ts';
 import { END, FrameDecoder, NEED_MORE } from '../core/frame/index.ts';
@@ -37,8 +48,17 @@ import type {
   ViewChoice,
 } from '../core/session/index.ts';
 import { CookieStore, type StoredCookie } from '../store/cookies.ts';
-import { fsyncDir, writeDurable } from '../store/durable.ts';
+import { fsyncDirShared, writeSynced } from '../store/durable.ts';
 import type { Identification, MessageSink, TransferDecider } from './transfer-host.ts';
+
+const ignore = (): void => undefined;
+
+/** A recipient's `<id>.json` record, fsync'd in tmp/, and whether it has moved into new/. */
+interface Prepared {
+  readonly id: string;
+  readonly tmp: string;
+  committed: boolean;
+}
 
 export interface MailboxOptions {
   readonly maildir: string;
@@ -105,9 +125,13 @@ class Incoming implements MessageSink {
     }
   }
 
-  /** Flushes the file to disk and finishes the frame check. */
-  async close(): Promise<void> {
+  /** Finishes the frame check: `digest` or `bad` is final after this. */
+  finish(): void {
     this.feed(() => this.decoder.finish());
+  }
+
+  /** Flushes the file to disk (data and inode) and closes it. */
+  async flush(): Promise<void> {
     try {
       await this.file.sync();
     } finally {
@@ -117,6 +141,8 @@ class Incoming implements MessageSink {
 }
 
 export class Mailbox implements TransferDecider {
+  private cachedPolicy: { version: string; settled: boolean; policy: Policy } | undefined;
+
   private constructor(
     private readonly o: MailboxOptions,
     readonly cookies: CookieStore,
@@ -133,13 +159,41 @@ export class Mailbox implements TransferDecider {
     return (this.o.now ?? ((): number => Math.floor(Date.now() / 1000)))();
   }
 
+  /**
+   * policy.json, parsed once per version of the file. A version is known by a stat —
+   * synchronous on purpose: a few microseconds, where the thread pool would queue it
+   * behind other sessions' fsyncs (the decision waits for it twice per message).
+   */
   private async policy(): Promise<Policy> {
+    const path = join(this.o.maildir, 'policy.json');
+    let st;
     try {
-      return JSON.parse(await readFile(join(this.o.maildir, 'policy.json'), 'utf8')) as Policy;
+      st = statSync(path, { bigint: true, throwIfNoEntry: false });
     } catch (e) {
+      throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', `policy.json: ${(e as Error).message}`);
+    }
+    const version =
+      st === undefined ? 'absent' : `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+    const c = this.cachedPolicy;
+    if (c?.version === version && c.settled) return c.policy;
+    if (st === undefined) {
+      this.cachedPolicy = { version, settled: true, policy: {} };
+      return {};
+    }
+    let policy: Policy;
+    try {
+      policy = JSON.parse(await readFile(path, 'utf8')) as Policy;
+    } catch (e) {
+      // Gone since the stat: as if never there. Not cached: the next decision looks again.
       if ((e as { code?: string }).code === 'ENOENT') return {};
       throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', `policy.json: ${(e as Error).message}`);
     }
+    // A file rewritten within one tick of the file system's clock (coarse: a few ms on
+    // Linux, 2 s on FAT) may keep its size and times: the cache is trusted only once the
+    // version is older than that ("racy clean", as git does); until then it is re-read.
+    const settled = Date.now() - Number(st.mtimeMs) > 2000;
+    this.cachedPolicy = { version, settled, policy };
+    return policy;
   }
 
   async decideRecipient(a: { rcpt: string; redirectFailed?: true }): Promise<RecipientDecision> {
@@ -175,9 +229,14 @@ export class Mailbox implements TransferDecider {
     client: Identification,
   ): Promise<FinalAnswer[]> {
     if (!(sink instanceof Incoming)) throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'no sink');
+    sink.finish();
+    // The message file's fsync runs while the records are written (below); everything is
+    // awaited before any answer. (A handler now, so a failure is never "unhandled" while
+    // other work is awaited; it is thrown where awaited.)
+    const flushed = sink.flush();
+    flushed.catch(ignore);
+    const records: Promise<Prepared>[] = [];
     try {
-      // Inside the try: if the flush fails, the temp file is still removed below.
-      await sink.close();
       const rcpts =
         a.cookie === undefined
           ? a.recipients
@@ -185,21 +244,40 @@ export class Mailbox implements TransferDecider {
       // "A receiver MUST check the content digest of a full view before accepting … a
       // mismatch rejects every recipient" (§60.10.4).
       if (sink.bad !== undefined || sink.digest !== a.digest) {
+        await flushed;
         const text = sink.bad?.code ?? 'content digest mismatch';
         return rcpts.map((rcpt) => ({ kind: 'rejected', rcpt, enhanced: '5.6.0', text }));
       }
       const p = await this.policy();
+      const deferred = rcpts.map((r) => a.cookie === undefined && p.defer?.includes(r) === true);
+      rcpts.forEach((rcpt, i) => {
+        if (deferred[i] === true) return;
+        const r = this.prepare(rcpt, client);
+        r.catch(ignore);
+        records.push(r);
+      });
+      await flushed;
+      const prepared = await Promise.all(records);
       const answers: FinalAnswer[] = [];
-      for (const rcpt of rcpts) {
-        if (a.cookie === undefined && p.defer?.includes(rcpt) === true) {
+      for (const [i, rcpt] of rcpts.entries()) {
+        if (deferred[i] === true) {
           answers.push(await this.defer(a.domain, rcpt, sink.path, client));
         } else {
-          answers.push({ kind: 'accepted', rcpt, id: await this.deliver(sink.path, rcpt, client) });
+          const r = prepared.shift()!;
+          await this.commit(sink.path, r);
+          answers.push({ kind: 'accepted', rcpt, id: r.id });
         }
       }
+      // One fsync of new/ for every recipient's entries (and other sessions' meanwhile).
+      if (records.length > 0) await fsyncDirShared(this.dir('new'));
       return answers;
     } finally {
-      await unlink(sink.path).catch(() => undefined);
+      await flushed.catch(ignore);
+      // Records not moved into new/ (a failure on the way) are removed with the message.
+      for (const r of await Promise.allSettled(records)) {
+        if (r.status === 'fulfilled' && !r.value.committed) await unlink(r.value.tmp).catch(ignore);
+      }
+      await unlink(sink.path).catch(ignore);
     }
   }
 
@@ -209,19 +287,48 @@ export class Mailbox implements TransferDecider {
     await unlink(sink.path).catch(() => undefined);
   }
 
+  private dir(d: 'new' | 'held'): string {
+    return join(this.o.maildir, d);
+  }
+
   /**
    * Links the received file into new/ under a fresh id, with `<id>.json` beside it naming
    * the recipient and the client identification with its reputation verdict, if the hook
    * gave one (§60.8.3; the message octets stay exactly as sent); durable before it returns.
+   * `from` must be fsync'd already.
    */
   private async deliver(from: string, rcpt: string, client: Identification): Promise<string> {
+    const r = await this.prepare(rcpt, client);
+    try {
+      await this.commit(from, r);
+    } finally {
+      if (!r.committed) await unlink(r.tmp).catch(ignore);
+    }
+    await fsyncDirShared(this.dir('new'));
+    return r.id;
+  }
+
+  /** A fresh id and its `<id>.json` record, written and fsync'd in tmp/ (not yet in new/). */
+  private async prepare(rcpt: string, client: Identification): Promise<Prepared> {
     const id = toBase64url(randomBytes(12));
-    const dir = join(this.o.maildir, 'new');
+    const tmp = join(this.o.maildir, 'tmp', `${id}.json`);
     const meta = { rcpt, received: this.now(), client };
-    await writeDurable(join(dir, `${id}.json`), `${JSON.stringify(meta)}\n`);
-    await link(from, join(dir, `${id}.nmtp`));
-    await fsyncDir(dir);
-    return id;
+    await writeSynced(tmp, `${JSON.stringify(meta)}\n`);
+    return { id, tmp, committed: false };
+  }
+
+  /**
+   * Puts the message (linked: one file serves every recipient) and its record (renamed out
+   * of tmp/) into new/. Durable once new/ is fsync'd (the caller's `fsyncDirShared`): both
+   * files' contents are fsync'd already, so after a crash each entry is whole or absent.
+   */
+  private async commit(from: string, r: Prepared): Promise<void> {
+    const dir = this.dir('new');
+    // The record first: a failure in between leaves a record without a message (as
+    // before), never a message in new/ without its record.
+    await rename(r.tmp, join(dir, `${r.id}.json`));
+    r.committed = true;
+    await link(from, join(dir, `${r.id}.nmtp`));
   }
 
   private async defer(
@@ -234,7 +341,7 @@ export class Mailbox implements TransferDecider {
     const cookie = toBase64url(randomBytes(16));
     const held = join(this.o.maildir, 'held', `${cookie}.nmtp`);
     await link(from, held);
-    await fsyncDir(join(this.o.maildir, 'held'));
+    await fsyncDirShared(this.dir('held'));
     const now = this.now();
     const c: StoredCookie = {
       cookie,

@@ -37,3 +37,55 @@ export async function writeDurable(path: string, bytes: Uint8Array | string): Pr
   }
   await fsyncDir(dir);
 }
+
+/**
+ * Writes `bytes` to a new file at `path` (which must not exist) and fsyncs it: the file's
+ * data and inode are on disk when it resolves, its directory entry is not (the caller
+ * renames or links it elsewhere and fsyncs that directory). No file is left on failure.
+ */
+export async function writeSynced(path: string, bytes: Uint8Array | string): Promise<void> {
+  const h = await open(path, 'wx', 0o600);
+  try {
+    try {
+      await h.writeFile(bytes);
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+  } catch (e) {
+    await unlink(path).catch(() => undefined);
+    throw e;
+  }
+}
+
+interface DirSync {
+  running: Promise<void>;
+  /** The fsync that starts when `running` ends, shared by everyone who asked meanwhile. */
+  next?: Promise<void>;
+}
+const dirSyncs = new Map<string, DirSync>();
+const ignore = (): void => undefined;
+
+/**
+ * `fsyncDir(dir)`, shared between concurrent callers (group commit): it resolves after an
+ * fsync of `dir` that STARTED after this call, so every directory change the caller made
+ * before calling is covered. While one fsync of `dir` runs (it may have started before the
+ * caller's change), callers wait for the next one, which starts when it ends and serves
+ * them all: n messages linked while one fsync runs cost one more fsync, not n.
+ */
+export function fsyncDirShared(dir: string): Promise<void> {
+  const g = dirSyncs.get(dir);
+  if (g === undefined) return startDirSync(dir);
+  g.next ??= g.running.then(ignore, ignore).then(() => startDirSync(dir));
+  return g.next;
+}
+
+function startDirSync(dir: string): Promise<void> {
+  const g: DirSync = { running: Promise.resolve() };
+  g.running = fsyncDir(dir).finally(() => {
+    // No one waits for a next fsync: the next caller starts a fresh one.
+    if (dirSyncs.get(dir) === g && g.next === undefined) dirSyncs.delete(dir);
+  });
+  dirSyncs.set(dir, g);
+  return g.running;
+}

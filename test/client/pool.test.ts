@@ -15,6 +15,7 @@ import { encodeMessage } from '../../src/core/frame/index.ts';
 import type { View } from '../../src/core/session/index.ts';
 import {
   announce,
+  bytesSource,
   deliver,
   deliverJob,
   fileSource,
@@ -61,6 +62,24 @@ test('pool: two messages over one connection, each accepted and stored', async (
   assert.equal(stored().length, before + 3);
   await pool.close();
   assert.equal(pool.size(endpoint()), 0);
+});
+
+test('pool: the same bytes sent by several jobs share one source (scanned once), each stored whole', async () => {
+  const m = smallMessage('again');
+  // One source per Uint8Array: its layout is computed once and kept.
+  assert.equal(bytesSource(m), bytesSource(m));
+  assert.notEqual(bytesSource(m), bytesSource(Uint8Array.from(m)));
+  const pool = new TransferPool(identity, { ca: w.ca });
+  const before = stored();
+  const results = await Promise.all(
+    [1, 2, 3].map((i) => pool.run(endpoint(), deliverJob([`r${i}@example.net`], m), m)),
+  );
+  for (const r of results) assert.equal(r.recipients[0]?.reply.code, 250);
+  const added = stored().filter((f) => !before.includes(f));
+  assert.equal(added.length, 3);
+  for (const f of added)
+    assert.deepEqual(readFileSync(join(w.dir, 'mail', 'new', f)), Buffer.from(m));
+  await pool.close();
 });
 
 test('pool: at most maxPerDestination sessions; queued jobs reuse them, one job at a time', async () => {

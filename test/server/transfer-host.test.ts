@@ -27,6 +27,7 @@ import { Mailbox } from '../../src/server/mailbox.ts';
 import type { Identification } from '../../src/server/transfer-host.ts';
 import { staticTxtResolver } from '../../src/dns/txt.ts';
 import { deliverJob, transferTo } from '../../src/client/transfer.ts';
+import { announce } from '../../src/client/source.ts';
 import { serveMailbox, type Serving } from '../../src/server/serve.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'nmtp-host-'));
@@ -471,6 +472,80 @@ test('mailbox redirect policy: reject wins, others accept, a malformed entry is 
   await assert.rejects(mailbox.decideRecipient({ rcpt: 'bad@example.net' }), {
     code: 'NMTP_ERR_TRANSPORT_LOCAL',
   });
+});
+
+test('mailbox policy.json: every edit is seen by the next decision (cached between edits)', async () => {
+  const maildir = join(dir, 'mail-policy-edits');
+  const mailbox = await Mailbox.open({ maildir });
+  const policy = join(maildir, 'policy.json');
+  const decide = async (rcpt: string): Promise<string> =>
+    (await mailbox.decideRecipient({ rcpt })).kind;
+  assert.equal(await decide('a@example.net'), 'accept');
+  // The file appears after a decision made without it.
+  writeFileSync(policy, JSON.stringify({ reject: ['a@example.net'] }));
+  assert.equal(await decide('a@example.net'), 'reject');
+  assert.equal(await decide('b@example.net'), 'accept');
+  // Rewritten at once with the same size: possibly the same mtime, still seen.
+  writeFileSync(policy, JSON.stringify({ reject: ['b@example.net'] }));
+  assert.equal(await decide('a@example.net'), 'accept');
+  assert.equal(await decide('b@example.net'), 'reject');
+  rmSync(policy);
+  assert.equal(await decide('b@example.net'), 'accept');
+  writeFileSync(policy, '{');
+  await assert.rejects(mailbox.decideRecipient({ rcpt: 'b@example.net' }), {
+    code: 'NMTP_ERR_TRANSPORT_LOCAL',
+  });
+});
+
+test('mailbox: concurrent messages to several recipients are each stored with their record; tmp/ is left empty', async () => {
+  const maildir = join(dir, 'mail-concurrent');
+  const mailbox = await Mailbox.open({ maildir });
+  const client: Identification = {
+    domain: 'example.org',
+    ip: '127.0.0.1',
+    proof: 'pass',
+    csv: 'none',
+  };
+  const { digest } = announce(message);
+  const one = async (i: number): Promise<string[]> => {
+    const { sink } = await mailbox.chooseView({ domain: 'example.org' });
+    await sink!.write(message);
+    const rcpts = [`r${i}a@example.net`, `r${i}b@example.net`];
+    const answers = await mailbox.decideMessage(
+      { domain: 'example.org', recipients: rcpts, digest },
+      sink,
+      client,
+    );
+    assert.deepEqual(
+      answers.map((x) => [x.kind, x.rcpt]),
+      rcpts.map((r) => ['accepted', r]),
+    );
+    return answers.map((x) => (x.kind === 'accepted' ? x.id : ''));
+  };
+  const ids = (await Promise.all(Array.from({ length: 20 }, (_, i) => one(i)))).flat();
+  assert.equal(new Set(ids).size, 40);
+  const stored = readdirSync(join(maildir, 'new')).sort();
+  assert.deepEqual(stored, ids.flatMap((id) => [`${id}.json`, `${id}.nmtp`]).sort());
+  for (const id of ids) {
+    assert.deepEqual(readFileSync(join(maildir, 'new', `${id}.nmtp`)), Buffer.from(message));
+    assert.match(
+      (JSON.parse(readFileSync(join(maildir, 'new', `${id}.json`), 'utf8')) as { rcpt: string })
+        .rcpt,
+      /^r\d+[ab]@example\.net$/,
+    );
+  }
+  assert.deepEqual(readdirSync(join(maildir, 'tmp')), []);
+  // A digest mismatch stores nothing and leaves nothing behind either.
+  const { sink } = await mailbox.chooseView({ domain: 'example.org' });
+  await sink!.write(message);
+  const bad = await mailbox.decideMessage(
+    { domain: 'example.org', recipients: ['x@example.net'], digest: 'A'.repeat(43) },
+    sink,
+    client,
+  );
+  assert.equal(bad[0]?.kind, 'rejected');
+  assert.equal(readdirSync(join(maildir, 'new')).length, 80);
+  assert.deepEqual(readdirSync(join(maildir, 'tmp')), []);
 });
 
 test('serveMailbox refuses a user key for a malformed address', async () => {
