@@ -181,7 +181,7 @@ export const TRANSPORT_COMMANDS: Record<string, TransportCommand> = {
       'nmtp serve [--listen HOST:PORT] [--cert FILE --key FILE] [--domain SERVER-NAME]\n' +
       '       [--maildir DIR] [--dns-server HOST:PORT…] [--require-csv] [--plaintext (loopback only)]\n' +
       '       [--user-key ADDR=PEMFILE…  (answer PROVE for ADDR with that key, §60.10.8)]\n' +
-      '       [--max-connections N] [--max-per-ip N]\n' +
+      '       [--max-connections N] [--max-per-ip N] [--min-poll S --max-poll S (deferred senders; 60 / 3600)]\n' +
       `${SUBMISSION_SERVE_USAGE}\n` +
       `  defaults: --listen ${SERVE_DEFAULTS.listen} --domain ${SERVE_DEFAULTS.domain} ` +
       `--maildir ${SERVE_DEFAULTS.maildir}, and a self-signed certificate made in ${SERVE_DEFAULTS.tls}`,
@@ -197,6 +197,8 @@ export const TRANSPORT_COMMANDS: Record<string, TransportCommand> = {
       'user-key': { type: 'string', multiple: true },
       'max-connections': { type: 'string' },
       'max-per-ip': { type: 'string' },
+      'min-poll': { type: 'string' },
+      'max-poll': { type: 'string' },
       ...SUBMISSION_SERVE_OPTIONS,
     },
     async run(v) {
@@ -229,7 +231,13 @@ export const TRANSPORT_COMMANDS: Record<string, TransportCommand> = {
         if (text === undefined) return {};
         const n = Number(text);
         if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`--${flag} takes a number`);
-        return { [flag === 'max-connections' ? 'maxConnections' : 'maxPerIp']: n };
+        const names: Record<string, string> = {
+          'max-connections': 'maxConnections',
+          'max-per-ip': 'maxPerIp',
+          'min-poll': 'minPoll',
+          'max-poll': 'maxPoll',
+        };
+        return { [names[flag]!]: n };
       };
       const onError = (e: unknown): void =>
         void process.stderr.write(`nmtp serve: ${(e as Error).message}\n`);
@@ -238,6 +246,8 @@ export const TRANSPORT_COMMANDS: Record<string, TransportCommand> = {
         port,
         ...count('max-connections'),
         ...count('max-per-ip'),
+        ...count('min-poll'),
+        ...count('max-poll'),
         ...(tls === undefined ? { plaintext } : tls),
         serverName,
         maildir: opt('maildir'),

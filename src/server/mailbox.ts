@@ -8,7 +8,13 @@
  *     <maildir>/cookies/  the durable cookie store (src/store/cookies.ts)
  *     <maildir>/policy.json  optional:
  *         { "defer": [addr…], "reject": [addr…],
- *           "redirect": { "<addr>": "<host>:<port> SHA256:<fingerprint>" } }; others accept
+ *           "redirect": { "<addr>": "<host>:<port> SHA256:<fingerprint>" },
+ *           "preview": { "<addr>": "headers" | "text" | "signers" | "digest" } }; others accept
+ *
+ * A preview recipient is held on the view named (asked for when every recipient of the
+ * transaction is a preview recipient, else the full message is held); `nmtp mailbox
+ * approve` then turns its cookie into "send me the full message" (STATUS → 352), and the
+ * full message that arrives on the cookie is stored and the cookie answers accepted.
  *
  * policy.json is stat'ed on every decision and parsed again only when it changed (its
  * inode, size, mtime or ctime differ): an edit is seen by the next decision. A file written
@@ -41,11 +47,13 @@ import { join } from 'node:path';
 import { NmtpError } from '../core/errors/index.ts';
 import { END, FrameDecoder, NEED_MORE } from '../core/frame/index.ts';
 import { toBase64url } from '../core/sign/index.ts';
-import type {
-  CookieState,
-  FinalAnswer,
-  RecipientDecision,
-  ViewChoice,
+import {
+  VIEWS,
+  type CookieState,
+  type FinalAnswer,
+  type RecipientDecision,
+  type View,
+  type ViewChoice,
 } from '../core/session/index.ts';
 import { CookieStore, type StoredCookie } from '../store/cookies.ts';
 import { fsyncDirShared, writeSynced } from '../store/durable.ts';
@@ -75,6 +83,12 @@ interface Policy {
   readonly reject?: readonly string[];
   /** Canonical address → "<host>:<port> SHA256:<fingerprint>". */
   readonly redirect?: Readonly<Record<string, string>>;
+  /**
+   * Canonical address → the view to ask for first (headers, text, signers, digest): the
+   * recipient is held on that preview; approving it asks the sender for the full message
+   * (STATUS → 352), which is then stored (§60.10.4, §60.10.6).
+   */
+  readonly preview?: Readonly<Record<string, View>>;
 }
 
 /** "<host>:<port> SHA256:<43 base64url>"; host may be a bracketed IPv6 literal. */
@@ -210,6 +224,7 @@ export class Mailbox implements TransferDecider {
 
   async chooseView(a: {
     domain: string;
+    recipients: readonly string[];
     cookie?: string;
   }): Promise<{ choice: ViewChoice; sink?: MessageSink }> {
     if (a.cookie !== undefined) {
@@ -217,14 +232,30 @@ export class Mailbox implements TransferDecider {
       if (c === undefined) return { choice: { kind: 'unknown-cookie' } };
       if (c.state !== 'want-view') return { choice: { kind: 'not-wanted' } };
     }
-    // A mailbox stores what it accepts, so it always asks for the full view.
+    // A mailbox stores what it accepts, so it asks for the full view — except when every
+    // recipient of the transaction is a preview recipient (one view serves a transaction).
+    let view: View = 'full';
+    if (a.cookie === undefined) {
+      const preview = (await this.policy()).preview ?? {};
+      const views = a.recipients.map((r) => (Object.hasOwn(preview, r) ? preview[r] : undefined));
+      const first = views[0];
+      if (first !== undefined && VIEWS.includes(first) && views.every((v) => v === first)) {
+        view = first;
+      }
+    }
     const path = join(this.o.maildir, 'tmp', `${toBase64url(randomBytes(12))}.nmtp`);
     const file = await open(path, 'wx', 0o600);
-    return { choice: { kind: 'view', view: 'full' }, sink: new Incoming(path, file) };
+    return { choice: { kind: 'view', view }, sink: new Incoming(path, file) };
   }
 
   async decideMessage(
-    a: { domain: string; recipients: readonly string[]; digest: string; cookie?: string },
+    a: {
+      domain: string;
+      recipients: readonly string[];
+      view: View;
+      digest: string;
+      cookie?: string;
+    },
     sink: MessageSink | undefined,
     client: Identification,
   ): Promise<FinalAnswer[]> {
@@ -237,6 +268,17 @@ export class Mailbox implements TransferDecider {
     flushed.catch(ignore);
     const records: Promise<Prepared>[] = [];
     try {
+      if (a.view !== 'full') {
+        // "A receiver that sent less than the full view and has not decided MUST answer
+        // deferred (it cannot accept what it has not received)" (§60.10.5). A preview is
+        // not a whole frame, so there is no digest to check yet.
+        await flushed;
+        const held: FinalAnswer[] = [];
+        for (const rcpt of a.recipients) {
+          held.push(await this.defer(a.domain, rcpt, sink.path, client, a.view));
+        }
+        return held;
+      }
       const rcpts =
         a.cookie === undefined
           ? a.recipients
@@ -246,10 +288,20 @@ export class Mailbox implements TransferDecider {
       if (sink.bad !== undefined || sink.digest !== a.digest) {
         await flushed;
         const text = sink.bad?.code ?? 'content digest mismatch';
-        return rcpts.map((rcpt) => ({ kind: 'rejected', rcpt, enhanced: '5.6.0', text }));
+        const refused = rcpts.map((rcpt): FinalAnswer => ({
+          kind: 'rejected',
+          rcpt,
+          enhanced: '5.6.0',
+          text,
+        }));
+        if (a.cookie !== undefined) await this.settleCookie(a.cookie, refused[0]);
+        return refused;
       }
       const p = await this.policy();
-      const deferred = rcpts.map((r) => a.cookie === undefined && p.defer?.includes(r) === true);
+      // Preview recipients in a transaction that sent the full message are held on it.
+      const held = (r: string): boolean =>
+        p.defer?.includes(r) === true || (p.preview !== undefined && Object.hasOwn(p.preview, r));
+      const deferred = rcpts.map((r) => a.cookie === undefined && held(r));
       rcpts.forEach((rcpt, i) => {
         if (deferred[i] === true) return;
         const r = this.prepare(rcpt, client);
@@ -270,6 +322,7 @@ export class Mailbox implements TransferDecider {
       }
       // One fsync of new/ for every recipient's entries (and other sessions' meanwhile).
       if (records.length > 0) await fsyncDirShared(this.dir('new'));
+      if (a.cookie !== undefined) await this.settleCookie(a.cookie, answers[0]);
       return answers;
     } finally {
       await flushed.catch(ignore);
@@ -331,11 +384,33 @@ export class Mailbox implements TransferDecider {
     await link(from, join(dir, `${r.id}.nmtp`));
   }
 
+  /**
+   * The full message arrived on a cookie that wanted it: the cookie takes the answer (so
+   * a later STATUS repeats it) and the held preview goes.
+   */
+  private async settleCookie(cookie: string, answer: FinalAnswer | undefined): Promise<void> {
+    const c = await this.cookies.get(cookie);
+    if (c === undefined || answer === undefined) return;
+    if (answer.kind === 'accepted') {
+      await this.cookies.put({ ...c, state: 'accepted', id: answer.id });
+    } else if (answer.kind === 'rejected') {
+      await this.cookies.put({
+        ...c,
+        state: 'rejected',
+        ...(answer.enhanced === undefined ? {} : { enhanced: answer.enhanced }),
+        ...(answer.text === undefined ? {} : { text: answer.text }),
+      });
+    } else return;
+    if (c.ref !== undefined) await unlink(c.ref).catch(ignore);
+  }
+
+  /** Holds `from` for `rcpt` under a new cookie; `view` names a preview (not the full message). */
   private async defer(
     owner: string,
     rcpt: string,
     from: string,
     client: Identification,
+    view?: View,
   ): Promise<FinalAnswer> {
     // "Cookies … MUST be unguessable (at least 128 bits of randomness)" (§60.10.6).
     const cookie = toBase64url(randomBytes(16));
@@ -354,6 +429,8 @@ export class Mailbox implements TransferDecider {
       max: this.o.maxPoll ?? 3600,
       ref: held,
       client,
+      // In state "deferred", `view` says the held octets are only that preview.
+      ...(view === undefined || view === 'full' ? {} : { view }),
     };
     await this.cookies.put(c);
     return { kind: 'deferred', rcpt, cookie, min: c.min, max: c.max, expires: c.expires };
@@ -394,7 +471,13 @@ export class Mailbox implements TransferDecider {
       throw new NmtpError('NMTP_ERR_TRANSPORT_OUT_OF_ORDER', `cookie is ${c.state}`);
     }
     let next: StoredCookie;
-    if (decision === 'approve') {
+    if (decision === 'approve' && c.view !== undefined && c.view !== 'full') {
+      // Approved on a preview: "a request for a bigger view … the sender then sends it on
+      // the same cookie" (issue 4, §60.10.6). The preview stays held until it arrives.
+      next = { ...c, state: 'want-view', view: 'full' };
+      await this.cookies.put(next);
+      return next;
+    } else if (decision === 'approve') {
       if (c.ref === undefined) throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'no held message');
       // The store keeps identification as plain strings; it was written from an Identification.
       const client = (c.client as Identification | undefined) ?? {

@@ -15,6 +15,9 @@ export interface ServeOptions extends ListenOptions {
   /** The server's host name, named in the greeting and covered by every proof. */
   readonly serverName: string;
   readonly maildir: string;
+  /** The poll window given to deferred senders, seconds (default 60 / 3600). */
+  readonly minPoll?: number;
+  readonly maxPoll?: number;
   readonly resolveTxt: TxtResolver;
   readonly requireCsv?: boolean;
   readonly limits?: Partial<SessionLimits>;
@@ -46,7 +49,11 @@ function canonicalKeys(keys: ReadonlyMap<string, SigningKey>): Map<string, Signi
 
 export async function serveMailbox(o: ServeOptions): Promise<Serving> {
   const userKeys = o.userKeys === undefined ? undefined : canonicalKeys(o.userKeys);
-  const mailbox = await Mailbox.open({ maildir: o.maildir });
+  const mailbox = await Mailbox.open({
+    maildir: o.maildir,
+    ...(o.minPoll === undefined ? {} : { minPoll: o.minPoll }),
+    ...(o.maxPoll === undefined ? {} : { maxPoll: o.maxPoll }),
+  });
   const listening = await listen(o, (socket, ip) =>
     runTransferSession(socket, ip, {
       config: {

@@ -17,7 +17,8 @@
  * added and the domain signature, per-recipient status from the queue, accepted /
  * rejected / deferred answers, a redirect followed after PROVE, the fallback when the
  * redirect target is down (RCPT redirect=failed), STATUS and GIVEUP on cookies from the
- * CLI, and SIGN.
+ * CLI, a preview (headers view) approved and then fetched whole (STATUS → 352 → DATA on
+ * the cookie), and SIGN.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -209,6 +210,8 @@ before(async () => {
     JSON.stringify({
       defer: ['carol@example.net', 'frank@example.net'],
       reject: ['dave@example.net'],
+      // grace reads a preview first: headers only, then the full message once approved.
+      preview: { 'grace@example.net': 'headers' },
       redirect: {
         'bob@example.net': `127.0.0.1:${ports.c} ${fingerprint(bobKey.publicKey)}`,
       },
@@ -252,6 +255,11 @@ before(async () => {
       files.mailB,
       ...dnsArg,
       '--require-csv',
+      // Deferred senders may poll every second: the queue's STATUS comes quickly.
+      '--min-poll',
+      '1',
+      '--max-poll',
+      '2',
     ],
     1,
   );
@@ -425,4 +433,36 @@ test('CERTIFY a user key, then AUTH KEY with it; SIGN returns the message signed
     refused.stderr.toString() + refused.stdout.toString(),
     /NMTP_ERR_TRANSPORT_AUTH_FAILED/,
   );
+});
+
+test('a preview recipient: B asks for the headers view only, holds it; approval makes the queue send the full message on the cookie (STATUS → 352)', async () => {
+  const msg = join(dir, 'grace.nmtp');
+  const bytes = aliceMessage('for grace');
+  writeFileSync(msg, bytes);
+  const id = ok(
+    nmtp(['submit', ...submitArgs(), '--to', 'grace@example.net', '--file', msg]),
+  ).trim();
+  assert.equal((await settledStatus(id)).get('grace@example.net'), 'deferred');
+  // Held: the headers view only, which is shorter than the signed message.
+  const heldFiles = readdirSync(join(files.mailB, 'held')).filter((f) => f.endsWith('.nmtp'));
+  assert.equal(heldFiles.length, 1);
+  const preview = readFileSync(join(files.mailB, 'held', heldFiles[0]!));
+  assert.ok(preview.includes(Buffer.from('Subject: for grace')));
+  assert.ok(!preview.includes(Buffer.from(bytes.subarray(bytes.length - 200, bytes.length - 100))));
+  const cookie = heldFiles[0]!.replace(/\.nmtp$/, '');
+  assert.match(ok(nmtp(['mailbox', 'approve', cookie, '--maildir', files.mailB])), /want-view/);
+
+  // The queue's next STATUS gets 352 view=full and sends the message on the cookie.
+  let state = '';
+  for (let i = 0; i < 120 && state !== 'accepted'; i++) {
+    await sleep(250);
+    const line = ok(nmtp(['submission', 'status', id, ...submitArgs()])).trim();
+    state = line.split(' ')[2] ?? '';
+  }
+  assert.equal(state, 'accepted');
+  const stored = accepted(files.mailB).filter((x) => x.rcpt === 'grace@example.net');
+  assert.equal(stored.length, 1);
+  const full = decodeMessage(new Uint8Array(readFileSync(stored[0]!.file)));
+  assert.ok(full.trace.some((f) => f.name === 'Signature'));
+  assert.equal(readdirSync(join(files.mailB, 'held')).filter((f) => f.endsWith('.nmtp')).length, 0);
 });

@@ -508,11 +508,11 @@ test('mailbox: concurrent messages to several recipients are each stored with th
   };
   const { digest } = announce(message);
   const one = async (i: number): Promise<string[]> => {
-    const { sink } = await mailbox.chooseView({ domain: 'example.org' });
-    await sink!.write(message);
     const rcpts = [`r${i}a@example.net`, `r${i}b@example.net`];
+    const { sink } = await mailbox.chooseView({ domain: 'example.org', recipients: rcpts });
+    await sink!.write(message);
     const answers = await mailbox.decideMessage(
-      { domain: 'example.org', recipients: rcpts, digest },
+      { domain: 'example.org', recipients: rcpts, view: 'full', digest },
       sink,
       client,
     );
@@ -536,10 +536,18 @@ test('mailbox: concurrent messages to several recipients are each stored with th
   }
   assert.deepEqual(readdirSync(join(maildir, 'tmp')), []);
   // A digest mismatch stores nothing and leaves nothing behind either.
-  const { sink } = await mailbox.chooseView({ domain: 'example.org' });
+  const { sink } = await mailbox.chooseView({
+    domain: 'example.org',
+    recipients: ['x@example.net'],
+  });
   await sink!.write(message);
   const bad = await mailbox.decideMessage(
-    { domain: 'example.org', recipients: ['x@example.net'], digest: 'A'.repeat(43) },
+    {
+      domain: 'example.org',
+      recipients: ['x@example.net'],
+      view: 'full',
+      digest: 'A'.repeat(43),
+    },
     sink,
     client,
   );
