@@ -9,6 +9,7 @@
 import { connect as tcpConnect } from 'node:net';
 import { connect as tlsConnect, TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
+import { writeSocket } from '../net/write.ts';
 import { NmtpError } from '../core/errors/index.ts';
 import {
   PROVE_EXPORTER_LABEL,
@@ -253,29 +254,9 @@ export class ClientSession {
     this.timer.unref();
   }
 
-  /**
-   * Writes `bytes`; resolves at once if the socket buffer has room, else on 'drain' — or,
-   * with `flushed`, only when the socket has processed these octets (the caller reuses
-   * the buffer). A peer that goes away settles it too.
-   */
+  /** Writes `bytes` with backpressure (src/net/write.ts); nothing once closing. */
   private write(bytes: Uint8Array, flushed = false): Promise<void> {
-    const socket = this.socket;
-    return new Promise((resolve) => {
-      if (this.closing || socket.destroyed) return resolve();
-      let done = false;
-      const finish = (): void => {
-        if (done) return;
-        done = true;
-        socket.off('drain', finish);
-        socket.off('close', finish);
-        resolve();
-      };
-      socket.once('close', finish);
-      const room = socket.write(bytes, flushed ? finish : undefined);
-      if (flushed) return;
-      if (room) finish();
-      else socket.once('drain', finish);
-    });
+    return this.closing ? Promise.resolve() : writeSocket(this.socket, bytes, flushed);
   }
 
   private async perform(a: TransferClientAction): Promise<TransferClientEvent | undefined> {

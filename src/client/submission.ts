@@ -14,6 +14,7 @@
  */
 import { open, stat } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
+import { writeSocket } from '../net/write.ts';
 import { NmtpError, isErrorCode } from '../core/errors/index.ts';
 import {
   SUBMISSION_CLIENT_STATES,
@@ -252,21 +253,7 @@ export class SubmissionClient {
   }
 
   private write(bytes: Uint8Array): Promise<void> {
-    const socket = this.socket;
-    return new Promise((resolve) => {
-      if (this.closing || socket.destroyed) return resolve();
-      if (socket.write(bytes)) resolve();
-      // A peer that goes away while we wait never drains: settle on close too.
-      else {
-        const done = (): void => {
-          socket.off('drain', done);
-          socket.off('close', done);
-          resolve();
-        };
-        socket.once('drain', done);
-        socket.once('close', done);
-      }
-    });
+    return this.closing ? Promise.resolve() : writeSocket(this.socket, bytes);
   }
 
   /** The message of the job in progress, in chunks of at most 1 MiB, the last one LAST. */

@@ -14,6 +14,7 @@
  * writing into it would never finish) until the peer closes or the linger time is up.
  */
 import type { Duplex } from 'node:stream';
+import { writeSocket } from '../net/write.ts';
 import type { BaseAction, BaseEvent, Step } from '../core/session/index.ts';
 import { encodeChunk, encodeReply, END, NEED_MORE, WireDecoder } from '../core/wire/index.ts';
 
@@ -64,20 +65,7 @@ export function runSession<S, E extends { type: string }, A extends { type: stri
   const onError = spec.onError ?? ((): void => undefined);
 
   const write = (bytes: Uint8Array): Promise<void> =>
-    new Promise((resolve) => {
-      if (closed || socket.destroyed) return resolve();
-      if (socket.write(bytes)) resolve();
-      // A peer that goes away while we wait never drains: settle on close too.
-      else {
-        const done = (): void => {
-          socket.off('drain', done);
-          socket.off('close', done);
-          resolve();
-        };
-        socket.once('drain', done);
-        socket.once('close', done);
-      }
-    });
+    closed ? Promise.resolve() : writeSocket(socket, bytes);
 
   const shutdown = (): void => {
     if (closed) return;
