@@ -158,11 +158,11 @@ async function* range(file: FileHandle, from: number, to: number): AsyncIterable
 }
 
 /**
- * The code of a From that is not the authenticated user (§60.11.3). Until the catalog has
- * its own code, the refusal reuses the authentication failure: the credentials given do
- * not cover the author the message names.
+ * The code of a From that is not the authenticated user: "refused `550 5.7.1
+ * err=NMTP_ERR_TRANSPORT_FROM_MISMATCH`" (§60.11.3). Permanent, so the host answers it with
+ * its own code rather than as a local failure.
  */
-export const FROM_MISMATCH = 'NMTP_ERR_TRANSPORT_AUTH_FAILED' as const;
+export const FROM_MISMATCH = 'NMTP_ERR_TRANSPORT_FROM_MISMATCH' as const;
 
 export class ReferenceSubmissionBackend implements SubmissionBackend {
   private readonly domain: string;

@@ -7,6 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
+import { NmtpError } from '../core/errors/index.ts';
 import { ed25519, toBase64url } from '../core/sign/index.ts';
 import {
   initialSubmissionServer,
@@ -96,6 +97,14 @@ export function runSubmissionSession(
       }
     } catch (e) {
       o.onError?.(e);
+      // "refused `550 5.7.1 err=NMTP_ERR_TRANSPORT_FROM_MISMATCH`"; a malformed message
+      // "`554 5.6.0 err=<its code>`" (§60.11.3). Anything else is a local, temporary failure.
+      if (e instanceof NmtpError && !e.temporary && (a.type === 'submit' || a.type === 'sign')) {
+        const from = e.code === 'NMTP_ERR_TRANSPORT_FROM_MISMATCH';
+        return from
+          ? { type: 'host-refused', code: 550, enhanced: '5.7.1', err: e.code }
+          : { type: 'host-refused', code: 554, enhanced: '5.6.0', err: e.code };
+      }
       return { type: 'host-failed', text: '' };
     }
   };

@@ -45,6 +45,12 @@ export interface StoredCookie {
     readonly ip: string;
     readonly proof: string;
     readonly csv: string;
+    /**
+     * The reputation hook's verdict on that client, when it gave one (§60.8.3); written by
+     * the mailbox with the rest of the identification. Kept as plain strings: the store only
+     * persists what the decider hands it.
+     */
+    readonly reputation?: { readonly verdict: string; readonly note?: string };
   };
 }
 

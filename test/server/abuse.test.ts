@@ -16,10 +16,12 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { encodeMessage } from '../../src/core/frame/index.ts';
+import { encodeChunk } from '../../src/core/wire/index.ts';
 import { domainKeyName, keyPairFromSeed, printDomainKeyRecord } from '../../src/core/keys/index.ts';
 import { proofInput } from '../../src/core/session/index.ts';
 import { ed25519, toBase64url } from '../../src/core/sign/index.ts';
 import { staticTxtResolver } from '../../src/dns/txt.ts';
+import { announce } from '../../src/client/source.ts';
 import { deliverJob, transferTo } from '../../src/client/transfer.ts';
 import { generateSelfSigned } from '../../src/server/certs.ts';
 import { listen } from '../../src/server/listener.ts';
@@ -367,6 +369,35 @@ test(
     const sending = trickle(p, message, 100);
     assert.deepEqual(await p.rest(), ['421 4.4.2 err=NMTP_ERR_TRANSPORT_TIMEOUT']);
     assert.ok((await sending) < message.length);
+    await released(slow, 'slow');
+  },
+);
+
+test(
+  'complete chunks that keep coming, each within the data timeout: no timeout, the message is accepted',
+  { timeout: 60_000 },
+  async () => {
+    // "The timer restarts on every complete command, complete chunk or host answer" (§60.9):
+    // the data state's 120 s are 1.2 s here; five chunks 400 ms apart take about 2 s in all,
+    // longer than one timeout, but no gap between complete chunks is.
+    const p = await Peer.tls(slow.port);
+    await p.hello();
+    p.send('RCPT a@example.net\r\n');
+    assert.match((await p.line())!, /^250 2\.1\.5 /);
+    // The real content digest: a full view is checked against it (§60.10.4).
+    p.send(`DATA size=${message.length} digest=${announce(message).digest}\r\n`);
+    assert.match((await p.line())!, /^354 2\.0\.0 view=full$/);
+    const pieces = 5;
+    const step = Math.ceil(message.length / pieces);
+    for (let i = 0; i < pieces; i++) {
+      await sleep(400);
+      const piece = message.subarray(i * step, Math.min(message.length, (i + 1) * step));
+      p.send(encodeChunk(piece, i === pieces - 1));
+    }
+    assert.match((await p.line())!, /^250 2\.0\.0 rcpt=a@example\.net id=\S+$/);
+    p.send('QUIT\r\n');
+    assert.match((await p.line())!, /^221 /);
+    await p.untilClosed();
     await released(slow, 'slow');
   },
 );

@@ -401,8 +401,14 @@ test('over the wire: AUTH PLAIN, RCPT, SEND, STATUS; a foreign From is refused',
     assert.equal(await line(), '250 2.0.0 rcpt=bob@example.net state=pending');
     // Refused, no id, and the session goes on.
     const refused = await send(message([{ name: 'From', value: '<bob@example.org>' }]));
-    assert.match(refused, /^[45]\d\d [45]\.\d+\.\d+ /);
-    assert.doesNotMatch(refused, /id=/);
+    assert.equal(refused, '550 5.7.1 err=NMTP_ERR_TRANSPORT_FROM_MISMATCH');
+    // SIGN binds To and Cc (§60.11.4): a message with neither is refused, not a 451.
+    const unbound = message([{ name: 'From', value: '<alice@example.org>' }]);
+    socket.write(`SIGN size=${unbound.length}\r\nCHUNK ${unbound.length} LAST\r\n`);
+    socket.write(unbound);
+    socket.write('\r\n');
+    assert.equal(await line(), '354 2.0.0 view=full');
+    assert.equal(await line(), '554 5.6.0 err=NMTP_ERR_INVALID_ARGUMENT');
     socket.write('NOOP\r\n');
     assert.equal(await line(), '250 2.0.0');
   } finally {

@@ -1,12 +1,14 @@
 /**
  * The submission host on a plaintext loopback listener with an in-memory backend: AUTH
  * before anything, PLAIN and KEY logins (the host verifies the key signature), SEND with
- * streamed chunks, STATUS, SIGN returning chunks, and a backend failure answered 451.
+ * streamed chunks, STATUS, SIGN returning chunks, a backend failure answered 451 and a
+ * refusal on the message's merits answered with its own code (550 5.7.1 or 554 5.6.0).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
+import { NmtpError } from '../../src/core/errors/index.ts';
 import { keyPairFromSeed } from '../../src/core/keys/index.ts';
 import { proofInput } from '../../src/core/session/index.ts';
 import { ed25519, toBase64url } from '../../src/core/sign/index.ts';
@@ -27,6 +29,8 @@ class Buffered implements MessageSink {
 const alice = keyPairFromSeed(randomBytes(32));
 const submitted = new Map<string, { user: string; recipients: readonly string[]; bytes: Buffer }>();
 let failNext = false;
+/** The next submit or sign throws this (a refusal on the message's merits, §60.11.3). */
+let throwNext: unknown;
 const backend: SubmissionBackend = {
   async authenticate(a) {
     if (a.user !== 'alice@example.org') return false;
@@ -37,6 +41,11 @@ const backend: SubmissionBackend = {
     return new Buffered();
   },
   async submit(a, m) {
+    if (throwNext !== undefined) {
+      const e = throwNext;
+      throwNext = undefined;
+      throw e;
+    }
     if (failNext) {
       failNext = false;
       throw new Error('queue is full');
@@ -46,6 +55,11 @@ const backend: SubmissionBackend = {
     return id;
   },
   async sign(_a, m) {
+    if (throwNext !== undefined) {
+      const e = throwNext;
+      throwNext = undefined;
+      throw e;
+    }
     return Buffer.concat([Buffer.from('signed:'), (m as Buffered).bytes]);
   },
   async certify() {
@@ -158,5 +172,55 @@ test('KEY login: the host verifies the signature over the challenge; SIGN return
   assert.equal(await s.line(), `250 2.0.0 size=${signed.length}`);
   assert.equal(await s.line(), `CHUNK ${signed.length} LAST`);
   s.send('QUIT\r\n');
+  s.socket.destroy();
+});
+
+test('a permanent refusal from the backend: 550 5.7.1 for a From mismatch, 554 5.6.0 otherwise; recipients dropped', async () => {
+  const s = await session();
+  s.send(`AUTH PLAIN ${plain('alice@example.org', 'correct horse')}\r\n`);
+  assert.equal(await s.line(), '235 2.7.0 user=alice@example.org');
+  const sendOne = async (): Promise<string> => {
+    s.send(`SEND size=${msg.length}\r\nCHUNK ${msg.length} LAST\r\n${msg}\r\n`);
+    assert.equal(await s.line(), '354 2.0.0 view=full');
+    return s.line();
+  };
+  s.send('RCPT bob@example.net\r\n');
+  assert.match(await s.line(), /^250 2\.1\.5 /);
+  throwNext = new NmtpError('NMTP_ERR_TRANSPORT_FROM_MISMATCH', 'From is not alice');
+  assert.equal(await sendOne(), '550 5.7.1 err=NMTP_ERR_TRANSPORT_FROM_MISMATCH');
+  // "A refused message ends the transaction": the recipients are gone (§60.11.3).
+  s.send(`SEND size=${msg.length}\r\n`);
+  assert.equal(await s.line(), '503 5.5.1 err=NMTP_ERR_TRANSPORT_NO_RECIPIENTS');
+  s.send('RCPT bob@example.net\r\n');
+  assert.match(await s.line(), /^250 2\.1\.5 /);
+  throwNext = new NmtpError('NMTP_ERR_FRAME_TRUNCATED', 'the message ended early');
+  assert.equal(await sendOne(), '554 5.6.0 err=NMTP_ERR_FRAME_TRUNCATED');
+  // SIGN is refused the same way.
+  throwNext = new NmtpError('NMTP_ERR_TRANSPORT_FROM_MISMATCH', 'From is not alice');
+  s.send(`SIGN size=${msg.length}\r\nCHUNK ${msg.length} LAST\r\n${msg}\r\n`);
+  assert.equal(await s.line(), '354 2.0.0 view=full');
+  assert.equal(await s.line(), '550 5.7.1 err=NMTP_ERR_TRANSPORT_FROM_MISMATCH');
+  s.send('NOOP\r\n');
+  assert.equal(await s.line(), '250 2.0.0');
+  s.socket.destroy();
+});
+
+test('after 451 (host failure) or 552 (too large) on SEND the recipients are kept', async () => {
+  const s = await session();
+  s.send(`AUTH PLAIN ${plain('alice@example.org', 'correct horse')}\r\n`);
+  assert.equal(await s.line(), '235 2.7.0 user=alice@example.org');
+  s.send('RCPT carol@example.net\r\n');
+  assert.match(await s.line(), /^250 2\.1\.5 /);
+  s.send('SEND size=999999999999\r\n');
+  assert.match(await s.line(), /^552 5\.3\.4 .*err=NMTP_ERR_TRANSPORT_MESSAGE_TOO_LARGE$/);
+  // A temporary failure is not the message's fault: the same transaction may be retried.
+  failNext = true;
+  s.send(`SEND size=${msg.length}\r\nCHUNK ${msg.length} LAST\r\n${msg}\r\n`);
+  assert.equal(await s.line(), '354 2.0.0 view=full');
+  assert.match(await s.line(), /^451 4\.3\.0 .*NMTP_ERR_TRANSPORT_LOCAL/);
+  s.send(`SEND size=${msg.length}\r\nCHUNK ${msg.length} LAST\r\n${msg}\r\n`);
+  assert.equal(await s.line(), '354 2.0.0 view=full');
+  const id = /^250 2\.0\.0 id=(\S+)$/.exec(await s.line())?.[1];
+  assert.deepEqual(submitted.get(id!)?.recipients, ['carol@example.net']);
   s.socket.destroy();
 });

@@ -143,6 +143,11 @@ export const TRANSPORT_ERRORS = defineErrors({
     scope: 'recipient',
     summary: 'DATA on a cookie that is not waiting for a bigger view.',
   },
+  NMTP_ERR_TRANSPORT_FROM_MISMATCH: {
+    temporary: false,
+    scope: 'message',
+    summary: 'Submission: the From (or Sender) of the message is not the authenticated user.',
+  },
   NMTP_ERR_TRANSPORT_SUBMISSION_UNKNOWN: {
     temporary: false,
     scope: 'message',

@@ -6,6 +6,7 @@
  * key, STATUS <id> reports per-recipient delivery status.
  */
 import { tryParseAddress } from '../address/index.ts';
+import type { ErrorCode } from '../errors/index.ts';
 import { fromBase64url } from '../sign/index.ts';
 import { DECIMAL_RE, VERBS, isWellFormedCommand, type Command, type Verb } from '../wire/index.ts';
 import {
@@ -98,7 +99,17 @@ export type SubmissionEvent =
       readonly recipients: readonly RecipientStatus[] | undefined;
     }
   /** The host could not do what was asked (storage, signing): a temporary failure. */
-  | { readonly type: 'host-failed'; readonly text: string };
+  | { readonly type: 'host-failed'; readonly text: string }
+  /**
+   * The host refused the message or key on its merits (a From that is not the user, a
+   * malformed message, §60.11.3): permanent, answered with the error's own code.
+   */
+  | {
+      readonly type: 'host-refused';
+      readonly code: number;
+      readonly enhanced: string;
+      readonly err: ErrorCode;
+    };
 
 export interface SubmissionState {
   readonly phase: SubmissionPhase;
@@ -217,8 +228,16 @@ export function submissionServer(state: S, event: SubmissionEvent): Out {
         })),
       ]);
     }
+    case 'host-refused':
+      if (state.phase !== 'host-wait') return { state, actions: [] };
+      // "A refused message ends the transaction" (§60.11.3): the recipients go with it.
+      return refuse(
+        { ...state, phase: 'ready', recipients: [] },
+        errorReply(event.code, event.enhanced, event.err),
+      );
     case 'host-failed':
       if (state.phase !== 'host-wait') return { state, actions: [] };
+      // Not the message's fault: the recipients are kept, so SEND may be repeated (§60.11.3).
       return enter({ ...state, phase: 'ready' }, [
         {
           type: 'reply',
@@ -256,7 +275,10 @@ function onWire(state: S, item: Extract<BaseEvent, { type: 'wire' }>['item']): O
         };
       }
     case 'chunk-end': {
-      if (state.phase !== 'data' || !item.last) return { state, actions: [] };
+      if (state.phase !== 'data') return { state, actions: [] };
+      // "The timer restarts on every complete command, complete chunk or host answer —
+      // never on a partial line or partial chunk" (§60.9), as in transfer.
+      if (!item.last) return enter(state, []);
       if (state.received !== state.size) {
         return refuse(
           { ...state, phase: 'ready', recipients: [] },

@@ -277,8 +277,8 @@ export function transferClient(state: S, event: TransferClientEvent): Out {
   if (state.phase === 'closed') return { state, actions: [] };
   switch (event.type) {
     case 'timeout':
-      // Idle has no timer; a stale one from the previous state changes nothing.
-      if (state.phase === 'idle') return { state, actions: [] };
+      // Idle and sending have no timer; a stale one from the previous state changes nothing.
+      if (TRANSFER_CLIENT_STATES[state.phase].timeout === 0) return { state, actions: [] };
       return abort(state, 'timeout');
     case 'closed':
       return abort(state, 'closed');
@@ -494,7 +494,16 @@ function onDataReply(state: S, r: Reply): Out {
     const results = state.accepted.map((rcpt) => ({ rcpt, reply: r }));
     return endJob({ ...state, accepted: [], results: [...state.results, ...results] });
   }
-  return go({ ...state, phase: 'sending', pending: [] }, [{ type: 'send-view', view }]);
+  // `sending` has no timer of its own (§60.10.7: the server's data timer bounds a stall), so
+  // the one `data` started is stopped first — before the host starts writing, which may
+  // take longer than any reply timeout on a slow link.
+  return {
+    state: { ...state, phase: 'sending', pending: [] },
+    actions: [
+      { type: 'set-timer', seconds: 0 },
+      { type: 'send-view', view },
+    ],
+  };
 }
 
 function onReply(state: S, r: Reply): Out {

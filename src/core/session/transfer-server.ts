@@ -347,7 +347,11 @@ function onWire(state: S, item: Extract<BaseEvent, { type: 'wire' }>['item']): O
         };
       }
     case 'chunk-end':
-      if (state.phase !== 'data' || !item.last) return { state, actions: [] };
+      if (state.phase !== 'data') return { state, actions: [] };
+      // "The timer restarts on every complete command, complete chunk or host answer —
+      // never on a partial line or partial chunk" (§60.9): a sender that keeps sending
+      // complete chunks is not idle, however long the message takes.
+      if (!item.last) return enter(state, []);
       return onDataEnd(state);
     case 'command':
       return onCommand(state, item.command);

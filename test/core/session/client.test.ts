@@ -547,6 +547,33 @@ test('421 in the middle of a pipeline fails the session; idle sessions ignore st
   assert.equal(idle.state.phase, 'closed');
 });
 
+test('entering sending stops the data timer before the view is sent; a stale timeout there changes nothing', () => {
+  const c = new Scripted({ job: deliver(['a@example.net']), pipelining: false });
+  c.reply(GREETING);
+  c.reply('250 2.0.0 domain=example.org proof=pass csv=pass');
+  c.reply('250 2.1.5 rcpt=a@example.net');
+  assert.equal(c.state.phase, 'data');
+  const before = c.actions.length;
+  c.reply('354 2.0.0 view=full');
+  assert.equal(c.state.phase, 'sending');
+  // "sending: 0 — no timer" (§60.10.7): the host clears the one `data` started (set-timer
+  // 0 means none) before it writes the chunks, however long that takes.
+  assert.deepEqual(
+    c.actions.slice(before).map((a) => a.type),
+    ['set-timer', 'send-view'],
+  );
+  assert.deepEqual(c.actions[before], { type: 'set-timer', seconds: 0 });
+  c.event({ type: 'timeout' });
+  assert.equal(c.state.phase, 'sending');
+  assert.equal(c.actions.filter((a) => a.type === 'result').length, 0);
+  // After the view, the answers state has its own timer again.
+  c.event({ type: 'view-sent' });
+  assert.equal(c.state.phase, 'answers');
+  assert.deepEqual(c.actions.at(-1), { type: 'set-timer', seconds: 600 });
+  c.reply('250 2.0.0 rcpt=a@example.net id=r-1');
+  assert.equal(c.result().recipients[0]?.reply.code, 250);
+});
+
 // --- against the reference server's PROVE (§60.10.8) -----------------------------------------
 
 test('PROVE against the reference server: the transcript’s exchange, then a 351 there is final', () => {

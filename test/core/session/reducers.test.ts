@@ -17,6 +17,7 @@ import {
   submissionServer,
   transferServer,
   type SubmissionEvent,
+  type SubmissionState,
   type TransferServerEvent,
   type TransferServerState,
 } from '../../../src/core/session/index.ts';
@@ -234,4 +235,49 @@ test('octets beyond the announced size are never handed to storage', () => {
       (a) => a.type === 'reply' && a.reply.params.err === 'NMTP_ERR_TRANSPORT_SIZE_MISMATCH',
     ),
   );
+});
+
+test('a complete non-LAST chunk restarts the data timer (transfer and submission)', () => {
+  // "The timer restarts on every complete command, complete chunk or host answer — never on
+  // a partial line or partial chunk" (§60.9).
+  const chunk = (bytes: number, last: boolean): TransferServerEvent[] => [
+    { type: 'wire', item: { kind: 'chunk', size: bytes, last, offset: 0 } },
+    { type: 'wire', item: { kind: 'chunk-data', bytes: new Uint8Array(bytes), offset: 0 } },
+    { type: 'wire', item: { kind: 'chunk-end', last, offset: bytes } },
+  ];
+  const timers = (actions: readonly { type: string; seconds?: number }[]): number[] =>
+    actions.flatMap((a) => (a.type === 'set-timer' ? [a.seconds!] : []));
+
+  let t: TransferServerState = {
+    ...initialTransferServer({ serverName: 'mx.example.net' }),
+    phase: 'data',
+    domain: 'example.org',
+    recipients: ['a@b.example'],
+    tx: { size: 8, digest: 'x', signers: [], received: 0, view: 'full' },
+  };
+  const tSteps = chunk(4, false).map((e) => {
+    const step = transferServer(t, e);
+    t = step.state;
+    return timers(step.actions);
+  });
+  // Header and body octets are partial; only the end of the chunk restarts the timer.
+  assert.deepEqual(tSteps, [[], [], [TRANSFER_SERVER_STATES.data.timeout]]);
+  assert.equal(t.phase, 'data');
+
+  let s: SubmissionState = {
+    ...initialSubmissionServer({ serverName: 'submit.example.net' }),
+    phase: 'data',
+    user: 'u@example.org',
+    recipients: ['a@b.example'],
+    op: 'SEND',
+    size: 8,
+  };
+  const sSteps = chunk(4, false).map((e) => {
+    const step = submissionServer(s, e as SubmissionEvent);
+    s = step.state;
+    return timers(step.actions);
+  });
+  assert.deepEqual(sSteps, [[], [], [SUBMISSION_SERVER_STATES.data.timeout]]);
+  assert.equal(s.phase, 'data');
+  assert.equal(s.received, 4);
 });
