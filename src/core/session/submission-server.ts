@@ -121,6 +121,8 @@ export interface SubmissionState {
   readonly op?: 'SEND' | 'SIGN';
   readonly size: number;
   readonly received: number;
+  /** `received` when the current chunk began: did the chunk make progress? */
+  readonly mark?: number;
   readonly errors: number;
 }
 
@@ -263,7 +265,7 @@ function onWire(state: S, item: Extract<BaseEvent, { type: 'wire' }>['item']): O
           errorReply(503, '5.5.1', 'NMTP_ERR_WIRE_UNEXPECTED_CHUNK', { offset: item.offset }),
         );
       }
-      return { state, actions: [] };
+      return { state: { ...state, mark: state.received }, actions: [] };
     case 'chunk-data':
       if (state.phase !== 'data') return { state, actions: [] };
       {
@@ -277,8 +279,12 @@ function onWire(state: S, item: Extract<BaseEvent, { type: 'wire' }>['item']): O
     case 'chunk-end': {
       if (state.phase !== 'data') return { state, actions: [] };
       // "The timer restarts on every complete command, complete chunk or host answer —
-      // never on a partial line or partial chunk" (§60.9), as in transfer.
-      if (!item.last) return enter(state, []);
+      // never on a partial line or partial chunk" (§60.9), as in transfer; only a chunk with
+      // octets within the announced size counts.
+      if (!item.last) {
+        const progress = state.received > (state.mark ?? 0) && state.received <= state.size;
+        return progress ? enter(state, []) : { state, actions: [] };
+      }
       if (state.received !== state.size) {
         return refuse(
           { ...state, phase: 'ready', recipients: [] },

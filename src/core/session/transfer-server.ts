@@ -99,6 +99,8 @@ interface Transaction {
   readonly cookie?: string;
   readonly view?: View;
   readonly received: number;
+  /** `received` when the current chunk began: did the chunk make progress? */
+  readonly mark?: number;
 }
 
 export interface TransferServerState {
@@ -319,6 +321,11 @@ const noTransaction = {
 
 // --- wire items ---------------------------------------------------------------------------
 
+/** The chunk just ended carried octets, all within the announced size (§60.9). */
+function madeProgress(tx: Transaction | undefined): boolean {
+  return tx !== undefined && tx.received > (tx.mark ?? 0) && tx.received <= tx.size;
+}
+
 function onWire(state: S, item: Extract<BaseEvent, { type: 'wire' }>['item']): Out {
   switch (item.kind) {
     case 'error':
@@ -334,7 +341,8 @@ function onWire(state: S, item: Extract<BaseEvent, { type: 'wire' }>['item']): O
           errorReply(503, '5.5.1', 'NMTP_ERR_WIRE_UNEXPECTED_CHUNK', { offset: item.offset }),
         );
       }
-      return { state, actions: [] };
+      if (state.tx === undefined) return { state, actions: [] };
+      return { state: { ...state, tx: { ...state.tx, mark: state.tx.received } }, actions: [] };
     case 'chunk-data':
       if (state.phase !== 'data' || state.tx === undefined) return ignore(state);
       {
@@ -350,8 +358,10 @@ function onWire(state: S, item: Extract<BaseEvent, { type: 'wire' }>['item']): O
       if (state.phase !== 'data') return { state, actions: [] };
       // "The timer restarts on every complete command, complete chunk or host answer —
       // never on a partial line or partial chunk" (§60.9): a sender that keeps sending
-      // complete chunks is not idle, however long the message takes.
-      if (!item.last) return enter(state, []);
+      // complete chunks is not idle, however long the message takes. "Only a chunk that
+      // carries octets within the announced size counts": empty chunks, or octets past
+      // `size`, cannot keep a session alive for ever.
+      if (!item.last) return madeProgress(state.tx) ? enter(state, []) : { state, actions: [] };
       return onDataEnd(state);
     case 'command':
       return onCommand(state, item.command);

@@ -281,3 +281,57 @@ test('a complete non-LAST chunk restarts the data timer (transfer and submission
   assert.equal(s.phase, 'data');
   assert.equal(s.received, 4);
 });
+
+test('an empty non-LAST chunk, or octets past the announced size, do not restart the data timer (§60.9)', () => {
+  // "Only a chunk that carries octets within the announced size counts as complete
+  // progress": otherwise `CHUNK 0` every 119 s would hold a session open for ever.
+  const chunk = (bytes: number): TransferServerEvent[] => [
+    { type: 'wire', item: { kind: 'chunk', size: bytes, last: false, offset: 0 } },
+    ...(bytes === 0
+      ? []
+      : [
+          {
+            type: 'wire',
+            item: { kind: 'chunk-data', bytes: new Uint8Array(bytes), offset: 0 },
+          } as const,
+        ]),
+    { type: 'wire', item: { kind: 'chunk-end', last: false, offset: bytes } },
+  ];
+  const restarted = (
+    events: TransferServerEvent[],
+    run: (e: TransferServerEvent) => readonly { type: string }[],
+  ): boolean => events.map(run).some((actions) => actions.some((a) => a.type === 'set-timer'));
+
+  let t: TransferServerState = {
+    ...initialTransferServer({ serverName: 'mx.example.net' }),
+    phase: 'data',
+    domain: 'example.org',
+    recipients: ['a@b.example'],
+    tx: { size: 8, digest: 'x', signers: [], received: 0, view: 'full' },
+  };
+  const tRun = (e: TransferServerEvent): readonly { type: string }[] => {
+    const step = transferServer(t, e);
+    t = step.state;
+    return step.actions;
+  };
+  assert.equal(restarted(chunk(0), tRun), false, 'empty chunk');
+  assert.equal(restarted(chunk(8), tRun), true, 'progress up to the size');
+  assert.equal(restarted(chunk(1), tRun), false, 'octets past the size');
+
+  let s: SubmissionState = {
+    ...initialSubmissionServer({ serverName: 'submit.example.net' }),
+    phase: 'data',
+    user: 'u@example.org',
+    recipients: ['a@b.example'],
+    op: 'SEND',
+    size: 8,
+  };
+  const sRun = (e: TransferServerEvent): readonly { type: string }[] => {
+    const step = submissionServer(s, e as SubmissionEvent);
+    s = step.state;
+    return step.actions;
+  };
+  assert.equal(restarted(chunk(0), sRun), false, 'empty chunk');
+  assert.equal(restarted(chunk(8), sRun), true, 'progress up to the size');
+  assert.equal(restarted(chunk(1), sRun), false, 'octets past the size');
+});
