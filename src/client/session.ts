@@ -9,6 +9,7 @@
 import { connect as tcpConnect } from 'node:net';
 import { connect as tlsConnect, TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
+import { readWireItems } from '../net/read.ts';
 import { writeSocket } from '../net/write.ts';
 import { NmtpError } from '../core/errors/index.ts';
 import {
@@ -22,14 +23,7 @@ import {
   type TransferClientState,
 } from '../core/session/index.ts';
 import { ed25519, toBase64url, type SigningKey } from '../core/sign/index.ts';
-import {
-  encodeChunk,
-  encodeCommand,
-  END,
-  NEED_MORE,
-  WireDecoder,
-  type Reply,
-} from '../core/wire/index.ts';
+import { encodeChunk, encodeCommand, WireDecoder, type Reply } from '../core/wire/index.ts';
 import { bytesSource, type MessageSource } from './source.ts';
 
 export interface ClientIdentity {
@@ -172,18 +166,7 @@ export class ClientSession {
     this.current = { source: asSource(source), resolve: firstDone };
     this.jobs = 1;
     this.ended = new Promise((resolve) => {
-      socket.on('data', (d: Buffer) => {
-        this.decoder.push(new Uint8Array(d));
-        for (
-          let item = this.decoder.next();
-          item !== NEED_MORE && item !== END;
-          item = this.decoder.next()
-        ) {
-          void this.dispatch({ type: 'wire', item });
-          if (item.kind === 'error' && item.fatal) break;
-        }
-      });
-      socket.on('error', () => undefined);
+      readWireItems(socket, this.decoder, (item) => void this.dispatch({ type: 'wire', item }));
       socket.on('close', () => {
         void this.dispatch({ type: 'closed' }).then(() => {
           this.closing = true;

@@ -14,6 +14,7 @@
  */
 import { open, stat } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
+import { readWireItems } from '../net/read.ts';
 import { writeSocket } from '../net/write.ts';
 import { NmtpError, isErrorCode } from '../core/errors/index.ts';
 import {
@@ -31,8 +32,6 @@ import {
   DEFAULT_WIRE_LIMITS,
   encodeChunk,
   encodeCommand,
-  END,
-  NEED_MORE,
   printReplyLine,
   WireDecoder,
   type Command,
@@ -94,18 +93,7 @@ export class SubmissionClient {
       ...(o.maxPayload === undefined ? {} : { maxPayload: o.maxPayload }),
     });
     this.ended = new Promise((resolve) => {
-      socket.on('data', (d: Buffer) => {
-        this.decoder.push(new Uint8Array(d));
-        for (
-          let item = this.decoder.next();
-          item !== NEED_MORE && item !== END;
-          item = this.decoder.next()
-        ) {
-          void this.dispatch({ type: 'wire', item });
-          if (item.kind === 'error' && item.fatal) break;
-        }
-      });
-      socket.on('error', () => undefined);
+      readWireItems(socket, this.decoder, (item) => void this.dispatch({ type: 'wire', item }));
       socket.on('close', () => {
         void this.dispatch({ type: 'closed' }).then(() => {
           this.closing = true;
