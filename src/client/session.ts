@@ -10,6 +10,7 @@ import { connect as tcpConnect } from 'node:net';
 import { connect as tlsConnect, TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { readWireItems } from '../net/read.ts';
+import { SessionTimer } from '../net/timer.ts';
 import { writeSocket } from '../net/write.ts';
 import { NmtpError } from '../core/errors/index.ts';
 import {
@@ -128,12 +129,11 @@ const asSource = (m: Source): MessageSource | undefined =>
 export class ClientSession {
   private readonly decoder = new WireDecoder('client');
   private state: TransferClientState;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly timer: SessionTimer;
   private closing = false;
   private chain: Promise<void> = Promise.resolve();
   private current:
     { source: MessageSource | undefined; resolve: (r: JobResult) => void } | undefined;
-  private readonly scale: number;
   /** True between a job's end and the next one (a kept session). */
   idle = false;
   /** The socket closed; the session cannot be used again. */
@@ -154,7 +154,10 @@ export class ClientSession {
     firstDone: (r: JobResult) => void,
     o: ConnectOptions & { readonly keepOpen?: boolean } = {},
   ) {
-    this.scale = o.timeoutScale ?? 1;
+    this.timer = new SessionTimer(
+      () => void this.dispatch({ type: 'timeout' }),
+      o.timeoutScale ?? 1,
+    );
     this.state = initialTransferClient({
       domain: identity.domain,
       selector: identity.selector,
@@ -172,7 +175,7 @@ export class ClientSession {
           this.closing = true;
           this.closed = true;
           this.idle = false;
-          if (this.timer) clearTimeout(this.timer);
+          this.timer.clear();
           // Only a job the reducer never started is still unsettled here (a started one was
           // reported by the 'closed' event): nothing of it was answered.
           this.settle({ endpoint, recipients: [], failure: 'closed' });
@@ -225,16 +228,9 @@ export class ClientSession {
     else s.unref?.();
   }
 
+  /** seconds 0: no timer (the idle and sending states have none of their own). */
   private setTimer(seconds: number): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    // seconds 0: no timer (the idle state has none of its own, §60.10.7).
-    if (seconds <= 0) return;
-    this.timer = setTimeout(
-      () => void this.dispatch({ type: 'timeout' }),
-      seconds * 1000 * this.scale,
-    );
-    this.timer.unref();
+    this.timer.set(seconds);
   }
 
   /** Writes `bytes` with backpressure (src/net/write.ts); nothing once closing. */

@@ -15,6 +15,7 @@
 import { open, stat } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
 import { readWireItems } from '../net/read.ts';
+import { SessionTimer } from '../net/timer.ts';
 import { writeSocket } from '../net/write.ts';
 import { NmtpError, isErrorCode } from '../core/errors/index.ts';
 import {
@@ -72,13 +73,12 @@ const CHUNK = DEFAULT_WIRE_LIMITS.maxChunk;
 export class SubmissionClient {
   private readonly decoder = new WireDecoder('client');
   private state: SubmissionClientState;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly timer: SessionTimer;
   private closing = false;
   private chain: Promise<void> = Promise.resolve();
   /** Serialises queueing, so that jobs keep the order of the calls (file sizes are awaited). */
   private queueing: Promise<unknown> = Promise.resolve();
   private readonly entries: Entry[] = [];
-  private readonly scale: number;
   /** Resolves when the connection has closed. */
   readonly ended: Promise<void>;
 
@@ -87,7 +87,10 @@ export class SubmissionClient {
     readonly endpoint: Endpoint,
     o: SubmissionOptions,
   ) {
-    this.scale = o.timeoutScale ?? 1;
+    this.timer = new SessionTimer(
+      () => void this.dispatch({ type: 'timeout' }),
+      o.timeoutScale ?? 1,
+    );
     this.state = initialSubmissionClient({
       keepOpen: true,
       ...(o.maxPayload === undefined ? {} : { maxPayload: o.maxPayload }),
@@ -229,15 +232,9 @@ export class SubmissionClient {
     else s.unref?.();
   }
 
+  /** seconds 0: no timer (the idle and sending states have none of their own). */
   private setTimer(seconds: number): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    if (seconds <= 0) return;
-    this.timer = setTimeout(
-      () => void this.dispatch({ type: 'timeout' }),
-      seconds * 1000 * this.scale,
-    );
-    this.timer.unref();
+    this.timer.set(seconds);
   }
 
   private write(bytes: Uint8Array): Promise<void> {

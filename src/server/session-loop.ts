@@ -14,6 +14,7 @@
  * writing into it would never finish) until the peer closes or the linger time is up.
  */
 import type { Duplex } from 'node:stream';
+import { SessionTimer } from '../net/timer.ts';
 import { writeSocket } from '../net/write.ts';
 import type { BaseAction, BaseEvent, Step } from '../core/session/index.ts';
 import { encodeChunk, encodeReply, END, NEED_MORE, WireDecoder } from '../core/wire/index.ts';
@@ -56,12 +57,13 @@ export function runSession<S, E extends { type: string }, A extends { type: stri
 ): Promise<void> {
   const decoder = new WireDecoder('server');
   let state = spec.initial;
-  let timer: NodeJS.Timeout | undefined;
   let linger: NodeJS.Timeout | undefined;
   let closed = false;
   let running = false;
   const queue: (BaseEvent | E)[] = [];
   const scale = spec.timeoutScale ?? 1;
+  // One timer per session: every state change restarts it (§60.9 timeouts).
+  const timer = new SessionTimer(() => enqueue({ type: 'timeout' }), scale);
   const onError = spec.onError ?? ((): void => undefined);
 
   const write = (bytes: Uint8Array): Promise<void> =>
@@ -70,7 +72,7 @@ export function runSession<S, E extends { type: string }, A extends { type: stri
   const shutdown = (): void => {
     if (closed) return;
     closed = true;
-    if (timer) clearTimeout(timer);
+    timer.clear();
     socket.end();
     // Lingering close: keep reading (and discarding, see 'data') so the peer's end is seen
     // and a peer still writing is not stuck; destroy if it does not close in time.
@@ -90,10 +92,7 @@ export function runSession<S, E extends { type: string }, A extends { type: stri
       case 'command':
         return undefined; // a server sends no commands
       case 'set-timer':
-        // One timer per session: every state change restarts it (§60.9 timeouts).
-        if (timer) clearTimeout(timer);
-        timer = setTimeout(() => enqueue({ type: 'timeout' }), a.seconds * 1000 * scale);
-        timer.unref();
+        timer.set(a.seconds);
         return undefined;
       case 'close':
         shutdown();
@@ -172,7 +171,7 @@ export function runSession<S, E extends { type: string }, A extends { type: stri
     socket.on('error', onError);
     socket.on('close', () => {
       closed = true;
-      if (timer) clearTimeout(timer);
+      timer.clear();
       if (linger) clearTimeout(linger);
       state = spec.reducer(state, { type: 'closed' }).state;
       spec.ended?.();
