@@ -57,3 +57,41 @@ export async function readStdin(limit = STDIN_LIMIT): Promise<Uint8Array> {
   }
   return new Uint8Array(Buffer.concat(chunks));
 }
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/**
+ * Cookies and ids are base64url (§60.10.5: `1*128( ALPHA / DIGIT / "-" / "_" )`), so one in
+ * sixty-four begins with "-" and `parseArgs` would take it for an option. Every argument that
+ * is not a declared option (or its value) is moved after "--", in order, so
+ * `nmtp giveup -Kx3…` works as a person pasting a cookie expects.
+ */
+export function positionalsLast(args: readonly string[], options: Options): string[] {
+  const shorts = new Map<string, string>();
+  for (const [name, o] of Object.entries(options)) if (o.short) shorts.set(o.short, name);
+  const flags: string[] = [];
+  const positionals: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') {
+      positionals.push(...args.slice(i + 1));
+      break;
+    }
+    const long = /^--([^=]+)(=.*)?$/.exec(a);
+    const short = /^-(.)$/.exec(a);
+    const name = long ? long[1]! : short ? shorts.get(short[1]!) : undefined;
+    const option = name === undefined ? undefined : options[name];
+    if (long || (short && option)) {
+      // A string option's value is the next argument unless it came with "="; joined with
+      // "=" so a value beginning with "-" (a cookie again) is not refused as ambiguous.
+      if (option?.type === 'string' && long?.[2] === undefined && i + 1 < args.length) {
+        flags.push(`--${name!}=${args[++i]!}`);
+      } else {
+        flags.push(a);
+      }
+    } else {
+      positionals.push(a);
+    }
+  }
+  return positionals.length === 0 ? flags : [...flags, '--', ...positionals];
+}

@@ -38,7 +38,7 @@ import { framedToLegacyChunks } from '../../adapters/legacy/index.ts';
 import { hostname } from 'node:os';
 import { TRANSPORT_COMMANDS } from './transport-commands.ts';
 import { SUBMISSION_COMMANDS } from './submission-commands.ts';
-import { need, out, readStdin, UsageError, type CliCommand } from './args.ts';
+import { need, out, positionalsLast, readStdin, UsageError, type CliCommand } from './args.ts';
 
 type Command = CliCommand;
 
@@ -368,9 +368,10 @@ export async function main(argv: string[]): Promise<number> {
     return cmd === undefined && name !== undefined && name !== 'help' && name !== '--help' ? 2 : 0;
   }
   try {
+    const options = { ...cmd.options, help: { type: 'boolean', short: 'h' } } as const;
     const { values, positionals } = parseArgs({
-      args: rest,
-      options: { ...cmd.options, help: { type: 'boolean', short: 'h' } },
+      args: cmd.positionals === true ? positionalsLast(rest, options) : rest,
+      options,
       allowPositionals: cmd.positionals === true,
       strict: true,
     });
