@@ -8,7 +8,10 @@
  *   node --import tsx bench/transport.bench.ts --profile   # 4 KB and 1 MB × 10 sessions, every
  *                                                           process profiled, summaries printed
  *   options: --store <dir> (where receivers store; default os.tmpdir()), --rounds <n>,
- *            --only 4KBx10,1MBx50 (cells), --per-connection (NMTP: one job per connection)
+ *            --only 4KBx10,1MBx50 (cells), --per-connection (NMTP: one job per connection),
+ *            --keep-profiles (with --profile: keep the .cpuprofile files and print where),
+ *            --no-journal (the NMTP mailbox stores each message in its own fsync'd file, as
+ *            the SMTP side does: separates what the protocol gains from what storage does)
  *
  * Fairness (the same for both sides):
  * - Each side runs in two fresh child processes per cell (receiver, sender), so the sender
@@ -16,11 +19,15 @@
  *   and each process's peak RSS belongs to that cell alone.
  * - TLS 1.3 only (minVersion on both ends), the same self-signed Ed25519 certificate
  *   (generateSelfSigned), verified by the client against it as its only CA.
- * - Durable storage before the answer: NMTP = the reference mailbox (serveMailbox: temp
- *   file fsync'd while its `<id>.json` record is written and fsync'd, both moved into new/,
- *   new/ fsync'd, shared with concurrent messages);
+ * - Durable storage before the answer: NMTP = the reference mailbox (serveMailbox: a
+ *   message up to 256 KiB is appended to its journal and answered once an fdatasync
+ *   covers it — one for all messages that arrived meanwhile —, then written into new/ as
+ *   `<id>.nmtp` and `<id>.json` by the writer thread; src/server/mailbox-store.ts);
  *   SMTP = smtp-server's onData streamed to a temp file, fsync, rename into new/,
- *   directory fsync, then 250.
+ *   directory fsync, then 250. (A journal for smtp-server would be a different server
+ *   than the baseline users run; the baseline is smtp-server as its docs show it.)
+ *   Stored messages are counted in new/ at the end of each cell, after the NMTP
+ *   receiver's files are all written (Mailbox.settled).
  * - The same message: a framed NMTP message signed (ed25519, test key) for its recipient;
  *   SMTP sends the legacy form of the SAME message (adapters/legacy framedToLegacy, 8BITMIME
  *   peer), so both carry the same text; the octet counts are printed.
@@ -62,7 +69,7 @@ import {
   type JobResult,
 } from '../src/client/transfer.ts';
 import { generateSelfSigned } from '../src/server/certs.ts';
-import { serveMailbox } from '../src/server/serve.ts';
+import { serveMailbox, type Serving } from '../src/server/serve.ts';
 import { fsyncDir } from '../src/store/durable.ts';
 
 type Side = 'nmtp' | 'smtp';
@@ -128,6 +135,8 @@ function makeMessages(size: number): { framed: Uint8Array; legacy: Uint8Array } 
 
 interface ChildArgs {
   side: Side;
+  /** NMTP receiver: journal with group commit (default), or a fsync'd file per message. */
+  journal: boolean;
   role: Role;
   dir: string;
   perConnection: boolean;
@@ -172,6 +181,9 @@ function localTxt(name: string): TxtAnswer {
   return { status: 'nxdomain' };
 }
 
+/** The NMTP receiver, to wait for its files in new/ before counting them. */
+let nmtpServing: Serving | undefined;
+
 async function startReceiver(a: ChildArgs): Promise<number> {
   if (a.side === 'nmtp') {
     const s = await serveMailbox({
@@ -184,8 +196,10 @@ async function startReceiver(a: ChildArgs): Promise<number> {
       resolveTxt: localTxt,
       // Every session comes from 127.0.0.1: lift the per-address limit (default 20).
       maxPerIp: 1000,
+      journal: a.journal,
       onError: (e) => console.error('nmtp receiver:', e),
     });
+    nmtpServing = s;
     return s.port;
   }
   for (const d of ['tmp', 'new']) mkdirSync(join(a.dir, d), { recursive: true, mode: 0o700 });
@@ -376,7 +390,9 @@ async function child(a: ChildArgs): Promise<void> {
           reply({ type: 'done', ...(await runLoad(sender!, m.n, sessions)) });
           return;
         case 'rss': {
-          // The receiver's count of stored messages, to check that every one arrived.
+          // The receiver's count of stored messages, to check that every one arrived (a
+          // journalled message's files appear in new/ moments after its answer).
+          await nmtpServing?.mailbox.settled();
           const stored =
             a.role === 'recv'
               ? readdirSync(join(a.dir, 'new')).filter((f) => !f.endsWith('.json')).length
@@ -496,7 +512,14 @@ async function runCell(
   for (const side of sides) {
     const dir = mkdtempSync(join(o.store, `nmtp-bench-${side}-`));
     dirs.push(dir);
-    const common = { side, dir, perConnection: o.perConnection, profDir: o.profDir, ...cert };
+    const common = {
+      side,
+      dir,
+      perConnection: o.perConnection,
+      journal: o.journal,
+      profDir: o.profDir,
+      ...cert,
+    };
     peers[side] = {
       recv: new Peer({ ...common, role: 'recv' }),
       send: new Peer({ ...common, role: 'send' }),
@@ -568,6 +591,8 @@ interface Options {
   rounds: number;
   store: string;
   profDir: string;
+  keepProfiles: boolean;
+  journal: boolean;
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -585,6 +610,8 @@ function parseOptions(argv: readonly string[]): Options {
     rounds: Number(at('--rounds') ?? (quick ? 2 : 4)),
     store: at('--store') ?? tmpdir(),
     profDir: mkdtempSync(join(tmpdir(), 'nmtp-bench-prof-')),
+    keepProfiles: argv.includes('--keep-profiles'),
+    journal: !argv.includes('--no-journal'),
   };
 }
 
@@ -763,6 +790,9 @@ async function main(): Promise<void> {
   }
   const first = results[0]!;
   console.log(`\nNMTP sender: ${first.mode.nmtp}\nSMTP sender: ${first.mode.smtp}`);
+  console.log(
+    `NMTP receiver stores: ${o.journal ? 'journal, group commit (default)' : "a fsync'd file per message (--no-journal)"}`,
+  );
   printTables(results);
   console.log(
     `\n${((Date.now() - start) / 1000).toFixed(0)} s; load average now ${loadavg()
@@ -770,7 +800,8 @@ async function main(): Promise<void> {
       .join(' ')}`,
   );
   if (o.profile) summariseProfiles(o.profDir);
-  rmSync(o.profDir, { recursive: true, force: true });
+  if (o.keepProfiles) console.log(`\nprofiles (.cpuprofile, for DevTools) kept in ${o.profDir}`);
+  else rmSync(o.profDir, { recursive: true, force: true });
   rmSync(certDir, { recursive: true, force: true });
 }
 

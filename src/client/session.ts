@@ -22,6 +22,7 @@ import {
   type TransferClientAction,
   type TransferClientEvent,
   type TransferClientState,
+  type View,
 } from '../core/session/index.ts';
 import { ed25519, toBase64url, type SigningKey } from '../core/sign/index.ts';
 import { encodeChunk, encodeCommand, WireDecoder, type Reply } from '../core/wire/index.ts';
@@ -238,6 +239,46 @@ export class ClientSession {
     return this.closing ? Promise.resolve() : writeSocket(this.socket, bytes, flushed);
   }
 
+  /**
+   * Sends `view` as chunks; `before` (pipelined commands) goes out in the same write as the
+   * first small chunk, so an eager transaction (RCPTs, DATA send=full, the message) is one
+   * TLS record and one segment (§60.10.4).
+   */
+  private async sendView(view: View, before?: Uint8Array): Promise<TransferClientEvent> {
+    const source = this.current?.source;
+    if (source === undefined) throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'no message');
+    let prefix = before;
+    const out = (b: Uint8Array[]): Uint8Array[] => {
+      if (prefix === undefined) return b;
+      const withPrefix = [prefix, ...b];
+      prefix = undefined;
+      return withPrefix;
+    };
+    // Chunks of at most 1 MiB ("A chunk MUST NOT declare more than 1 MiB", §60.5), each
+    // written after the previous one drained: the socket never holds more than one.
+    let left = await source.viewLength(view);
+    if (left === 0) await this.write(Buffer.concat(out([encodeChunk(new Uint8Array(0), true)])));
+    for await (const piece of source.pieces(view)) {
+      left -= piece.length;
+      if (piece.length <= SMALL_CHUNK) {
+        // A small chunk in one write (one TLS record, one segment): copying a few KiB
+        // costs less than two more writes. The copy also frees the source's buffer.
+        const head = CHUNK_HEAD(piece.length, left === 0);
+        await this.write(Buffer.concat(out([head, piece, CRLF_BYTES])));
+        if (this.closing) break;
+        continue;
+      }
+      // A large chunk: header, body, CRLF written apart (no copy of the body); the body
+      // is awaited until the socket has taken it, since the source refills that buffer.
+      void this.write(Buffer.concat(out([CHUNK_HEAD(piece.length, left === 0)])));
+      await this.write(piece, true);
+      await this.write(CRLF_BYTES);
+      if (this.closing) break;
+    }
+    if (prefix !== undefined) await this.write(prefix);
+    return { type: 'view-sent' };
+  }
+
   private async perform(a: TransferClientAction): Promise<TransferClientEvent | undefined> {
     switch (a.type) {
       case 'command':
@@ -263,32 +304,8 @@ export class ClientSession {
       case 'verify-prove':
         // "proof= verifies under key= over the prove input it computes itself" (§60.10.8).
         return { type: 'prove-verified', ok: ed25519.verify(a.key, a.input, a.proof) };
-      case 'send-view': {
-        const source = this.current?.source;
-        if (source === undefined) throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'no message');
-        // Chunks of at most 1 MiB ("A chunk MUST NOT declare more than 1 MiB", §60.5), each
-        // written after the previous one drained: the socket never holds more than one.
-        let left = await source.viewLength(a.view);
-        if (left === 0) await this.write(encodeChunk(new Uint8Array(0), true));
-        for await (const piece of source.pieces(a.view)) {
-          left -= piece.length;
-          if (piece.length <= SMALL_CHUNK) {
-            // A small chunk in one write (one TLS record, one segment): copying a few KiB
-            // costs less than two more writes. The copy also frees the source's buffer.
-            const head = CHUNK_HEAD(piece.length, left === 0);
-            await this.write(Buffer.concat([head, piece, CRLF_BYTES]));
-            if (this.closing) break;
-            continue;
-          }
-          // A large chunk: header, body, CRLF written apart (no copy of the body); the body
-          // is awaited until the socket has taken it, since the source refills that buffer.
-          void this.write(CHUNK_HEAD(piece.length, left === 0));
-          await this.write(piece, true);
-          await this.write(CRLF_BYTES);
-          if (this.closing) break;
-        }
-        return { type: 'view-sent' };
-      }
+      case 'send-view':
+        return this.sendView(a.view);
       case 'result':
         this.settle({
           endpoint: this.endpoint,
@@ -323,6 +340,12 @@ export class ClientSession {
               const batch: Uint8Array[] = [];
               for (let b = out.actions[i]; b?.type === 'command'; b = out.actions[++i]) {
                 batch.push(encodeCommand(b.command));
+              }
+              const after = out.actions[i];
+              if (after?.type === 'send-view') {
+                // Eager data: the commands and the message in one write (§60.10.4).
+                events.push(await this.sendView(after.view, Buffer.concat(batch)));
+                continue;
               }
               i--;
               await this.write(Buffer.concat(batch));

@@ -87,12 +87,17 @@ const decrement = (m: Map<string, number>, k: string): void => {
   else m.set(k, left);
 };
 
-export async function listen(o: ListenOptions, run: SessionRunner): Promise<Listening> {
+/** Refuses options no listener may run with; callers check before acquiring anything. */
+export function checkListenOptions(o: ListenOptions): void {
   // "a server MUST NOT offer a plaintext listener except when explicitly configured for a
   // loopback address" (§60.15).
   if (o.plaintext === true && !isLoopback(o.host)) {
     throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'plaintext is allowed only on loopback');
   }
+}
+
+export async function listen(o: ListenOptions, run: SessionRunner): Promise<Listening> {
+  checkListenOptions(o);
   const maxConnections = o.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   const maxPerIp = o.maxPerIp ?? DEFAULT_MAX_PER_IP;
   const handshakeTimeout = o.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;

@@ -4,6 +4,8 @@
  *
  *     <maildir>/tmp/      messages being received (deleted after the decision)
  *     <maildir>/new/      accepted messages, one `<id>.nmtp` per accepted recipient
+ *     <maildir>/journal/  accepted messages not yet durable in new/ (`nmtp serve` only;
+ *                         src/server/mailbox-store.ts), and `owner`: the serving process
  *     <maildir>/held/     messages of deferred recipients, `<cookie>.nmtp`
  *     <maildir>/cookies/  the durable cookie store (src/store/cookies.ts)
  *     <maildir>/policy.json  optional:
@@ -30,13 +32,17 @@
  * client identification with the reputation hook's verdict (§60.8.3); a held message keeps
  * the same record in its cookie until it is approved.
  *
- * Every file is fsync'd (and its directory) before the recipient is answered 250, so an
- * accepted message survives a crash ("accepted means stored"). Per accepted message: the
- * received file is fsync'd while the `<id>.json` record is written and fsync'd in tmp/;
- * then the record is renamed and the message linked into new/, and new/ is fsync'd once
- * for all recipients — shared with other sessions' messages linked meanwhile
- * (`fsyncDirShared`, group commit): three fsyncs, two of them concurrent, and a share of
- * one directory fsync. A deferred recipient is decided later by
+ * Nothing is answered 250 before it is durable ("accepted means stored"), two ways:
+ * - With `journal` (what `nmtp serve` does), a message of at most `inlineLimit` octets is
+ *   kept in memory while it arrives and handed to the writer thread, which appends it to
+ *   the journal and answers once one fdatasync covers it (shared by every message that
+ *   arrived meanwhile); its files appear in new/ moments later (`settled()` waits for
+ *   them), and a restart replays what a crash left (src/server/mailbox-store.ts).
+ * - Otherwise (and for larger messages) the received file is fsync'd while the `<id>.json`
+ *   record is written and fsync'd in tmp/; then the record is renamed and the message
+ *   linked into new/, and new/ is fsync'd once for all recipients — shared with other
+ *   sessions' messages linked meanwhile (`fsyncDirShared`).
+ * A deferred recipient is decided later by
  * `decideCookie` (the `nmtp mailbox approve|reject` command), possibly from another
  * process: the running server reads the cookie store on every STATUS.
  */
@@ -48,6 +54,7 @@ import { NmtpError } from '../core/errors/index.ts';
 import { END, FrameDecoder, NEED_MORE } from '../core/frame/index.ts';
 import { toBase64url } from '../core/sign/index.ts';
 import {
+  EAGER_MAX,
   VIEWS,
   type CookieState,
   type FinalAnswer,
@@ -56,10 +63,27 @@ import {
   type ViewChoice,
 } from '../core/session/index.ts';
 import { CookieStore, type StoredCookie } from '../store/cookies.ts';
+import { MailboxWriter } from './mailbox-writer.ts';
 import { fsyncDirShared, writeSynced } from '../store/durable.ts';
 import type { Identification, MessageSink, TransferDecider } from './transfer-host.ts';
 
 const ignore = (): void => undefined;
+
+/**
+ * Random ids and cookies, base64url, from a pool refilled 4 KiB at a time: one CSPRNG
+ * call per few hundred ids instead of one per id (a synchronous call that showed up in
+ * the receiver's profile). The octets are the same CSPRNG's; none is used twice.
+ */
+let pool = new Uint8Array(0);
+let poolAt = 0;
+function randomId(octets: number): string {
+  if (poolAt + octets > pool.length) {
+    pool = randomBytes(4096);
+    poolAt = 0;
+  }
+  poolAt += octets;
+  return toBase64url(pool.subarray(poolAt - octets, poolAt));
+}
 
 /** A recipient's `<id>.json` record, fsync'd in tmp/, and whether it has moved into new/. */
 interface Prepared {
@@ -76,6 +100,15 @@ export interface MailboxOptions {
   readonly minPoll?: number;
   readonly maxPoll?: number;
   readonly cookieLifetime?: number;
+  /**
+   * Journal small messages through a writer thread (group commit; what `nmtp serve` does).
+   * It claims the maildir: one server per maildir. Without it (the CLI's `mailbox approve`,
+   * unit tests) every message goes through a file in tmp/.
+   */
+  readonly journal?: boolean;
+  /** Messages up to this size are journalled (default 256 KiB); larger ones use tmp/. */
+  readonly inlineLimit?: number;
+  readonly onError?: (e: unknown) => void;
 }
 
 interface Policy {
@@ -109,22 +142,67 @@ export function parseRedirect(rcpt: string, text: unknown): RecipientDecision {
   return { kind: 'redirect', host: m[1]!.replace(/^\[|\]$/g, ''), port, fingerprint: m[3]! };
 }
 
-/** A message being received into tmp/, hashed by the streaming frame decoder. */
+/**
+ * A message being received, hashed by the streaming frame decoder. Up to `inlineLimit`
+ * octets it is kept in memory (for the journal); beyond that, and always when the limit
+ * is 0, it goes to a file in tmp/.
+ */
 class Incoming implements MessageSink {
   private readonly decoder = new FrameDecoder({});
   digest: string | undefined;
   bad: NmtpError | undefined;
+  /** The octets while in memory; undefined once spilled to `file`. */
+  private parts: Uint8Array[] | undefined = [];
+  private size = 0;
 
-  constructor(
-    readonly path: string,
-    readonly file: FileHandle,
+  private file: FileHandle | undefined;
+  private spoolPath: string | undefined;
+
+  private constructor(
+    private readonly tmpDir: string,
+    private readonly inlineLimit: number,
+    /** The policy this transaction is decided by (read once, at DATA). */
+    readonly policy: Policy,
   ) {}
 
+  static async create(tmpDir: string, inlineLimit: number, policy: Policy): Promise<Incoming> {
+    const sink = new Incoming(tmpDir, inlineLimit, policy);
+    if (inlineLimit === 0) await sink.spill();
+    return sink;
+  }
+
+  /** The spool file in tmp/ (named when first needed: most messages never have one). */
+  get path(): string {
+    this.spoolPath ??= join(this.tmpDir, `${randomId(12)}.nmtp`);
+    return this.spoolPath;
+  }
+
+  /** The whole message if it stayed in memory. */
+  get inline(): Uint8Array | undefined {
+    if (this.parts === undefined) return undefined;
+    if (this.parts.length !== 1) this.parts = [Buffer.concat(this.parts)];
+    return this.parts[0];
+  }
+
   async write(bytes: Uint8Array): Promise<void> {
-    await this.file.write(bytes);
+    // Copied: the caller's buffer is not ours to keep, and the decoder keeps what it needs.
+    const own = Uint8Array.from(bytes);
+    if (this.parts !== undefined && this.size + own.length > this.inlineLimit) await this.spill();
+    if (this.parts !== undefined) {
+      this.parts.push(own);
+      this.size += own.length;
+    } else {
+      await this.file!.write(own);
+    }
     // The decoder checks the whole frame and computes the content digest as the octets
     // pass: memory stays bounded by the frame limits, not the message size.
-    this.feed(() => this.decoder.push(Uint8Array.from(bytes)));
+    this.feed(() => this.decoder.push(own));
+  }
+
+  private async spill(): Promise<void> {
+    this.file = await open(this.path, 'wx', 0o600);
+    for (const p of this.parts ?? []) await this.file.write(p);
+    this.parts = undefined;
   }
 
   private feed(f: () => void): void {
@@ -144,13 +222,23 @@ class Incoming implements MessageSink {
     this.feed(() => this.decoder.finish());
   }
 
-  /** Flushes the file to disk (data and inode) and closes it. */
+  /** A spilled message's file flushed to disk (data and inode) and closed. */
   async flush(): Promise<void> {
+    const f = this.file;
+    if (f === undefined) return;
+    this.file = undefined;
     try {
-      await this.file.sync();
+      await f.sync();
     } finally {
-      await this.file.close();
+      await f.close();
     }
+  }
+
+  async discard(): Promise<void> {
+    this.parts = undefined;
+    await this.file?.close().catch(ignore);
+    this.file = undefined;
+    if (this.spoolPath !== undefined) await unlink(this.spoolPath).catch(ignore);
   }
 }
 
@@ -160,13 +248,29 @@ export class Mailbox implements TransferDecider {
   private constructor(
     private readonly o: MailboxOptions,
     readonly cookies: CookieStore,
+    private readonly writer: MailboxWriter | undefined,
   ) {}
 
   static async open(o: MailboxOptions): Promise<Mailbox> {
     for (const d of ['tmp', 'new', 'held']) {
       await mkdir(join(o.maildir, d), { recursive: true, mode: 0o700 });
     }
-    return new Mailbox(o, await CookieStore.open(join(o.maildir, 'cookies')));
+    const cookies = await CookieStore.open(join(o.maildir, 'cookies'));
+    const writer = o.journal === true ? await MailboxWriter.start(o.maildir, o.onError) : undefined;
+    return new Mailbox(o, cookies, writer);
+  }
+
+  /**
+   * Resolves once every message answered so far has its files in new/ (journalled
+   * messages appear there moments after their answer; see mailbox-store.ts).
+   */
+  async settled(): Promise<void> {
+    await this.writer?.settled();
+  }
+
+  /** Stops the writer thread after its last commit (a server's close). */
+  async close(): Promise<void> {
+    await this.writer?.close();
   }
 
   private now(): number {
@@ -210,6 +314,16 @@ export class Mailbox implements TransferDecider {
     return policy;
   }
 
+  /**
+   * The eager data a session takes (§60.10.4): up to EAGER_MAX octets, unless policy.json
+   * names preview recipients — a preview is a view the receiver asks for, and eager data
+   * would send the whole message before it could ask.
+   */
+  async eagerMax(): Promise<number> {
+    const p = await this.policy().catch(() => ({}) as Policy);
+    return p.preview !== undefined && Object.keys(p.preview).length > 0 ? 0 : EAGER_MAX;
+  }
+
   async decideRecipient(a: { rcpt: string; redirectFailed?: true }): Promise<RecipientDecision> {
     const p = await this.policy();
     if (p.reject?.includes(a.rcpt) === true) return { kind: 'reject', text: 'refused by policy' };
@@ -235,17 +349,19 @@ export class Mailbox implements TransferDecider {
     // A mailbox stores what it accepts, so it asks for the full view — except when every
     // recipient of the transaction is a preview recipient (one view serves a transaction).
     let view: View = 'full';
+    // One read of the policy decides the whole message (DATA to the last answer).
+    const policy = await this.policy();
     if (a.cookie === undefined) {
-      const preview = (await this.policy()).preview ?? {};
+      const preview = policy.preview ?? {};
       const views = a.recipients.map((r) => (Object.hasOwn(preview, r) ? preview[r] : undefined));
       const first = views[0];
       if (first !== undefined && VIEWS.includes(first) && views.every((v) => v === first)) {
         view = first;
       }
     }
-    const path = join(this.o.maildir, 'tmp', `${toBase64url(randomBytes(12))}.nmtp`);
-    const file = await open(path, 'wx', 0o600);
-    return { choice: { kind: 'view', view }, sink: new Incoming(path, file) };
+    const tmp = join(this.o.maildir, 'tmp');
+    const inline = this.writer === undefined ? 0 : (this.o.inlineLimit ?? 256 * 1024);
+    return { choice: { kind: 'view', view }, sink: await Incoming.create(tmp, inline, policy) };
   }
 
   async decideMessage(
@@ -273,9 +389,10 @@ export class Mailbox implements TransferDecider {
         // deferred (it cannot accept what it has not received)" (§60.10.5). A preview is
         // not a whole frame, so there is no digest to check yet.
         await flushed;
+        const from = sink.inline ?? sink.path;
         const held: FinalAnswer[] = [];
         for (const rcpt of a.recipients) {
-          held.push(await this.defer(a.domain, rcpt, sink.path, client, a.view));
+          held.push(await this.defer(a.domain, rcpt, from, client, a.view));
         }
         return held;
       }
@@ -297,11 +414,15 @@ export class Mailbox implements TransferDecider {
         if (a.cookie !== undefined) await this.settleCookie(a.cookie, refused[0]);
         return refused;
       }
-      const p = await this.policy();
+      const p = sink.policy;
       // Preview recipients in a transaction that sent the full message are held on it.
       const held = (r: string): boolean =>
         p.defer?.includes(r) === true || (p.preview !== undefined && Object.hasOwn(p.preview, r));
       const deferred = rcpts.map((r) => a.cookie === undefined && held(r));
+      const inline = sink.inline;
+      if (inline !== undefined && this.writer !== undefined) {
+        return await this.journalled(a, rcpts, deferred, inline, client);
+      }
       rcpts.forEach((rcpt, i) => {
         if (deferred[i] === true) return;
         const r = this.prepare(rcpt, client);
@@ -330,14 +451,43 @@ export class Mailbox implements TransferDecider {
       for (const r of await Promise.allSettled(records)) {
         if (r.status === 'fulfilled' && !r.value.committed) await unlink(r.value.tmp).catch(ignore);
       }
-      await unlink(sink.path).catch(ignore);
+      if (sink.inline === undefined) await unlink(sink.path).catch(ignore);
     }
   }
 
+  /**
+   * The journal path (a message kept in memory): every accepted recipient's files through
+   * one journal entry, durable and in new/ when `store` resolves (mailbox-store.ts).
+   */
+  private async journalled(
+    a: { domain: string; cookie?: string },
+    rcpts: readonly string[],
+    deferred: readonly boolean[],
+    body: Uint8Array,
+    client: Identification,
+  ): Promise<FinalAnswer[]> {
+    const ids = new Map<string, string>();
+    const records: string[] = [];
+    rcpts.forEach((rcpt, i) => {
+      if (deferred[i] === true) return;
+      ids.set(rcpt, randomId(12));
+      records.push(this.record(rcpt, client));
+    });
+    if (ids.size > 0) await this.writer!.store({ ids: [...ids.values()], records, body });
+    const answers: FinalAnswer[] = [];
+    for (const [i, rcpt] of rcpts.entries()) {
+      answers.push(
+        deferred[i] === true
+          ? await this.defer(a.domain, rcpt, body, client)
+          : { kind: 'accepted', rcpt, id: ids.get(rcpt)! },
+      );
+    }
+    if (a.cookie !== undefined) await this.settleCookie(a.cookie, answers[0]);
+    return answers;
+  }
+
   async discard(sink: MessageSink): Promise<void> {
-    if (!(sink instanceof Incoming)) return;
-    await sink.file.close().catch(() => undefined);
-    await unlink(sink.path).catch(() => undefined);
+    if (sink instanceof Incoming) await sink.discard();
   }
 
   private dir(d: 'new' | 'held'): string {
@@ -363,11 +513,15 @@ export class Mailbox implements TransferDecider {
 
   /** A fresh id and its `<id>.json` record, written and fsync'd in tmp/ (not yet in new/). */
   private async prepare(rcpt: string, client: Identification): Promise<Prepared> {
-    const id = toBase64url(randomBytes(12));
+    const id = randomId(12);
     const tmp = join(this.o.maildir, 'tmp', `${id}.json`);
-    const meta = { rcpt, received: this.now(), client };
-    await writeSynced(tmp, `${JSON.stringify(meta)}\n`);
+    await writeSynced(tmp, this.record(rcpt, client));
     return { id, tmp, committed: false };
+  }
+
+  /** The text of a recipient's `<id>.json`. */
+  private record(rcpt: string, client: Identification): string {
+    return `${JSON.stringify({ rcpt, received: this.now(), client })}\n`;
   }
 
   /**
@@ -404,18 +558,22 @@ export class Mailbox implements TransferDecider {
     if (c.ref !== undefined) await unlink(c.ref).catch(ignore);
   }
 
-  /** Holds `from` for `rcpt` under a new cookie; `view` names a preview (not the full message). */
+  /**
+   * Holds `from` (a fsync'd file, or the octets) for `rcpt` under a new cookie; `view`
+   * names a preview (not the full message).
+   */
   private async defer(
     owner: string,
     rcpt: string,
-    from: string,
+    from: string | Uint8Array,
     client: Identification,
     view?: View,
   ): Promise<FinalAnswer> {
     // "Cookies … MUST be unguessable (at least 128 bits of randomness)" (§60.10.6).
-    const cookie = toBase64url(randomBytes(16));
+    const cookie = randomId(16);
     const held = join(this.o.maildir, 'held', `${cookie}.nmtp`);
-    await link(from, held);
+    if (typeof from === 'string') await link(from, held);
+    else await writeSynced(held, from);
     await fsyncDirShared(this.dir('held'));
     const now = this.now();
     const c: StoredCookie = {

@@ -7,7 +7,7 @@ import { tryParseAddress } from '../core/address/index.ts';
 import type { TxtResolver } from '../core/keys/index.ts';
 import type { SigningKey } from '../core/sign/index.ts';
 import type { SessionLimits } from '../core/wire/index.ts';
-import { listen, type Listening, type ListenOptions } from './listener.ts';
+import { checkListenOptions, listen, type Listening, type ListenOptions } from './listener.ts';
 import { Mailbox } from './mailbox.ts';
 import { runTransferSession, type ReputationHook } from './transfer-host.ts';
 
@@ -30,6 +30,11 @@ export interface ServeOptions extends ListenOptions {
   readonly userKeys?: ReadonlyMap<string, SigningKey>;
   readonly timeoutScale?: number;
   readonly onError?: (e: unknown) => void;
+  /**
+   * Journal small messages with group commit (default true); false stores every message
+   * in its own fsync'd file (src/server/mailbox.ts) — for comparison (bench/).
+   */
+  readonly journal?: boolean;
 }
 
 export interface Serving extends Listening {
@@ -49,15 +54,21 @@ function canonicalKeys(keys: ReadonlyMap<string, SigningKey>): Map<string, Signi
 
 export async function serveMailbox(o: ServeOptions): Promise<Serving> {
   const userKeys = o.userKeys === undefined ? undefined : canonicalKeys(o.userKeys);
+  // A listener that may not run is refused before the maildir is claimed.
+  checkListenOptions(o);
   const mailbox = await Mailbox.open({
     maildir: o.maildir,
+    journal: o.journal ?? true,
+    ...(o.onError === undefined ? {} : { onError: o.onError }),
     ...(o.minPoll === undefined ? {} : { minPoll: o.minPoll }),
     ...(o.maxPoll === undefined ? {} : { maxPoll: o.maxPoll }),
   });
-  const listening = await listen(o, (socket, ip) =>
+  const listening = await listen(o, async (socket, ip) =>
     runTransferSession(socket, ip, {
       config: {
         serverName: o.serverName,
+        // Eager data unless the policy holds preview recipients (read per session).
+        eagerMax: await mailbox.eagerMax(),
         ...(o.requireCsv === undefined ? {} : { requireCsv: o.requireCsv }),
         ...(o.limits === undefined ? {} : { limits: o.limits }),
       },
@@ -68,6 +79,17 @@ export async function serveMailbox(o: ServeOptions): Promise<Serving> {
       ...(o.timeoutScale === undefined ? {} : { timeoutScale: o.timeoutScale }),
       ...(o.onError === undefined ? {} : { onError: o.onError }),
     }),
-  );
-  return { ...listening, close: () => listening.close(), mailbox };
+  ).catch(async (e: unknown) => {
+    // Not serving: release the maildir (its writer thread and claim).
+    await mailbox.close();
+    throw e;
+  });
+  return {
+    ...listening,
+    close: async () => {
+      await listening.close();
+      await mailbox.close();
+    },
+    mailbox,
+  };
 }

@@ -42,6 +42,9 @@ const BASE = new Set(['reply', 'command', 'chunk', 'set-timer', 'store-chunk', '
  */
 export const LINGER_SECONDS = 5;
 
+/** Replies waiting beyond this many octets are written without waiting for the batch's end. */
+const OUT_BATCH = 64 * 1024;
+
 /** A host failure: "451 4.3.0 NMTP_ERR_TRANSPORT_LOCAL", then close (§60.7). */
 const LOCAL_FAILURE = encodeReply({
   code: 451,
@@ -66,11 +69,31 @@ export function runSession<S, E extends { type: string }, A extends { type: stri
   const timer = new SessionTimer(() => enqueue({ type: 'timeout' }), scale);
   const onError = spec.onError ?? ((): void => undefined);
 
-  const write = (bytes: Uint8Array): Promise<void> =>
-    closed ? Promise.resolve() : writeSocket(socket, bytes);
+  // Replies produced while handling what one read brought are sent as one write: a
+  // pipelined RCPT…DATA gets its replies in one TLS record (one syscall, one record's
+  // overhead) instead of one each. "A server MAY hold the replies to commands it has
+  // already read and send them together, but it MUST send every reply it holds before it
+  // waits for more input" (§60.2): they go out at NEED_MORE, before a close, and whenever
+  // OUT_BATCH octets are waiting.
+  let out: Uint8Array[] = [];
+  let outBytes = 0;
+  const flush = (): Promise<void> => {
+    if (out.length === 0) return Promise.resolve();
+    const bytes = out.length === 1 ? out[0]! : Buffer.concat(out);
+    out = [];
+    outBytes = 0;
+    return closed ? Promise.resolve() : writeSocket(socket, bytes);
+  };
+  const write = (bytes: Uint8Array): Promise<void> => {
+    if (closed) return Promise.resolve();
+    out.push(bytes);
+    outBytes += bytes.length;
+    return outBytes >= OUT_BATCH ? flush() : Promise.resolve();
+  };
 
   const shutdown = (): void => {
     if (closed) return;
+    void flush();
     closed = true;
     timer.clear();
     socket.end();
@@ -134,7 +157,10 @@ export function runSession<S, E extends { type: string }, A extends { type: stri
         }
         if (closed) break;
         const item = decoder.next();
-        if (item === NEED_MORE) break;
+        if (item === NEED_MORE) {
+          await flush();
+          break;
+        }
         if (item === END) {
           await step({ type: 'closed' });
           shutdown();

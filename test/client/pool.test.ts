@@ -40,12 +40,15 @@ after(async () => {
 });
 
 const endpoint = (): { host: string; port: number } => ({ host: '127.0.0.1', port: server.port });
-const stored = (): string[] =>
-  readdirSync(join(w.dir, 'mail', 'new')).filter((f) => f.endsWith('.nmtp'));
+/** What the server stored, once every answer it gave has its files in new/. */
+const stored = async (): Promise<string[]> => {
+  await server.mailbox.settled();
+  return readdirSync(join(w.dir, 'mail', 'new')).filter((f) => f.endsWith('.nmtp'));
+};
 
 test('pool: two messages over one connection, each accepted and stored', async () => {
   const pool = new TransferPool(identity, { ca: w.ca });
-  const before = stored().length;
+  const before = (await stored()).length;
   const m1 = smallMessage('one');
   const m2 = smallMessage('two');
   const r1 = await pool.run(endpoint(), deliverJob(['a@example.net'], m1), m1);
@@ -59,7 +62,7 @@ test('pool: two messages over one connection, each accepted and stored', async (
       JSON.stringify(r.recipients),
     );
   }
-  assert.equal(stored().length, before + 3);
+  assert.equal((await stored()).length, before + 3);
   await pool.close();
   assert.equal(pool.size(endpoint()), 0);
 });
@@ -70,12 +73,12 @@ test('pool: the same bytes sent by several jobs share one source (scanned once),
   assert.equal(bytesSource(m), bytesSource(m));
   assert.notEqual(bytesSource(m), bytesSource(Uint8Array.from(m)));
   const pool = new TransferPool(identity, { ca: w.ca });
-  const before = stored();
+  const before = await stored();
   const results = await Promise.all(
     [1, 2, 3].map((i) => pool.run(endpoint(), deliverJob([`r${i}@example.net`], m), m)),
   );
   for (const r of results) assert.equal(r.recipients[0]?.reply.code, 250);
-  const added = stored().filter((f) => !before.includes(f));
+  const added = (await stored()).filter((f) => !before.includes(f));
   assert.equal(added.length, 3);
   for (const f of added)
     assert.deepEqual(readFileSync(join(w.dir, 'mail', 'new', f)), Buffer.from(m));

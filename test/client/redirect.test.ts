@@ -74,10 +74,14 @@ after(async () => {
   w.cleanup();
 });
 
-const stored = (name: string): Buffer[] =>
-  readdirSync(join(w.dir, name, 'new'))
+/** What a server stored, once every answer it gave has its files in new/. */
+const stored = async (name: string): Promise<Buffer[]> => {
+  const s = { domain, laptop, imposter, keyless, loop }[name];
+  await s?.mailbox.settled();
+  return readdirSync(join(w.dir, name, 'new'))
     .filter((f) => f.endsWith('.nmtp'))
     .map((f) => readFileSync(join(w.dir, name, 'new', f)));
+};
 
 /** The domain redirects roaming to 127.0.0.1:port; then one message to roaming and bob. */
 async function send(port: number, subject: string): Promise<DeliveryResult> {
@@ -101,7 +105,7 @@ const outcome = (r: DeliveryResult, rcpt: string) => {
 
 test('the target proves the key: the recipient is delivered there, the rest at the domain', async () => {
   const m = smallMessage('followed');
-  const before = stored('laptop').length;
+  const before = (await stored('laptop')).length;
   const r = await send(laptop.port, 'followed');
   assert.deepEqual(r.unanswered, []);
   const roaming = outcome(r, ROAMING);
@@ -113,7 +117,7 @@ test('the target proves the key: the recipient is delivered there, the rest at t
     followed: true,
   });
   assert.equal(outcome(r, 'bob@example.net').endpoint.port, domain.port);
-  const got = stored('laptop');
+  const got = await stored('laptop');
   assert.equal(got.length, before + 1);
   assert.ok(
     got.some((b) => b.equals(Buffer.from(m))),
@@ -128,8 +132,8 @@ for (const [name, port, why] of [
   ['relays to the real key holder (the TLS binding differs)', () => relayPort, 'laptop'],
 ] as const) {
   test(`the target ${name}: fall back to the domain with redirect=failed`, async () => {
-    const before = why === undefined ? 0 : stored(why).length;
-    const domainBefore = stored('domain').length;
+    const before = why === undefined ? 0 : (await stored(why)).length;
+    const domainBefore = (await stored('domain')).length;
     const r = await send(port(), name);
     assert.deepEqual(r.unanswered, []);
     const roaming = outcome(r, ROAMING);
@@ -137,18 +141,23 @@ for (const [name, port, why] of [
     assert.equal(roaming.reply.code, 250, JSON.stringify(roaming.reply));
     assert.equal(roaming.endpoint.port, domain.port);
     assert.equal(roaming.redirect?.followed, false);
-    assert.equal(stored('domain').length, domainBefore + 2, 'bob, then roaming on the fallback');
-    if (why !== undefined) assert.equal(stored(why).length, before, 'nothing delivered there');
+    assert.equal(
+      (await stored('domain')).length,
+      domainBefore + 2,
+      'bob, then roaming on the fallback',
+    );
+    if (why !== undefined)
+      assert.equal((await stored(why)).length, before, 'nothing delivered there');
   });
 }
 
 test('a 351 at the target is final for this message: REDIRECT_FAILED, no second redirect', async () => {
-  const domainBefore = stored('domain').length;
+  const domainBefore = (await stored('domain')).length;
   const r = await send(loop.port, 'loop');
   const roaming = outcome(r, ROAMING);
   assert.equal(roaming.reply.params.err, 'NMTP_ERR_TRANSPORT_REDIRECT_FAILED');
   assert.equal(roaming.reply.code, 451);
   assert.equal(roaming.endpoint.port, loop.port);
-  assert.equal(stored('domain').length, domainBefore + 1, 'only bob');
-  assert.deepEqual(stored('loop'), []);
+  assert.equal((await stored('domain')).length, domainBefore + 1, 'only bob');
+  assert.deepEqual(await stored('loop'), []);
 });

@@ -48,6 +48,7 @@ import {
 import { verifyMessage } from '../../src/core/message/index.ts';
 import { dnsTxtResolver } from '../../src/dns/txt.ts';
 import { startDnsmasq, type DnsServer } from '../harness/dnsmasq.ts';
+import { eventually } from '../support/eventually.ts';
 import { freeTcpPort } from '../support/net.ts';
 
 const cli = fileURLToPath(new URL('../../src/cli/nmtp.ts', import.meta.url));
@@ -163,17 +164,24 @@ async function settledStatus(id: string): Promise<Map<string, string>> {
   }
 }
 
-/** The messages a mailbox accepted: their sidecar records. */
+/**
+ * The messages a mailbox accepted: their sidecar records (whose message is in place too: a
+ * journalled message's record, then its file, appear moments after the answer).
+ */
 function accepted(maildir: string): { rcpt: string; file: string }[] {
   const d = join(maildir, 'new');
   if (!existsSync(d)) return [];
   return readdirSync(d)
-    .filter((f) => f.endsWith('.json'))
+    .filter((f) => f.endsWith('.json') && existsSync(join(d, f.replace(/\.json$/, '.nmtp'))))
     .map((f) => ({
       rcpt: (JSON.parse(readFileSync(join(d, f), 'utf8')) as { rcpt: string }).rcpt,
       file: join(d, f.replace(/\.json$/, '.nmtp')),
     }));
 }
+
+/** Waits until `maildir` holds a message for `rcpt` (see `accepted`). */
+const storedFor = (maildir: string, rcpt: string): Promise<void> =>
+  eventually(() => accepted(maildir).some((x) => x.rcpt === rcpt), `${rcpt} in ${maildir}`);
 
 before(async () => {
   for (const k of Object.keys(ports) as (keyof typeof ports)[]) ports[k] = await freeTcpPort();
@@ -307,6 +315,8 @@ test('submit: the queue delivers through SRV, proof and CSV; each recipient gets
   });
 
   // erin at B, bob at C (his own endpoint), nothing for bob at B.
+  await storedFor(files.mailB, 'erin@example.net');
+  await storedFor(files.mailC, 'bob@example.net');
   const atB = accepted(files.mailB);
   assert.deepEqual(
     atB.map((x) => x.rcpt),
@@ -379,7 +389,7 @@ test('the redirect target is down: the sender falls back to the domain with redi
   writeFileSync(msg, aliceMessage('second'));
   const id = ok(nmtp(['submit', ...submitArgs(), '--to', 'bob@example.net', '--file', msg])).trim();
   assert.equal((await settledStatus(id)).get('bob@example.net'), 'accepted');
-  assert.ok(accepted(files.mailB).some((x) => x.rcpt === 'bob@example.net'));
+  await storedFor(files.mailB, 'bob@example.net');
   assert.equal(accepted(files.mailC).length, 1); // only the first message
 });
 
@@ -460,6 +470,7 @@ test('a preview recipient: B asks for the headers view only, holds it; approval 
     state = line.split(' ')[2] ?? '';
   }
   assert.equal(state, 'accepted');
+  await storedFor(files.mailB, 'grace@example.net');
   const stored = accepted(files.mailB).filter((x) => x.rcpt === 'grace@example.net');
   assert.equal(stored.length, 1);
   const full = decodeMessage(new Uint8Array(readFileSync(stored[0]!.file)));

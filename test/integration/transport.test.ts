@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +27,7 @@ import { dnsSrvResolver } from '../../src/dns/srv.ts';
 import { deliverJob, transferToDomain, type ClientIdentity } from '../../src/client/transfer.ts';
 import { listen } from '../../src/server/listener.ts';
 import { startDnsmasq, type DnsServer } from '../harness/dnsmasq.ts';
+import { eventually } from '../support/eventually.ts';
 import { freeTcpPort } from '../support/net.ts';
 
 const cli = fileURLToPath(new URL('../../src/cli/nmtp.ts', import.meta.url));
@@ -194,7 +195,7 @@ const clientArgs = (): string[] => [
 
 let bobCookie = '';
 
-test('nmtp send: alice accepted (byte-identical on disk), bob deferred with a cookie', () => {
+test('nmtp send: alice accepted (byte-identical on disk), bob deferred with a cookie', async () => {
   const r = nmtp(
     ['send', '--to', 'alice@example.net', '--to', 'bob@example.net', ...clientArgs()],
     message,
@@ -209,10 +210,13 @@ test('nmtp send: alice accepted (byte-identical on disk), bob deferred with a co
     );
   assert.ok(bob, text);
   bobCookie = bob[1]!;
+  // The files appear in new/ moments after the answer (the journal made it durable).
+  const json = join(maildir, 'new', `${alice[1]}.json`);
+  await eventually(() => existsSync(join(maildir, 'new', `${alice[1]}.nmtp`)), 'stored');
   const stored = readFileSync(join(maildir, 'new', `${alice[1]}.nmtp`));
   assert.ok(Buffer.from(message).equals(stored), 'stored message is byte-identical');
   // Both identification results are recorded with the message (proof by DNS key, CSV).
-  const meta = JSON.parse(readFileSync(join(maildir, 'new', `${alice[1]}.json`), 'utf8')) as {
+  const meta = JSON.parse(readFileSync(json, 'utf8')) as {
     rcpt: string;
     client: unknown;
   };
@@ -225,7 +229,7 @@ test('nmtp send: alice accepted (byte-identical on disk), bob deferred with a co
   });
 });
 
-test('deferred → nmtp mailbox approve → nmtp status → accepted', () => {
+test('deferred → nmtp mailbox approve → nmtp status → accepted', async () => {
   let r = nmtp(['status', bobCookie, '--at', 'example.net', ...clientArgs()]);
   assert.equal(r.status, 0, r.stderr.toString());
   assert.match(
@@ -241,6 +245,7 @@ test('deferred → nmtp mailbox approve → nmtp status → accepted', () => {
     r.stdout.toString(),
     new RegExp(`250 2\\.0\\.0 cookie=${bobCookie} rcpt=bob@example\\.net state=accepted id=${id}`),
   );
+  await eventually(() => existsSync(join(maildir, 'new', `${id}.nmtp`)), 'stored');
   assert.ok(Buffer.from(message).equals(readFileSync(join(maildir, 'new', `${id}.nmtp`))));
 });
 

@@ -142,6 +142,7 @@ test('SEND → queue → the mailbox over TLS (SRV and key from DNS): accepted, 
   assert.equal(bob.min, 60);
   // Stored by the receiver exactly as queued, and the domain signature verifies there.
   const queued = new Uint8Array(readFileSync(join(qdir, 'msg', `${id}.nmtp`)));
+  await receiver.mailbox.settled();
   const stored = new Uint8Array(readFileSync(join(maildir, 'new', `${alice.id}.nmtp`)));
   assert.deepEqual(stored, queued);
   const v = await verifyMessage(stored, {

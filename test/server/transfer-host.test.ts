@@ -119,7 +119,10 @@ class Raw {
       ed25519.sign(key, proofInput(challenge, 'mx.example.net', 'example.org')),
     );
     this.send(`HELLO example.org sel=s1 proof=${proof}\r\n`);
-    assert.match((await this.line())!, /^250 2\.0\.0 domain=example\.org proof=pass csv=pass$/);
+    assert.match(
+      (await this.line())!,
+      /^250 2\.0\.0 domain=example\.org proof=pass csv=pass eager=65536$/,
+    );
   }
 }
 
@@ -152,6 +155,7 @@ test('the client module delivers over the host loop; the greeting is well-formed
       ['b@example.net', 250],
     ],
   );
+  await server.mailbox.settled();
   const stored = readdirSync(join(dir, 'mail', 'new'));
   assert.equal(stored.filter((n) => n.endsWith('.nmtp')).length, 2);
   // Each delivery records the client identification beside the message.
@@ -317,7 +321,10 @@ async function openTls(): Promise<{ c: Raw; binding: string; challenge: string }
     ed25519.sign(key, proofInput(challenge, 'mx.example.net', 'example.org')),
   );
   c.send(`HELLO example.org sel=s1 proof=${proof}\r\n`);
-  assert.match((await c.line())!, /^250 2\.0\.0 domain=example\.org proof=pass csv=pass$/);
+  assert.match(
+    (await c.line())!,
+    /^250 2\.0\.0 domain=example\.org proof=pass csv=pass eager=65536$/,
+  );
   return { c, binding: toBase64url(exporter), challenge };
 }
 
@@ -385,7 +392,9 @@ async function sendData(c: Raw): Promise<string> {
   return (await c.line())!;
 }
 
-function sidecar(id: string): { rcpt: string; client: Identification } {
+/** The `<id>.json` record, once every answer the server gave has its files in new/. */
+async function sidecar(id: string): Promise<{ rcpt: string; client: Identification }> {
+  await secure.mailbox.settled();
   return JSON.parse(readFileSync(join(dir, 'mail-tls', 'new', `${id}.json`), 'utf8')) as {
     rcpt: string;
     client: Identification;
@@ -410,8 +419,9 @@ test('mailbox policy redirect: 351 with the fingerprint; after redirect=failed t
   const answer = await sendData(c);
   const id = /^250 2\.0\.0 rcpt=roaming@example\.net id=(\S+)$/.exec(answer)?.[1];
   assert.ok(id, answer);
-  assert.deepEqual(sidecar(id), {
-    ...sidecar(id),
+  const record = await sidecar(id);
+  assert.deepEqual(record, {
+    ...record,
     rcpt: 'roaming@example.net',
     client: {
       domain: 'example.org',
@@ -438,7 +448,7 @@ test('a held message keeps the verdict in its cookie; approving it writes it int
     note: 'known sender example.org',
   });
   const approved = await secure.mailbox.decideCookie(cookie, 'approve');
-  assert.equal(sidecar(approved.id!).client.reputation?.verdict, 'good');
+  assert.equal((await sidecar(approved.id!)).client.reputation?.verdict, 'good');
 });
 
 test('mailbox redirect policy: reject wins, others accept, a malformed entry is a local failure', async () => {

@@ -173,6 +173,18 @@ export const TRANSPORT_ERRORS = defineErrors({
     scope: 'local',
     summary: 'A local failure (storage, signing, decider) on the answering side.',
   },
+  NMTP_ERR_TRANSPORT_JOURNAL_DAMAGED: {
+    temporary: true,
+    scope: 'local',
+    summary:
+      'A mailbox journal segment is damaged before its end (not a torn last write): its whole entries were recovered and the segment kept aside as <name>.damaged for the operator.',
+  },
+  NMTP_ERR_TRANSPORT_MAILDIR_IN_USE: {
+    temporary: true,
+    scope: 'local',
+    summary:
+      "Another running process serves this maildir (journal/owner names it); two writers would replay each other's journal.",
+  },
   NMTP_ERR_TRANSPORT_NO_ROUTE: {
     temporary: true,
     scope: 'message',

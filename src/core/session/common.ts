@@ -141,6 +141,12 @@ export interface ServerStateBase<P extends string> {
   readonly config: ServerConfig;
 }
 
+/**
+ * "A client MAY send the full view right behind DATA … only when size is at most 65536"
+ * (§60.10.4, eager data): a refused eager DATA costs the server at most this to discard.
+ */
+export const EAGER_MAX = 65536;
+
 /** The steps both servers take, bound to one machine's state table. */
 export interface ServerSteps<St, Act> {
   /** Enters `state`, restarting its timer: every complete command, chunk or host answer does. */

@@ -14,6 +14,7 @@ import { fingerprint } from '../keys/index.ts';
 import { fromBase64url } from '../sign/index.ts';
 import type { Command, Reply, Verb } from '../wire/index.ts';
 import {
+  EAGER_MAX,
   errorReply,
   proofInput,
   proveInput,
@@ -75,6 +76,12 @@ export interface TransferClientConfig {
   readonly pipelining?: boolean;
   /** base64url TLS exporter output for PROVE (§60.10.8); '' (default) on plaintext. */
   readonly binding?: string;
+  /**
+   * Send the full view right behind a pipelined DATA (send=full, §60.10.4) for messages of
+   * at most this many octets: one round trip per message instead of two. Default
+   * EAGER_MAX (65536, the most the protocol allows); 0 never does.
+   */
+  readonly eagerMax?: number;
 }
 
 export type TransferClientPhase =
@@ -198,6 +205,13 @@ export interface TransferClientState {
   readonly reported: boolean;
   /** The host asked to finish: QUIT after the job in progress. */
   readonly finishing: boolean;
+  /** The server's `eager=` from its HELLO reply (§60.10.4); 0 when it announced none. */
+  readonly serverEager: number;
+  /**
+   * The transaction's DATA said send=full and the view went out behind it (§60.10.4):
+   * `sending` until the host reports it written, then `sent`.
+   */
+  readonly eager?: 'sending' | 'sent';
 }
 
 type S = TransferClientState;
@@ -219,6 +233,7 @@ export function initialTransferClient(config: TransferClientConfig): S {
     results: [],
     reported: false,
     finishing: false,
+    serverEager: 0,
   };
 }
 
@@ -256,7 +271,14 @@ function endJob(state: S): Out {
 
 function toIdle(state: S, actions: A[]): Out {
   if (state.finishing) return go({ ...state, phase: 'quit' }, [...actions, cmd('QUIT')]);
-  const rest: S = { ...state, phase: 'idle', pending: [], accepted: [], next: 0 };
+  const rest: S = {
+    ...state,
+    phase: 'idle',
+    pending: [],
+    accepted: [],
+    next: 0,
+    eager: undefined,
+  };
   delete (rest as { job?: Job }).job;
   // seconds 0: stop the session timer (idle has none, §60.10.7).
   return {
@@ -297,8 +319,12 @@ export function transferClient(state: S, event: TransferClientEvent): Out {
         ? startDeliver(state, state.job)
         : redirectFailed(state, state.job, 'the proof does not verify');
     case 'view-sent':
+      // An eager view is written before the DATA is answered; the 354 then finds it sent.
+      if (state.eager === 'sending' && state.phase !== 'sending') {
+        return { state: { ...state, eager: 'sent' }, actions: [] };
+      }
       if (state.phase !== 'sending') return { state, actions: [] };
-      return go({ ...state, phase: 'answers' }, []);
+      return go({ ...state, phase: 'answers', eager: undefined }, []);
     case 'job':
       // "never two jobs at once on one session": only an idle session takes a job.
       if (state.phase !== 'idle') return { state, actions: [] };
@@ -356,12 +382,22 @@ function cookieOps(state: S, ops: readonly CookieOp[]): Out {
   );
 }
 
-function dataCommand(job: Job): A {
+function dataCommand(job: Job, eager = false): A {
   if (job.kind !== 'deliver' && job.kind !== 'data-on-cookie') return cmd('NOOP');
   const params: Record<string, string> = { size: String(job.size), digest: job.digest };
   if (job.signers.length > 0) params.signers = job.signers.join(',');
   if (job.kind === 'data-on-cookie') params.cookie = job.cookie;
+  if (eager) params.send = 'full';
   return cmd('DATA', [], params);
+}
+
+/**
+ * "A client MUST NOT send send=full to a server that did not announce eager=, nor for a
+ * size above it" (§60.10.4); and only behind a pipelined DATA.
+ */
+function eagerFor(state: S, job: DeliverJob): boolean {
+  const limit = Math.min(state.config.eagerMax ?? EAGER_MAX, state.serverEager, EAGER_MAX);
+  return job.size <= limit;
 }
 
 function rcptCommand(job: DeliverJob, rcpt: string): A {
@@ -371,17 +407,29 @@ function rcptCommand(job: DeliverJob, rcpt: string): A {
 }
 
 function startDeliver(state: S, job: DeliverJob): Out {
-  const s: S = { ...state, accepted: [], next: 0, pending: [] };
+  const s: S = { ...state, accepted: [], next: 0, pending: [], eager: undefined };
   if (job.recipients.length === 0) return endJob(s);
   if (!pipelined(state)) return nextRcpt(s, job);
   // "A client MAY send all RCPT commands of a transaction and the DATA after them without
-  // waiting" (§60.2): answers come back in order, one per command.
+  // waiting" (§60.2): answers come back in order, one per command. A small message goes
+  // right behind them (send=full, §60.10.4): the whole transaction in one flight.
   const pending: Pending[] = [...job.recipients.map((rcpt) => ({ kind: 'rcpt', rcpt }) as const)];
   pending.push({ kind: 'data' });
-  return go({ ...s, phase: 'rcpt', next: job.recipients.length, pending }, [
-    ...job.recipients.map((r) => rcptCommand(job, r)),
-    dataCommand(job),
-  ]);
+  const eager = eagerFor(state, job);
+  return go(
+    {
+      ...s,
+      phase: 'rcpt',
+      next: job.recipients.length,
+      pending,
+      ...(eager ? { eager: 'sending' as const } : {}),
+    },
+    [
+      ...job.recipients.map((r) => rcptCommand(job, r)),
+      dataCommand(job, eager),
+      ...(eager ? [{ type: 'send-view', view: 'full' } as const] : []),
+    ],
+  );
 }
 
 /** Lock-step: the next RCPT, or the DATA once every recipient is answered. */
@@ -486,13 +534,24 @@ function onDataReply(state: S, r: Reply): Out {
   const view = r.params.view as View | undefined;
   if (state.accepted.length === 0) {
     // Pipelined DATA after RCPTs that all failed: the server refuses it
-    // (503 NMTP_ERR_TRANSPORT_NO_RECIPIENTS); every recipient already has its result.
+    // (503 NMTP_ERR_TRANSPORT_NO_RECIPIENTS) — and drops an eager view unanswered —;
+    // every recipient already has its result.
     if (r.code === 354) return abort(state, r); // it wants data for nobody: out of step
     return endJob(state);
   }
   if (r.code !== 354 || view === undefined || !VIEWS.includes(view)) {
     const results = state.accepted.map((rcpt) => ({ rcpt, reply: r }));
     return endJob({ ...state, accepted: [], results: [...state.results, ...results] });
+  }
+  if (state.eager !== undefined) {
+    // "With send=full the 354 names view=full" (§60.10.4): anything else is out of step.
+    if (view !== 'full') return abort(state, r);
+    if (state.eager === 'sent')
+      return go({ ...state, phase: 'answers', pending: [], eager: undefined }, []);
+    return {
+      state: { ...state, phase: 'sending', pending: [] },
+      actions: [{ type: 'set-timer', seconds: 0 }],
+    };
   }
   // `sending` has no timer of its own (§60.10.7: the server's data timer bounds a stall), so
   // the one `data` started is stopped first — before the host starts writing, which may
@@ -522,10 +581,15 @@ function onReply(state: S, r: Reply): Out {
         { type: 'sign-proof', input: proofInput(challenge, server, state.config.domain) },
       ]);
     }
-    case 'hello':
+    case 'hello': {
       if (r.code !== 250) return abort(state, r);
+      // The eager data the server takes (§60.10.4); anything unreadable counts as none.
+      const announced = r.params.eager ?? '';
+      const eager = /^(0|[1-9][0-9]{0,5})$/.test(announced) ? Number(announced) : 0;
+      const s = { ...state, serverEager: eager };
       // "it MUST wait for HELLO's reply before anything else" (§60.2).
-      return job === undefined ? toIdle(state, []) : startJob(state, job);
+      return job === undefined ? toIdle(s, []) : startJob(s, job);
+    }
     case 'proving':
       return job?.kind === 'deliver' ? onProveReply(state, job, r) : abort(state, r);
     case 'rcpt':

@@ -18,6 +18,7 @@ import { DOMAIN_RE, SELECTOR_RE } from '../sign/field.ts';
 import type { TxtAnswer } from '../keys/index.ts';
 import { DECIMAL_RE, VERBS, isWellFormedCommand, type Command, type Verb } from '../wire/index.ts';
 import {
+  EAGER_MAX,
   errorReply,
   limitsOf,
   proofInput,
@@ -101,6 +102,8 @@ interface Transaction {
   readonly received: number;
   /** `received` when the current chunk began: did the chunk make progress? */
   readonly mark?: number;
+  /** The DATA said send=full: the full view is on its way, whatever view is chosen. */
+  readonly eager?: boolean;
 }
 
 export interface TransferServerState {
@@ -129,13 +132,26 @@ export interface TransferServerState {
   readonly pendingProve?: string;
   readonly tx?: Transaction;
   readonly cookie?: { readonly op: 'status' | 'giveup'; readonly value: string };
+  /**
+   * The chunks of a refused eager DATA are arriving: they are read and dropped without a
+   * reply (§60.10.4); at most this many octets more, up to the LAST chunk.
+   */
+  readonly discard?: number;
   readonly errors: number;
 }
 
 export interface TransferServerConfig extends ServerConfig {
   /** Refuse HELLO when the CSV check fails (not merely report it). Default false. */
   readonly requireCsv?: boolean;
+  /**
+   * The largest DATA taken with send=full (eager data, §60.10.4), announced in the HELLO
+   * reply as `eager=`; at most EAGER_MAX. Default 0: none — the receiver chooses every view.
+   */
+  readonly eagerMax?: number;
 }
+
+/** What this server announces and takes as eager data. */
+const eagerOf = (c: TransferServerConfig): number => Math.min(c.eagerMax ?? 0, EAGER_MAX);
 
 export type TransferServerAction =
   | BaseAction
@@ -334,6 +350,9 @@ function onWire(state: S, item: Extract<BaseEvent, { type: 'wire' }>['item']): O
       // A server never reads replies; the host decodes with role 'server'.
       return ignore(state);
     case 'chunk':
+      // "The server reads and discards the chunks of an eager DATA it refused, up to the
+      // LAST one, and answers none of them" (§60.10.4).
+      if (state.discard !== undefined) return { state, actions: [] };
       if (state.phase !== 'data') {
         // The codec still frames the body; we answer once, at the header, and drop it.
         return refuse(
@@ -344,6 +363,17 @@ function onWire(state: S, item: Extract<BaseEvent, { type: 'wire' }>['item']): O
       if (state.tx === undefined) return { state, actions: [] };
       return { state: { ...state, tx: { ...state.tx, mark: state.tx.received } }, actions: [] };
     case 'chunk-data':
+      if (state.discard !== undefined) {
+        const left = state.discard - item.bytes.length;
+        if (left >= 0) return { state: { ...state, discard: left }, actions: [] };
+        // More than the DATA announced: the sender lied, and discarding is bounded.
+        return close({ ...state, discard: undefined }, [
+          {
+            type: 'reply',
+            reply: errorReply(554, '5.6.0', 'NMTP_ERR_TRANSPORT_SIZE_MISMATCH', {}, 'eager data'),
+          },
+        ]);
+      }
       if (state.phase !== 'data' || state.tx === undefined) return ignore(state);
       {
         const received = state.tx.received + item.bytes.length;
@@ -355,6 +385,9 @@ function onWire(state: S, item: Extract<BaseEvent, { type: 'wire' }>['item']): O
         };
       }
     case 'chunk-end':
+      if (state.discard !== undefined) {
+        return { state: item.last ? { ...state, discard: undefined } : state, actions: [] };
+      }
       if (state.phase !== 'data') return { state, actions: [] };
       // "The timer restarts on every complete command, complete chunk or host answer —
       // never on a partial line or partial chunk" (§60.9): a sender that keeps sending
@@ -368,7 +401,23 @@ function onWire(state: S, item: Extract<BaseEvent, { type: 'wire' }>['item']): O
   }
 }
 
-function onCommand(state: S, c: Command): Out {
+function onCommand(before: S, c: Command): Out {
+  // A command where the chunks of a refused eager DATA were due: the client did not send
+  // them; nothing more is discarded.
+  const state = before.discard === undefined ? before : { ...before, discard: undefined };
+  const out = onCommandIn(state, c);
+  if (c.verb !== 'DATA' || c.params.send !== 'full' || out.state.phase === 'view-wait') return out;
+  if (out.state.phase === 'closed') return out;
+  // A refused eager DATA: its chunks are already on their way (§60.10.4).
+  const size = Number(c.params.size);
+  if (!DECIMAL_RE.test(c.params.size ?? '') || size > eagerOf(state.config)) {
+    // Nothing bounds what would follow: one reply (already in `out`), then close.
+    return close(out.state, [...out.actions]);
+  }
+  return { state: { ...out.state, discard: size }, actions: out.actions };
+}
+
+function onCommandIn(state: S, c: Command): Out {
   if (!isWellFormedCommand(c)) {
     return refuse(state, errorReply(501, '5.5.2', 'NMTP_ERR_WIRE_SYNTAX'));
   }
@@ -486,7 +535,16 @@ function onIdentification(
   }
   return enter({ ...next, phase: 'ready', domain }, [
     ...actions,
-    { type: 'reply', reply: reply(250, '2.0.0', { domain, proof, csv }) },
+    {
+      type: 'reply',
+      // "A server that takes eager data says so in its HELLO reply" (§60.10.4).
+      reply: reply(250, '2.0.0', {
+        domain,
+        proof,
+        csv,
+        ...(eagerOf(state.config) > 0 ? { eager: String(eagerOf(state.config)) } : {}),
+      }),
+    },
   ]);
 }
 
@@ -496,13 +554,27 @@ function onIdentification(
  * The canonical form of an address argument (§20.6.1), or the refusal RCPT and PROVE give a
  * malformed one: `501 5.1.3 rcpt=<as sent> err=NMTP_ERR_TRANSPORT_BAD_ARGUMENT # <code>`.
  */
+/**
+ * Parsed RCPT/PROVE arguments: the canonical address, or the error code. Parsing (IDNA,
+ * confusables) is pure and was a tenth of a receiver's CPU per 4 KB message; a sender
+ * writes to the same addresses again and again. Bounded: emptied when full.
+ */
+const parsedAddresses = new Map<string, { canonical: string } | { code: string }>();
+const PARSED_ADDRESSES_MAX = 4096;
+
 function canonicalAddress(state: S, raw: string): { rcpt: string } | { refused: Out } {
-  const parsed = tryParseAddress(raw, { mode: 'wire' });
-  if (parsed.ok) return { rcpt: parsed.address.canonical };
+  let parsed = parsedAddresses.get(raw);
+  if (parsed === undefined) {
+    const p = tryParseAddress(raw, { mode: 'wire' });
+    parsed = p.ok ? { canonical: p.address.canonical } : { code: p.error.code };
+    if (parsedAddresses.size >= PARSED_ADDRESSES_MAX) parsedAddresses.clear();
+    parsedAddresses.set(raw, parsed);
+  }
+  if ('canonical' in parsed) return { rcpt: parsed.canonical };
   return {
     refused: refuse(
       state,
-      errorReply(501, '5.1.3', 'NMTP_ERR_TRANSPORT_BAD_ARGUMENT', { rcpt: raw }, parsed.error.code),
+      errorReply(501, '5.1.3', 'NMTP_ERR_TRANSPORT_BAD_ARGUMENT', { rcpt: raw }, parsed.code),
     ),
   };
 }
@@ -609,6 +681,11 @@ function onData(state: S, c: Command): Out {
     return badArgument(state, 'digest must be 32 octets in base64url');
   const signers = signerText === undefined ? [] : signerText.split(',');
   if (signers.some((s) => s.length === 0)) return badArgument(state, 'empty signer');
+  const send = c.params.send;
+  if (send !== undefined && send !== 'full') return badArgument(state, 'send takes only full');
+  if (send === 'full' && size > eagerOf(state.config)) {
+    return badArgument(state, `send=full only up to ${eagerOf(state.config)} octets`);
+  }
   // "DATA with cookie= is allowed only outside a transaction; without it, only after an
   // accepted RCPT" (§60.10.4).
   if (cookie !== undefined && state.phase !== 'ready') {
@@ -630,6 +707,7 @@ function onData(state: S, c: Command): Out {
     signers,
     received: 0,
     ...(cookie === undefined ? {} : { cookie }),
+    ...(send === 'full' ? { eager: true } : {}),
   };
   return enter({ ...state, phase: 'view-wait', tx }, [
     {
@@ -647,17 +725,25 @@ function onData(state: S, c: Command): Out {
 function onViewChoice(state: S, choice: ViewChoice): Out {
   if (state.phase !== 'view-wait' || state.tx === undefined) return ignore(state);
   const cookie = state.tx.cookie;
-  if (choice.kind === 'unknown-cookie') {
-    return refuse({ ...state, phase: 'ready', tx: undefined }, unknownCookie(cookie ?? ''));
-  }
+  // A refused eager DATA: its chunks follow, to be dropped (§60.10.4).
+  const ready = {
+    ...state,
+    phase: 'ready' as const,
+    tx: undefined,
+    ...(state.tx.eager === true ? { discard: state.tx.size } : {}),
+  };
+  if (choice.kind === 'unknown-cookie') return refuse(ready, unknownCookie(cookie ?? ''));
   if (choice.kind === 'not-wanted') {
     return refuse(
-      { ...state, phase: 'ready', tx: undefined },
+      ready,
       errorReply(503, '5.5.1', 'NMTP_ERR_TRANSPORT_VIEW_NOT_WANTED', { cookie: cookie ?? '' }),
     );
   }
-  return enter({ ...state, phase: 'data', tx: { ...state.tx, view: choice.view } }, [
-    { type: 'reply', reply: reply(354, '2.0.0', { view: choice.view }) },
+  // "With send=full the 354 names view=full: that is what the client is sending; a
+  // receiver that wanted less keeps what it needs" (§60.10.4).
+  const view = state.tx.eager === true ? 'full' : choice.view;
+  return enter({ ...state, phase: 'data', tx: { ...state.tx, view } }, [
+    { type: 'reply', reply: reply(354, '2.0.0', { view }) },
   ]);
 }
 

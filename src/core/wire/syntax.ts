@@ -87,6 +87,9 @@ export const VERBS: Readonly<Record<Verb, VerbSpec>> = {
       ['digest', true],
       ['signers', false],
       ['cookie', false],
+      // "send=full: the client sends the full view right behind this command, without
+      // waiting for the 354" (§60.10.4, eager data).
+      ['send', false],
     ],
     maxLine: 2048,
   },

@@ -77,6 +77,8 @@ interface Run {
 interface ConverseOptions {
   signer?: typeof KEYS.stranger;
   pipelining?: boolean;
+  /** The client's eagerMax (§60.10.4); the default is the reducer's. */
+  eagerMax?: number;
   /** More jobs for the same session, given one by one whenever it is idle. */
   more?: ClientJob[];
 }
@@ -100,6 +102,7 @@ function converse(
     job,
     ...(o.more === undefined ? {} : { keepOpen: true }),
     ...(o.pipelining === undefined ? {} : { pipelining: o.pipelining }),
+    ...(o.eagerMax === undefined ? {} : { eagerMax: o.eagerMax }),
   });
   const clientOut: Uint8Array[] = [];
   const serverOut: Uint8Array[] = [];
@@ -177,8 +180,10 @@ for (const [name, job] of CASES) {
     const client = dec(concat(t.lines.filter((l) => l.who === 'C').map(lineBytes)));
     const server = dec(concat(t.lines.filter((l) => l.who === 'S').map(lineBytes)));
     const d = t.directives as Record<string, string[]>;
+    // These transcripts show DATA answered with the view the receiver wants: a client that
+    // sends no eager data (send=full, §60.10.4, which only ever gets the full view).
     const lockStep = converse(d, job, { pipelining: false });
-    const piped = converse(d, job);
+    const piped = converse(d, job, { eagerMax: 0 });
     for (const run of [lockStep, piped]) {
       assert.equal(dec(run.client), client);
       assert.equal(dec(run.server), server);
@@ -190,6 +195,18 @@ for (const [name, job] of CASES) {
     else assert.equal(piped.flights, lockStep.flights);
   });
 }
+
+test('client reducer reproduces the client side of transfer-eager.txt: the transaction in one flight', () => {
+  const t = loadTranscripts().find((x) => x.name === 'transfer-eager.txt')!;
+  const run = converse(
+    t.directives as Record<string, string[]>,
+    deliver(['alice@example.net', 'carol@example.net']),
+  );
+  assert.equal(dec(run.client), dec(concat(t.lines.filter((l) => l.who === 'C').map(lineBytes))));
+  assert.equal(dec(run.server), dec(concat(t.lines.filter((l) => l.who === 'S').map(lineBytes))));
+  // HELLO; then RCPT, RCPT, DATA send=full and the chunk; then QUIT.
+  assert.equal(run.flights, 3);
+});
 
 // "A client MAY send all RCPT commands of a transaction and the DATA after them without
 // waiting" (§60.2) — and a server processes them strictly in order, so the client octets
@@ -267,10 +284,11 @@ test('client: a greeting of another version or service is refused at once', () =
   assert.ok(step.actions.some((a) => a.type === 'close'));
 });
 
-test('client (pipelined): all RCPTs fail → the pipelined DATA is refused, no chunk is sent', () => {
+test('client (pipelined, no eager data): all RCPTs fail → the pipelined DATA is refused, no chunk is sent', () => {
   const run = converse(
     { challenge: ['oKGio6SlpqeoqaqrrK2urw'] },
     deliver(['nobody@example.net', 'busy@example.net']),
+    { eagerMax: 0 },
   );
   const text = dec(run.client);
   assert.match(text, /RCPT nobody@example\.net\r\nRCPT busy@example\.net\r\nDATA size=/);
@@ -284,6 +302,76 @@ test('client (pipelined): all RCPTs fail → the pipelined DATA is refused, no c
     ['nobody@example.net 550', 'busy@example.net 450'],
   );
   assert.equal(run.results[0]!.failure, undefined);
+});
+
+test('client (eager data): all RCPTs fail → the DATA is refused and its chunk dropped without a reply', () => {
+  const run = converse(
+    { challenge: ['oKGio6SlpqeoqaqrrK2urw'], eager: ['65536'] },
+    deliver(['nobody@example.net', 'busy@example.net']),
+  );
+  const text = dec(run.client);
+  assert.match(
+    text,
+    /RCPT busy@example\.net\r\nDATA size=\d+ digest=\S+ signers=example\.org send=full\r\nCHUNK \d+ LAST\r\n/,
+  );
+  // Exactly one reply per command: the chunk got none (the server read and dropped it).
+  assert.match(
+    dec(run.server),
+    /450 [^\r]*\r\n503 5\.5\.1 err=NMTP_ERR_TRANSPORT_NO_RECIPIENTS\r\n221 2\.0\.0\r\n$/,
+  );
+  assert.deepEqual(
+    run.results[0]!.recipients.map((r) => `${r.rcpt} ${r.reply.code}`),
+    ['nobody@example.net 550', 'busy@example.net 450'],
+  );
+  assert.equal(run.results[0]!.failure, undefined);
+});
+
+test('client (eager data): RCPTs, DATA send=full and the chunks in one flight; one fewer flight than without', () => {
+  const d = { challenge: ['oKGio6SlpqeoqaqrrK2urw'], eager: ['65536'] };
+  const job = deliver(['alice@example.net', 'dave@example.net']);
+  const eager = converse(d, job);
+  const plain = converse(d, job, { eagerMax: 0 });
+  assert.equal(eager.flights, plain.flights - 1);
+  assert.deepEqual(eager.results, plain.results);
+  assert.deepEqual(
+    eager.results[0]!.recipients.map((r) => `${r.rcpt} ${r.reply.code}`),
+    ['alice@example.net 250', 'dave@example.net 550'],
+  );
+  assert.match(dec(eager.server), /354 2\.0\.0 view=full\r\n/);
+  // Larger than eagerMax: the DATA waits for its 354, as without.
+  const big = converse(d, job, { eagerMax: MESSAGE.length - 1 });
+  assert.equal(big.flights, plain.flights);
+  assert.ok(!dec(big.client).includes('send=full'));
+  // A server that announces less than the message, or nothing, gets no eager data.
+  for (const server of [
+    { ...d, eager: [String(MESSAGE.length - 1)] },
+    { challenge: d.challenge },
+  ]) {
+    const run = converse(server, job);
+    assert.equal(run.flights, plain.flights);
+    assert.ok(!dec(run.client).includes('send=full'));
+    assert.deepEqual(run.results, plain.results);
+  }
+});
+
+test('server: send=full to a server that announced no eager data is 501 and the session closes', () => {
+  const run = new ServerRun({ challenge: ['oKGio6SlpqeoqaqrrK2urw'] });
+  run.takeGreeting();
+  const t = loadTranscripts().find((x) => x.name === 'transfer-eager.txt')!;
+  const hello = t.lines.find((l) => l.who === 'C' && l.text.startsWith('HELLO'))!;
+  assert.match(
+    dec(run.feed(lineBytes(hello))),
+    /^250 2\.0\.0 domain=example\.org proof=pass csv=pass\r\n$/,
+  );
+  run.feed(enc.encode('RCPT alice@example.net\r\n'));
+  const out = dec(
+    run.feed(enc.encode(`DATA size=${MESSAGE.length} digest=${DIGEST} send=full\r\n`)),
+  );
+  assert.match(
+    out,
+    /^501 5\.5\.4 err=NMTP_ERR_TRANSPORT_BAD_ARGUMENT # send=full only up to 0 octets\r\n$/,
+  );
+  assert.equal(run.closed, true);
 });
 
 test('client (pipelined): a 351 among pipelined RCPTs is reported as the redirect it is', () => {
@@ -425,7 +513,7 @@ function proveAnswer(key = KEYS.alice, binding = BINDING, rcpt = 'alice@example.
 function helloed(): Scripted {
   const c = new Scripted({ job: proveJob(), binding: BINDING });
   c.reply(GREETING);
-  c.reply('250 2.0.0 domain=example.org proof=pass csv=pass');
+  c.reply('250 2.0.0 domain=example.org proof=pass csv=pass eager=65536');
   assert.deepEqual(c.sent.slice(1), [`PROVE alice@example.net nonce=${NONCE}`]);
   assert.equal(c.state.phase, 'proving');
   return c;
@@ -436,17 +524,32 @@ test('PROVE ok: the proof over nonce, challenge, server, binding and address hol
   c.reply(proveAnswer());
   assert.deepEqual(c.sent.slice(2), [
     'RCPT alice@example.net',
-    `DATA size=${MESSAGE.length} digest=${DIGEST} signers=example.org`,
+    `DATA size=${MESSAGE.length} digest=${DIGEST} signers=example.org send=full`,
   ]);
+  // Eager data (§60.10.4): the view goes right behind the DATA, before any answer.
+  const kinds = c.actions.map((a) => (a.type === 'command' ? a.command.verb : a.type));
+  assert.equal(kinds.indexOf('send-view'), kinds.indexOf('DATA') + 1);
   c.reply('250 2.1.5 rcpt=alice@example.net');
   c.reply('354 2.0.0 view=full');
-  assert.ok(c.actions.some((a) => a.type === 'send-view'));
+  assert.equal(c.state.phase, 'sending');
   c.event({ type: 'view-sent' });
+  assert.equal(c.state.phase, 'answers');
   c.reply('250 2.0.0 rcpt=alice@example.net id=r-9');
   assert.deepEqual(
     c.result().recipients.map((r) => [r.rcpt, r.reply.code]),
     [['alice@example.net', 250]],
   );
+});
+
+test('eager data: a 354 naming another view than full is out of step: the session fails', () => {
+  const c = new Scripted({ job: deliver(['alice@example.net']) });
+  c.reply(GREETING);
+  c.reply('250 2.0.0 domain=example.org proof=pass csv=pass eager=65536');
+  assert.match(c.sent.at(-1)!, / send=full$/);
+  c.event({ type: 'view-sent' });
+  c.reply('250 2.1.5 rcpt=alice@example.net');
+  c.reply('354 2.0.0 view=headers');
+  assert.ok(c.result().failure !== undefined);
 });
 
 const failedRedirect = (c: Scripted, why: RegExp): void => {

@@ -163,6 +163,7 @@ export class ServerRun {
       this.tState = initialTransferServer({
         serverName: server,
         requireCsv: directives['require-csv']?.[0] === 'yes',
+        ...(directives.eager ? { eagerMax: Number(directives.eager[0]) } : {}),
         ...(directives['max-recipients']
           ? { limits: { maxRecipients: Number(directives['max-recipients'][0]) } }
           : {}),

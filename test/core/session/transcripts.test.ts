@@ -56,6 +56,9 @@ test('there are transcripts for every feature', () => {
     'transfer-error-foreign-cookie.txt',
     'transfer-error-wrong-key.txt',
     'transfer-error-replayed-challenge.txt',
+    'transfer-eager.txt',
+    'transfer-eager-refused.txt',
+    'transfer-error-eager-too-large.txt',
   ]) {
     assert.ok(names.includes(must), must);
   }
@@ -91,6 +94,8 @@ const SPLIT = [
   'transfer-error-lying-chunk.txt',
   'transfer-error-out-of-order.txt',
   'transfer-error-prove.txt',
+  'transfer-eager.txt',
+  'transfer-eager-refused.txt',
 ];
 for (const name of SPLIT) {
   test(`transcript ${name}: every 2-way split of the client octets gives the same server octets`, () => {

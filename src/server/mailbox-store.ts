@@ -1,0 +1,208 @@
+/**
+ * How the mailbox stores a small accepted message: one journal entry (src/store/journal.ts)
+ * per message, made durable with everyone else's by one `fdatasync` — then the answer —
+ * and "materialized" into new/ as the usual `<id>.nmtp` and `<id>.json` files. The journal
+ * is what makes the 250 true; the files in new/ are made durable later, in bulk, and only
+ * then is the journal segment removed (a checkpoint). After a crash the journal is
+ * replayed at startup (`recoverMailbox`), so the files of every acknowledged message are
+ * back in new/. *
+ * Meta of an entry: UTF-8 JSON `{"ids":[…],"records":[…]}` — one id per accepted
+ * recipient and that recipient's `<id>.json` text; the body is the message's octets.
+ *
+ * Materializing runs in the writer's worker thread, after the answer: the file creations
+ * (slow on a journaling file system, which serializes them with the flush) overlap with
+ * the next commit instead of delaying it. A reader sees the files within moments of the
+ * answer; `Mailbox.settled()` waits for them.
+ */
+import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { link, open, readdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { NmtpError } from '../core/errors/index.ts';
+import { fsyncDir } from '../store/durable.ts';
+import { recoverJournal, type Entry } from '../store/journal.ts';
+
+export interface StoredMessage {
+  /** One per accepted recipient: the name of its files in new/. */
+  readonly ids: readonly string[];
+  /** The `<id>.json` text of each id, in the same order. */
+  readonly records: readonly string[];
+  readonly body: Uint8Array;
+}
+
+const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
+export function encodeMeta(m: StoredMessage): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify({ ids: m.ids, records: m.records }));
+}
+
+/** An entry read back; its meta is checked before any file is named after it. */
+export function decodeEntry(e: Entry): StoredMessage {
+  let meta: unknown;
+  try {
+    meta = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(e.meta));
+  } catch {
+    throw new NmtpError('NMTP_ERR_TRANSPORT_JOURNAL_DAMAGED', 'entry meta is not JSON');
+  }
+  const { ids, records } = (meta ?? {}) as { ids?: unknown; records?: unknown };
+  if (
+    !Array.isArray(ids) ||
+    !Array.isArray(records) ||
+    ids.length !== records.length ||
+    !ids.every((id) => typeof id === 'string' && ID_RE.test(id)) ||
+    !records.every((r) => typeof r === 'string')
+  ) {
+    throw new NmtpError('NMTP_ERR_TRANSPORT_JOURNAL_DAMAGED', 'entry meta has the wrong shape');
+  }
+  return { ids: ids as string[], records: records as string[], body: e.body };
+}
+
+/**
+ * Writes the message's files into new/ (each through tmp/ and a rename, so a reader never
+ * sees half a file) and returns their paths. Idempotent: a replay rewrites them whole.
+ * Not durable by itself: the journal entry is, until a checkpoint makes these durable.
+ */
+export async function materialize(maildir: string, m: StoredMessage): Promise<string[]> {
+  const paths: string[] = [];
+  if (m.ids.length === 0) return paths;
+  // Temporary names are fresh on every attempt ('wx'): a replay after a crash never writes
+  // into a file that an earlier attempt already put into new/ under another name.
+  const tmp = (): string => join(maildir, 'tmp', `${randomBytes(9).toString('base64url')}.part`);
+  const part = tmp();
+  await writeFile(part, m.body, { mode: 0o600, flag: 'wx' });
+  try {
+    for (const [i, id] of m.ids.entries()) {
+      const record = tmp();
+      await writeFile(record, m.records[i]!, { mode: 0o600, flag: 'wx' });
+      // The record first: never a message in new/ without its record.
+      await rename(record, join(maildir, 'new', `${id}.json`));
+      const target = join(maildir, 'new', `${id}.nmtp`);
+      if (i === m.ids.length - 1) {
+        await rename(part, target);
+      } else {
+        // One file serves every recipient; each name is put in place by a rename.
+        const l = tmp();
+        await link(part, l);
+        await rename(l, target);
+      }
+      paths.push(join(maildir, 'new', `${id}.json`), target);
+    }
+  } finally {
+    // Renamed into new/ already in the normal case.
+    await unlink(part).catch(() => undefined);
+  }
+  return paths;
+}
+
+/** What an interrupted `materialize` leaves in tmp/; removed before a replay. */
+export async function removeParts(maildir: string): Promise<void> {
+  const dir = join(maildir, 'tmp');
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (name.endsWith('.part')) await unlink(join(dir, name)).catch(() => undefined);
+  }
+}
+
+/** fsync of every path that still exists (a file a reader removed needs none), then new/. */
+export async function fsyncFiles(maildir: string, paths: readonly string[]): Promise<void> {
+  for (const p of paths) {
+    let h;
+    try {
+      h = await open(p, 'r');
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENOENT') continue;
+      throw e;
+    }
+    try {
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+  }
+  await fsyncDir(join(maildir, 'new'));
+}
+
+/**
+ * Replays the journal a crash left (see the module comment). A message a reader had
+ * already taken out of new/ before the crash comes back: at most one checkpoint interval
+ * of messages can be delivered twice, never zero times.
+ */
+export async function recoverMailbox(
+  maildir: string,
+  onDamage: (e: NmtpError) => void,
+): Promise<number> {
+  await removeParts(maildir);
+  const written: string[] = [];
+  return recoverJournal(
+    journalDir(maildir),
+    // An entry that does not decode is thrown as damaged: its segment is kept aside.
+    async (e) => void written.push(...(await materialize(maildir, decodeEntry(e)))),
+    () => fsyncFiles(maildir, written),
+    onDamage,
+  );
+}
+
+export const journalDir = (maildir: string): string => join(maildir, 'journal');
+
+/** Maildirs this process has claimed (by resolved path). */
+const claimed = new Set<string>();
+
+/**
+ * One writer per maildir: a second server on the same maildir would replay (and remove)
+ * the first one's live journal. The claim is `journal/owner` holding the pid; a claim by a
+ * process that no longer runs (a crash) is taken over. Returns the release.
+ */
+export function claimMaildir(maildir: string): () => void {
+  // Within one process the pid says nothing: a second claim is refused here.
+  const key = resolve(maildir);
+  if (claimed.has(key)) {
+    throw new NmtpError(
+      'NMTP_ERR_TRANSPORT_MAILDIR_IN_USE',
+      `${maildir} is served by this process`,
+    );
+  }
+  const release = claimFile(maildir);
+  claimed.add(key);
+  return () => {
+    claimed.delete(key);
+    release();
+  };
+}
+
+function claimFile(maildir: string): () => void {
+  const dir = journalDir(maildir);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const owner = join(dir, 'owner');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(owner, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+      return () => {
+        try {
+          unlinkSync(owner);
+        } catch {
+          // Gone already.
+        }
+      };
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'EEXIST') throw e;
+    }
+    const pid = Number(readFileSync(owner, 'utf8').trim());
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+      throw new NmtpError(
+        'NMTP_ERR_TRANSPORT_MAILDIR_IN_USE',
+        `${maildir} is served by process ${pid} (${owner})`,
+      );
+    }
+    unlinkSync(owner);
+  }
+  throw new NmtpError('NMTP_ERR_TRANSPORT_MAILDIR_IN_USE', `${owner}: could not claim`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it runs, as another user.
+    return (e as { code?: string }).code === 'EPERM';
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * The mailbox writer: the main thread's handle on the writer thread
+ * (mailbox-writer.worker.ts), which journals small accepted messages with group commit and
+ * puts them into new/ (mailbox-store.ts). `store` resolves once the message is durable (in
+ * the journal; its files appear in new/ moments later, `settled` waits for them); it rejects with NMTP_ERR_TRANSPORT_LOCAL (temporary: the sender
+ * tries again) if the write failed or the thread died.
+ *
+ * Starting claims the maildir (one writer per maildir) and replays what a crash left in
+ * the journal before the thread starts; a thread that dies is replaced the same way.
+ */
+import { Worker } from 'node:worker_threads';
+import { NmtpError } from '../core/errors/index.ts';
+import { claimMaildir, recoverMailbox, type StoredMessage } from './mailbox-store.ts';
+import type { FromWriter, ToWriter } from './mailbox-writer.worker.ts';
+
+const WORKER = new URL('./mailbox-writer.worker.ts', import.meta.url);
+
+/**
+ * The thread's entry. Run from TypeScript sources (tsx), a worker does not inherit the
+ * loader: it registers tsx's hooks itself before importing the entry.
+ */
+function spawn(maildir: string): Worker {
+  if (!WORKER.pathname.endsWith('.ts')) return new Worker(WORKER, { workerData: { maildir } });
+  const api = import.meta.resolve('tsx/esm/api');
+  const code =
+    `import(${JSON.stringify(api)}).then((m) => { m.register(); ` +
+    `return import(${JSON.stringify(WORKER.href)}); });`;
+  return new Worker(code, { eval: true, workerData: { maildir } });
+}
+
+export class MailboxWriter {
+  private worker: Worker | undefined;
+  private n = 0;
+  private readonly waiting = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+  private closing: Promise<void> | undefined;
+  private outbox: ToWriter[] = [];
+
+  private constructor(
+    private readonly maildir: string,
+    private readonly release: () => void,
+    private readonly onError: (e: unknown) => void,
+  ) {}
+
+  /** Claims `maildir`, replays its journal, starts the thread. */
+  static async start(
+    maildir: string,
+    onError: (e: unknown) => void = () => undefined,
+  ): Promise<MailboxWriter> {
+    const release = claimMaildir(maildir);
+    try {
+      await recoverMailbox(maildir, onError);
+    } catch (e) {
+      release();
+      throw e;
+    }
+    const w = new MailboxWriter(maildir, release, onError);
+    w.run();
+    return w;
+  }
+
+  store(m: StoredMessage): Promise<void> {
+    if (this.closing !== undefined || this.worker === undefined) {
+      return Promise.reject(new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'mailbox writer closed'));
+    }
+    const n = ++this.n;
+    return new Promise((resolve, reject) => {
+      this.wait(n, { resolve, reject });
+      this.post({ kind: 'store', n, ...m });
+    });
+  }
+
+  /**
+   * Messages for the thread go out once per turn of the event loop, together: with many
+   * sessions, one postMessage (one structured clone, one wake-up) carries many messages.
+   */
+  private post(m: ToWriter): void {
+    this.outbox.push(m);
+    if (this.outbox.length === 1) setImmediate(() => this.flushOutbox());
+  }
+
+  private flushOutbox(): void {
+    const batch = this.outbox;
+    this.outbox = [];
+    if (batch.length > 0) this.worker?.postMessage(batch);
+  }
+
+  /** Resolves once every message stored so far has its files in new/. */
+  settled(): Promise<void> {
+    if (this.closing !== undefined || this.worker === undefined) return Promise.resolve();
+    const n = ++this.n;
+    return new Promise((resolve) => {
+      // A thread that dies meanwhile settles it too (its journal is replayed first).
+      this.wait(n, { resolve, reject: () => resolve() });
+      this.post({ kind: 'settle', n });
+    });
+  }
+
+  close(): Promise<void> {
+    this.closing ??= new Promise<void>((resolve) => {
+      const w = this.worker;
+      if (w === undefined) return resolve();
+      // The process stays up until the thread's last checkpoint is done.
+      w.ref();
+      w.once('exit', () => resolve());
+      this.flushOutbox();
+      w.postMessage([{ kind: 'close' }] satisfies ToWriter[]);
+    }).finally(() => this.release());
+    return this.closing;
+  }
+
+  private run(): void {
+    const w = spawn(this.maildir);
+    // The thread keeps the process alive only while something waits on it (a store, a
+    // settle, close): an idle writer does not hold a process that is otherwise done.
+    w.unref();
+    this.worker = w;
+    w.on('message', (m: FromWriter) => {
+      switch (m.kind) {
+        case 'stored':
+          for (const n of m.n) this.settle(n);
+          break;
+        case 'failed':
+          for (const n of m.n) this.settle(n, m.message);
+          break;
+        case 'settled':
+          this.settle(m.n);
+          break;
+        case 'warning':
+          this.onError(new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', `mailbox writer: ${m.message}`));
+          break;
+        case 'closed':
+          break;
+      }
+    });
+    w.on('error', (e) => this.onError(e));
+    w.on('exit', (code) => {
+      for (const n of [...this.waiting.keys()]) this.settle(n, `writer thread exited (${code})`);
+      if (this.worker !== w || this.closing !== undefined) return;
+      // Died: replay what it committed (its files may be missing), then a fresh thread.
+      this.worker = undefined;
+      recoverMailbox(this.maildir, this.onError).then(
+        () => {
+          if (this.closing === undefined) this.run();
+        },
+        (e: unknown) => this.onError(e),
+      );
+    });
+  }
+
+  private wait(n: number, p: { resolve: () => void; reject: (e: Error) => void }): void {
+    if (this.waiting.size === 0) this.worker?.ref();
+    this.waiting.set(n, p);
+  }
+
+  private settle(n: number, failure?: string): void {
+    const p = this.waiting.get(n);
+    if (p === undefined) return;
+    this.waiting.delete(n);
+    if (this.waiting.size === 0 && this.closing === undefined) this.worker?.unref();
+    if (failure === undefined) p.resolve();
+    else p.reject(new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', `mailbox store: ${failure}`));
+  }
+}

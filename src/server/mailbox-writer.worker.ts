@@ -1,0 +1,209 @@
+/**
+ * The mailbox writer's thread (started by src/server/mailbox-writer.ts). Its loop:
+ *
+ *   1. take every message that arrived since the last round (they queue while it flushes:
+ *      that is the group commit),
+ *   2. append them to the journal and `fdatasync` once (blocking: this thread serves no
+ *      socket),
+ *   3. answer each (the session then answers 250): accepted means in the journal,
+ *   4. materialize each into new/ (no fsync: the journal covers them), asynchronously, so
+ *      the next round's commit does not wait for file creation.
+ *
+ * A segment is sealed when it reaches SEGMENT_BYTES, is SEGMENT_MS old, or the writer has
+ * been idle for IDLE_MS; a sealed segment is removed once the files it produced are
+ * durable (a checkpoint: one `syncfs` of the file system holding new/ through coreutils'
+ * `sync --file-system`, or, where that is missing, an fsync of every file).
+ */
+import { execFile } from 'node:child_process';
+import { open, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parentPort, workerData } from 'node:worker_threads';
+import { JournalWriter } from '../store/journal.ts';
+import {
+  encodeMeta,
+  fsyncFiles,
+  journalDir,
+  materialize,
+  type StoredMessage,
+} from './mailbox-store.ts';
+
+export type ToWriter =
+  | ({ readonly kind: 'store'; readonly n: number } & StoredMessage)
+  /** Answered once everything stored before it is in new/. */
+  | { readonly kind: 'settle'; readonly n: number }
+  | { readonly kind: 'close' };
+export type FromWriter =
+  | { readonly kind: 'stored'; readonly n: readonly number[] }
+  | { readonly kind: 'failed'; readonly n: readonly number[]; readonly message: string }
+  | { readonly kind: 'settled'; readonly n: number }
+  | { readonly kind: 'warning'; readonly message: string }
+  | { readonly kind: 'closed' };
+
+export const SEGMENT_BYTES = 8 * 1024 * 1024;
+export const SEGMENT_MS = 2000;
+export const IDLE_MS = 500;
+
+type Store = Extract<ToWriter, { kind: 'store' }>;
+
+/** A segment's materializations: running, and the paths of those done. */
+interface SegmentFiles {
+  readonly running: Set<Promise<void>>;
+  readonly paths: string[];
+}
+
+const port = parentPort!;
+const { maildir } = workerData as { maildir: string };
+const journal = new JournalWriter(journalDir(maildir));
+const post = (m: FromWriter): void => port.postMessage(m);
+
+let queue: (Store | Extract<ToWriter, { kind: 'settle' }>)[] = [];
+let scheduled = false;
+let current: SegmentFiles = { running: new Set(), paths: [] };
+const sealed: { path: string; files: SegmentFiles }[] = [];
+/** Committed but not materialized (a failed write): retried; no checkpoint meanwhile. */
+const unmaterialized: { m: StoredMessage; files: SegmentFiles }[] = [];
+let checkpointing: Promise<void> | undefined;
+let idle: NodeJS.Timeout | undefined;
+
+// The main thread posts its messages in batches, one per turn of its event loop.
+port.on('message', (batch: readonly ToWriter[]) => {
+  for (const m of batch) {
+    if (m.kind === 'close') {
+      void close();
+      return;
+    }
+    queue.push(m);
+  }
+  if (!scheduled) {
+    scheduled = true;
+    setImmediate(round);
+  }
+});
+
+function round(): void {
+  scheduled = false;
+  const items = queue;
+  queue = [];
+  if (items.length === 0) return;
+  const batch = items.filter((m): m is Store => m.kind === 'store');
+  if (batch.length > 0) commit(batch);
+  for (const s of items) {
+    if (s.kind === 'settle') void settled().then(() => post({ kind: 'settled', n: s.n }));
+  }
+  if (journal.bytes >= SEGMENT_BYTES || Date.now() - journal.startedAt >= SEGMENT_MS) {
+    seal();
+    void checkpoint();
+  }
+  clearTimeout(idle);
+  idle = setTimeout(() => {
+    retryUnmaterialized();
+    seal();
+    void checkpoint();
+  }, IDLE_MS);
+}
+
+function commit(batch: readonly Store[]): void {
+  try {
+    for (const m of batch) journal.append(encodeMeta(m), m.body);
+    journal.commit(Date.now());
+  } catch (e) {
+    // Not acknowledged: the session answers 451 and the sender tries again. What reached
+    // the segment stays in it (at worst a duplicate after a replay); a fresh segment
+    // starts, so a torn tail is only ever at a segment's end.
+    journal.discardPending();
+    seal();
+    post({ kind: 'failed', n: batch.map((m) => m.n), message: String(e) });
+    return;
+  }
+  post({ kind: 'stored', n: batch.map((m) => m.n) });
+  for (const m of batch) startMaterialize(m, current);
+}
+
+function startMaterialize(m: StoredMessage, files: SegmentFiles): void {
+  const p = materialize(maildir, m).then(
+    (paths) => void files.paths.push(...paths),
+    (e: unknown) => {
+      // Committed: the message is safe in the journal and will be written again.
+      unmaterialized.push({ m, files });
+      post({ kind: 'warning', message: `materializing ${m.ids.join(',')}: ${String(e)}` });
+    },
+  );
+  files.running.add(p);
+  void p.finally(() => files.running.delete(p));
+}
+
+function retryUnmaterialized(): void {
+  for (const u of unmaterialized.splice(0)) startMaterialize(u.m, u.files);
+}
+
+/** Every materialization started so far has finished (retries included). */
+async function settled(): Promise<void> {
+  for (;;) {
+    const running = [current, ...sealed.map((s) => s.files)].flatMap((f) => [...f.running]);
+    if (running.length === 0) return;
+    await Promise.all(running);
+  }
+}
+
+function seal(): void {
+  const path = journal.rotate();
+  if (path !== undefined) sealed.push({ path, files: current });
+  current = { running: new Set(), paths: [] };
+}
+
+/** Removes sealed segments once their files are durable; one checkpoint at a time. */
+function checkpoint(): Promise<void> {
+  checkpointing ??= (async () => {
+    while (sealed.length > 0) {
+      const take = sealed.splice(0);
+      await Promise.all(take.flatMap((s) => [...s.files.running]));
+      try {
+        if (unmaterialized.some((u) => take.some((s) => s.files === u.files))) {
+          throw new Error('some messages are not in new/ yet');
+        }
+        await durable(take.flatMap((s) => s.files.paths));
+        for (const s of take) await unlink(s.path);
+        await syncDir(journalDir(maildir));
+      } catch (e) {
+        sealed.unshift(...take);
+        post({ kind: 'warning', message: `checkpoint: ${String(e)}` });
+        break;
+      }
+    }
+  })().finally(() => {
+    checkpointing = undefined;
+  });
+  return checkpointing;
+}
+
+/** One syncfs for the file system of new/; an fsync per file where `sync -f` is missing. */
+function durable(paths: readonly string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile('sync', ['--file-system', join(maildir, 'new')], (err) => {
+      if (err === null) resolve();
+      else fsyncFiles(maildir, paths).then(resolve, reject);
+    });
+  });
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const h = await open(dir, 'r');
+  try {
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}
+
+async function close(): Promise<void> {
+  round();
+  clearTimeout(idle);
+  retryUnmaterialized();
+  await settled();
+  seal();
+  await checkpointing;
+  await checkpoint();
+  journal.close();
+  post({ kind: 'closed' });
+  port.close();
+}
