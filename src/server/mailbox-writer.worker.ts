@@ -6,8 +6,9 @@
  *   2. append them to the journal and `fdatasync` once (blocking: this thread serves no
  *      socket),
  *   3. answer each (the session then answers 250): accepted means in the journal,
- *   4. materialize each into new/ (no fsync: the journal covers them), asynchronously, so
- *      the next round's commit does not wait for file creation.
+ *   4. materialize each into new/ (no fsync: the journal covers them; blocking calls,
+ *      cheaper in CPU than the thread pool's promises); messages that arrive meanwhile
+ *      wait for the next round's commit, which makes the batches larger under load.
  *
  * A segment is sealed when it reaches SEGMENT_BYTES, is SEGMENT_MS old, or the writer has
  * been idle for IDLE_MS; a sealed segment is removed once the files it produced are
@@ -45,9 +46,8 @@ export const IDLE_MS = 500;
 
 type Store = Extract<ToWriter, { kind: 'store' }>;
 
-/** A segment's materializations: running, and the paths of those done. */
+/** The paths a segment's messages were materialized to. */
 interface SegmentFiles {
-  readonly running: Set<Promise<void>>;
   readonly paths: string[];
 }
 
@@ -58,7 +58,7 @@ const post = (m: FromWriter): void => port.postMessage(m);
 
 let queue: (Store | Extract<ToWriter, { kind: 'settle' }>)[] = [];
 let scheduled = false;
-let current: SegmentFiles = { running: new Set(), paths: [] };
+let current: SegmentFiles = { paths: [] };
 const sealed: { path: string; files: SegmentFiles }[] = [];
 /** Committed but not materialized (a failed write): retried; no checkpoint meanwhile. */
 const unmaterialized: { m: StoredMessage; files: SegmentFiles }[] = [];
@@ -87,9 +87,9 @@ function round(): void {
   if (items.length === 0) return;
   const batch = items.filter((m): m is Store => m.kind === 'store');
   if (batch.length > 0) commit(batch);
-  for (const s of items) {
-    if (s.kind === 'settle') void settled().then(() => post({ kind: 'settled', n: s.n }));
-  }
+  // Everything stored before a settle is in new/ once this round is done (retries aside).
+  retryUnmaterialized();
+  for (const s of items) if (s.kind === 'settle') post({ kind: 'settled', n: s.n });
   if (journal.bytes >= SEGMENT_BYTES || Date.now() - journal.startedAt >= SEGMENT_MS) {
     seal();
     void checkpoint();
@@ -120,35 +120,23 @@ function commit(batch: readonly Store[]): void {
 }
 
 function startMaterialize(m: StoredMessage, files: SegmentFiles): void {
-  const p = materialize(maildir, m).then(
-    (paths) => void files.paths.push(...paths),
-    (e: unknown) => {
-      // Committed: the message is safe in the journal and will be written again.
-      unmaterialized.push({ m, files });
-      post({ kind: 'warning', message: `materializing ${m.ids.join(',')}: ${String(e)}` });
-    },
-  );
-  files.running.add(p);
-  void p.finally(() => files.running.delete(p));
+  try {
+    files.paths.push(...materialize(maildir, m));
+  } catch (e) {
+    // Committed: the message is safe in the journal and will be written again.
+    unmaterialized.push({ m, files });
+    post({ kind: 'warning', message: `materializing ${m.ids.join(',')}: ${String(e)}` });
+  }
 }
 
 function retryUnmaterialized(): void {
   for (const u of unmaterialized.splice(0)) startMaterialize(u.m, u.files);
 }
 
-/** Every materialization started so far has finished (retries included). */
-async function settled(): Promise<void> {
-  for (;;) {
-    const running = [current, ...sealed.map((s) => s.files)].flatMap((f) => [...f.running]);
-    if (running.length === 0) return;
-    await Promise.all(running);
-  }
-}
-
 function seal(): void {
   const path = journal.rotate();
   if (path !== undefined) sealed.push({ path, files: current });
-  current = { running: new Set(), paths: [] };
+  current = { paths: [] };
 }
 
 /** Removes sealed segments once their files are durable; one checkpoint at a time. */
@@ -156,7 +144,6 @@ function checkpoint(): Promise<void> {
   checkpointing ??= (async () => {
     while (sealed.length > 0) {
       const take = sealed.splice(0);
-      await Promise.all(take.flatMap((s) => [...s.files.running]));
       try {
         if (unmaterialized.some((u) => take.some((s) => s.files === u.files))) {
           throw new Error('some messages are not in new/ yet');
@@ -199,7 +186,6 @@ async function close(): Promise<void> {
   round();
   clearTimeout(idle);
   retryUnmaterialized();
-  await settled();
   seal();
   await checkpointing;
   await checkpoint();
