@@ -11,7 +11,8 @@
  *            --only 4KBx10,1MBx50 (cells), --per-connection (NMTP: one job per connection),
  *            --keep-profiles (with --profile: keep the .cpuprofile files and print where),
  *            --no-journal (the NMTP mailbox stores each message in its own fsync'd file, as
- *            the SMTP side does: separates what the protocol gains from what storage does)
+ *            the SMTP side does), --same-store (the SMTP receiver stores through the NMTP
+ *            mailbox's journal): each separates what storage gains from the rest
  *
  * Fairness (the same for both sides):
  * - Each side runs in two fresh child processes per cell (receiver, sender), so the sender
@@ -70,6 +71,7 @@ import {
 } from '../src/client/transfer.ts';
 import { generateSelfSigned } from '../src/server/certs.ts';
 import { serveMailbox, type Serving } from '../src/server/serve.ts';
+import { MailboxWriter } from '../src/server/mailbox-writer.ts';
 import { fsyncDir } from '../src/store/durable.ts';
 
 type Side = 'nmtp' | 'smtp';
@@ -137,6 +139,8 @@ interface ChildArgs {
   side: Side;
   /** NMTP receiver: journal with group commit (default), or a fsync'd file per message. */
   journal: boolean;
+  /** SMTP receiver: store through the same journal as the NMTP mailbox (--same-store). */
+  sameStore: boolean;
   role: Role;
   dir: string;
   perConnection: boolean;
@@ -183,6 +187,8 @@ function localTxt(name: string): TxtAnswer {
 
 /** The NMTP receiver, to wait for its files in new/ before counting them. */
 let nmtpServing: Serving | undefined;
+/** With --same-store, the SMTP receiver stores through the NMTP mailbox's journal. */
+let smtpJournal: MailboxWriter | undefined;
 
 async function startReceiver(a: ChildArgs): Promise<number> {
   if (a.side === 'nmtp') {
@@ -203,6 +209,7 @@ async function startReceiver(a: ChildArgs): Promise<number> {
     return s.port;
   }
   for (const d of ['tmp', 'new']) mkdirSync(join(a.dir, d), { recursive: true, mode: 0o700 });
+  if (a.sameStore) smtpJournal = await MailboxWriter.start(a.dir, (e) => console.error(e));
   const server = new SMTPServer({
     secure: true,
     key: readFileSync(a.keyFile),
@@ -216,8 +223,22 @@ async function startReceiver(a: ChildArgs): Promise<number> {
     disableReverseLookup: true,
     maxClients: 1000,
     size: 64 * 1024 * 1024,
-    onData(stream, _session, callback) {
+    onData(stream, session, callback) {
       void (async () => {
+        if (smtpJournal !== undefined) {
+          // --same-store: the NMTP mailbox's own journal, so only protocol and server differ.
+          const chunks: Buffer[] = [];
+          for await (const chunk of stream) chunks.push(chunk as Buffer);
+          if (stream.sizeExceeded) throw new Error('message too big');
+          const id = randomUUID();
+          const record = JSON.stringify({ rcpt: RCPT, received: 0, client: session.remoteAddress });
+          await smtpJournal.store({
+            ids: [id],
+            records: [`${record}\n`],
+            body: Buffer.concat(chunks),
+          });
+          return id;
+        }
         const id = randomUUID();
         const tmp = join(a.dir, 'tmp', id);
         const h = await open(tmp, 'wx', 0o600);
@@ -351,6 +372,7 @@ type ParentMsg =
   | { type: 'rss' }
   | { type: 'profile-start' }
   | { type: 'profile-stop'; tag: string }
+  | { type: 'cpu' }
   | { type: 'exit' };
 
 async function child(a: ChildArgs): Promise<void> {
@@ -389,10 +411,17 @@ async function child(a: ChildArgs): Promise<void> {
         case 'run':
           reply({ type: 'done', ...(await runLoad(sender!, m.n, sessions)) });
           return;
+        case 'cpu': {
+          // CPU time of the whole process, every thread (the mailbox writer's too), µs.
+          const c = process.cpuUsage();
+          reply({ type: 'cpu', us: c.user + c.system });
+          return;
+        }
         case 'rss': {
           // The receiver's count of stored messages, to check that every one arrived (a
           // journalled message's files appear in new/ moments after its answer).
           await nmtpServing?.mailbox.settled();
+          await smtpJournal?.settled();
           const stored =
             a.role === 'recv'
               ? readdirSync(join(a.dir, 'new')).filter((f) => !f.endsWith('.json')).length
@@ -491,6 +520,8 @@ interface CellResult {
   mode: Record<Side, string>;
   totals: Record<Side, Totals>;
   rss: Record<Side, Record<Role, { base: number; peak: number }>>;
+  /** CPU µs (all threads) each process used during the measured rounds. */
+  cpu: Record<Side, Record<Role, number>>;
 }
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -517,6 +548,7 @@ async function runCell(
       dir,
       perConnection: o.perConnection,
       journal: o.journal,
+      sameStore: o.sameStore,
       profDir: o.profDir,
       ...cert,
     };
@@ -540,6 +572,9 @@ async function runCell(
     await peers[side].send.ask({ type: 'run', n: warm }); // warm-up: JIT, pooled connections
   }
   const all = sides.flatMap((side) => [peers[side].recv, peers[side].send]);
+  const cpuNow = async (): Promise<number[]> =>
+    (await Promise.all(all.map((p) => p.ask({ type: 'cpu' })))).map((r) => r.us as number);
+  const cpuBefore = await cpuNow();
   // Profiles cover the measured rounds only (not start-up, module loading or warm-up).
   if (o.profile) await Promise.all(all.map((p) => p.ask({ type: 'profile-start' })));
   for (let round = 0; round < o.rounds; round++) {
@@ -554,6 +589,12 @@ async function runCell(
       t.rounds.push((n * 1000) / r.elapsedMs);
     }
   }
+  const cpuAfter = await cpuNow();
+  const used = cpuAfter.map((x, i) => x - cpuBefore[i]!);
+  const cpu = {
+    nmtp: { recv: used[0]!, send: used[1]! },
+    smtp: { recv: used[2]!, send: used[3]! },
+  };
   if (o.profile)
     await Promise.all(
       all.map((p) => p.ask({ type: 'profile-stop', tag: `${size.replace(' ', '')}x${sessions}` })),
@@ -579,7 +620,7 @@ async function runCell(
   await Promise.all(sides.flatMap((s) => [peers[s].send.stop(), peers[s].recv.stop()]));
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
   for (const side of sides) totals[side].latencies.sort((x, y) => x - y);
-  return { size, sessions, octets, mode, totals, rss };
+  return { size, sessions, octets, mode, totals, rss, cpu };
 }
 
 interface Options {
@@ -593,6 +634,7 @@ interface Options {
   profDir: string;
   keepProfiles: boolean;
   journal: boolean;
+  sameStore: boolean;
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -612,6 +654,7 @@ function parseOptions(argv: readonly string[]): Options {
     profDir: mkdtempSync(join(tmpdir(), 'nmtp-bench-prof-')),
     keepProfiles: argv.includes('--keep-profiles'),
     journal: !argv.includes('--no-journal'),
+    sameStore: argv.includes('--same-store'),
   };
 }
 
@@ -628,6 +671,19 @@ function printTables(results: readonly CellResult[]): void {
     const p = (s: Side, q: number): string => fmt(percentile(r.totals[s].latencies, q));
     console.log(
       `| ${r.size} | ${r.sessions} | ${fmt(rate('nmtp'))} | ${fmt(rate('smtp'))} | **${fmt(rate('nmtp') / rate('smtp'), 2)}×** | ${p('nmtp', 50)} | ${p('smtp', 50)} | ${p('nmtp', 99)} | ${p('smtp', 99)} |`,
+    );
+  }
+  // CPU per message: less noisy than a rate on a shared machine (a stolen core slows a
+  // run down but does not add CPU time to it).
+  console.log(
+    '\n| message | sessions | CPU µs/msg: NMTP receiver | NMTP sender | SMTP receiver | SMTP sender | **NMTP ÷ SMTP, both ends** |',
+  );
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const r of results) {
+    const per = (s: Side, role: Role): number => r.cpu[s][role] / r.totals[s].n;
+    const total = (s: Side): number => per(s, 'recv') + per(s, 'send');
+    console.log(
+      `| ${r.size} | ${r.sessions} | ${fmt(per('nmtp', 'recv'), 0)} | ${fmt(per('nmtp', 'send'), 0)} | ${fmt(per('smtp', 'recv'), 0)} | ${fmt(per('smtp', 'send'), 0)} | **${fmt(total('nmtp') / total('smtp'), 2)}×** |`,
     );
   }
   console.log(
@@ -792,6 +848,9 @@ async function main(): Promise<void> {
   console.log(`\nNMTP sender: ${first.mode.nmtp}\nSMTP sender: ${first.mode.smtp}`);
   console.log(
     `NMTP receiver stores: ${o.journal ? 'journal, group commit (default)' : "a fsync'd file per message (--no-journal)"}`,
+  );
+  console.log(
+    `SMTP receiver stores: ${o.sameStore ? "the NMTP mailbox's journal (--same-store)" : "a fsync'd file per message, directory fsync'd (default)"}`,
   );
   printTables(results);
   console.log(
