@@ -5,7 +5,8 @@
  * is what makes the 250 true; the files in new/ are made durable later, in bulk, and only
  * then is the journal segment removed (a checkpoint). After a crash the journal is
  * replayed at startup (`recoverMailbox`), so the files of every acknowledged message are
- * back in new/. *
+ * back in new/.
+ *
  * Meta of an entry: UTF-8 JSON `{"ids":[…],"records":[…]}` — one id per accepted
  * recipient and that recipient's `<id>.json` text; the body is the message's octets.
  *
@@ -15,10 +16,19 @@
  * at one session, bench/transport.bench.ts). A reader sees the files moments after the
  * answer; `Mailbox.settled()` waits for them.
  */
-import { linkSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import {
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
 import { open, readdir, unlink } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
 import { NmtpError } from '../core/errors/index.ts';
 import { fsyncDir } from '../store/durable.ts';
 import { recoverJournal, type Entry } from '../store/journal.ts';
@@ -106,7 +116,11 @@ export async function removeParts(maildir: string): Promise<void> {
   }
 }
 
-/** fsync of every path that still exists (a file a reader removed needs none), then new/. */
+/**
+ * fsync of every path that still exists, then new/ — the checkpoint where `sync -f`
+ * (one syncfs) is not available. A file a reader already moved out of new/ is skipped: a
+ * reader that moves a message (as a mail reader moves new/ to cur/) fsyncs it itself.
+ */
 export async function fsyncFiles(maildir: string, paths: readonly string[]): Promise<void> {
   for (const p of paths) {
     let h;
@@ -150,58 +164,117 @@ export async function recoverMailbox(
 
 export const journalDir = (maildir: string): string => join(maildir, 'journal');
 
-/** Maildirs this process has claimed (by resolved path). */
+/** Maildirs this process has claimed (by real path). */
 const claimed = new Set<string>();
 
 /**
  * One writer per maildir: a second server on the same maildir would replay (and remove)
- * the first one's live journal. The claim is `journal/owner` holding the pid; a claim by a
- * process that no longer runs (a crash) is taken over. Returns the release.
+ * the first one's live journal, and answer 250 for entries in a segment nobody replays.
+ *
+ * On Linux the claim is a kernel lock: a listening socket in the abstract namespace named
+ * after the maildir's real path. Only one process can hold it, and it goes away with the
+ * process (a crash leaves nothing stale to judge). Elsewhere (or if that socket cannot be
+ * made) the claim is `journal/owner` alone, created atomically (a complete file linked
+ * into place); a claim whose process no longer runs is taken over — that check cannot see
+ * across pid namespaces, and two starters taking over one stale claim at the same instant
+ * could both win, which the kernel lock rules out. `journal/owner` always names the
+ * holder's pid, for people. Returns the release.
  */
-export function claimMaildir(maildir: string): () => void {
+export async function claimMaildir(maildir: string): Promise<() => void> {
+  mkdirSync(journalDir(maildir), { recursive: true, mode: 0o700 });
+  const key = realpathSync(maildir);
   // Within one process the pid says nothing: a second claim is refused here.
-  const key = resolve(maildir);
   if (claimed.has(key)) {
     throw new NmtpError(
       'NMTP_ERR_TRANSPORT_MAILDIR_IN_USE',
       `${maildir} is served by this process`,
     );
   }
-  const release = claimFile(maildir);
   claimed.add(key);
-  return () => {
+  let lock: Server | undefined;
+  try {
+    lock = await kernelLock(maildir, key);
+    const releaseFile = claimFile(maildir, lock !== undefined);
+    return () => {
+      claimed.delete(key);
+      releaseFile();
+      lock?.close();
+    };
+  } catch (e) {
     claimed.delete(key);
-    release();
-  };
+    lock?.close();
+    throw e;
+  }
 }
 
-function claimFile(maildir: string): () => void {
-  const dir = journalDir(maildir);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const owner = join(dir, 'owner');
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      writeFileSync(owner, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
-      return () => {
-        try {
-          unlinkSync(owner);
-        } catch {
-          // Gone already.
-        }
-      };
-    } catch (e) {
-      if ((e as { code?: string }).code !== 'EEXIST') throw e;
-    }
-    const pid = Number(readFileSync(owner, 'utf8').trim());
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+async function kernelLock(maildir: string, key: string): Promise<Server | undefined> {
+  if (process.platform !== 'linux') return undefined;
+  const name = `\0nmtp-maildir-${createHash('sha256').update(key).digest('hex').slice(0, 40)}`;
+  const server = createServer();
+  try {
+    await new Promise<void>((ok, fail) => {
+      server.once('error', fail);
+      server.listen(name, ok);
+    });
+  } catch (e) {
+    server.close();
+    if ((e as { code?: string }).code === 'EADDRINUSE') {
       throw new NmtpError(
         'NMTP_ERR_TRANSPORT_MAILDIR_IN_USE',
-        `${maildir} is served by process ${pid} (${owner})`,
+        `${maildir} is served by another process (${join(journalDir(maildir), 'owner')} names it)`,
       );
     }
-    unlinkSync(owner);
+    return undefined; // no abstract sockets here: the owner file alone
   }
-  throw new NmtpError('NMTP_ERR_TRANSPORT_MAILDIR_IN_USE', `${owner}: could not claim`);
+  // It holds the lock, never the process.
+  server.unref();
+  return server;
+}
+
+/** `journal/owner` with our pid, written whole and then put in place. */
+function claimFile(maildir: string, locked: boolean): () => void {
+  const owner = join(journalDir(maildir), 'owner');
+  const mine = `${process.pid}\n`;
+  const temp = `${owner}.${process.pid}.${randomBytes(6).toString('hex')}`;
+  writeFileSync(temp, mine, { mode: 0o600 });
+  const release = (): void => {
+    try {
+      // Only our own claim: never another process's.
+      if (readFileSync(owner, 'utf8') === mine) unlinkSync(owner);
+    } catch {
+      // Gone already.
+    }
+  };
+  try {
+    if (locked) {
+      // The lock is ours: whatever the file says is stale.
+      renameSync(temp, owner);
+      return release;
+    }
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        linkSync(temp, owner);
+        return release;
+      } catch (e) {
+        if ((e as { code?: string }).code !== 'EEXIST') throw e;
+      }
+      const pid = Number(readFileSync(owner, 'utf8').trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+        throw new NmtpError(
+          'NMTP_ERR_TRANSPORT_MAILDIR_IN_USE',
+          `${maildir} is served by process ${pid} (${owner})`,
+        );
+      }
+      unlinkSync(owner);
+    }
+    throw new NmtpError('NMTP_ERR_TRANSPORT_MAILDIR_IN_USE', `${owner}: could not claim`);
+  } finally {
+    try {
+      unlinkSync(temp);
+    } catch {
+      // Renamed into place.
+    }
+  }
 }
 
 function alive(pid: number): boolean {

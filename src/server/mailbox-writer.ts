@@ -34,6 +34,8 @@ export class MailboxWriter {
   private readonly waiting = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
   private closing: Promise<void> | undefined;
   private outbox: ToWriter[] = [];
+  /** Restarts of the thread after it died (the pause before the next grows with it). */
+  private restarts = 0;
 
   private constructor(
     private readonly maildir: string,
@@ -46,7 +48,7 @@ export class MailboxWriter {
     maildir: string,
     onError: (e: unknown) => void = () => undefined,
   ): Promise<MailboxWriter> {
-    const release = claimMaildir(maildir);
+    const release = await claimMaildir(maildir);
     try {
       await recoverMailbox(maildir, onError);
     } catch (e) {
@@ -117,6 +119,7 @@ export class MailboxWriter {
     w.on('message', (m: FromWriter) => {
       switch (m.kind) {
         case 'stored':
+          this.restarts = 0;
           for (const n of m.n) this.settle(n);
           break;
         case 'failed':
@@ -138,18 +141,41 @@ export class MailboxWriter {
       if (this.worker !== w || this.closing !== undefined) return;
       // Died: replay what it committed (its files may be missing), then a fresh thread.
       this.worker = undefined;
-      recoverMailbox(this.maildir, this.onError).then(
-        () => {
-          if (this.closing === undefined) this.run();
-        },
-        (e: unknown) => this.onError(e),
-      );
+      this.restartLater(code);
     });
   }
 
   private wait(n: number, p: { resolve: () => void; reject: (e: Error) => void }): void {
     if (this.waiting.size === 0) this.worker?.ref();
     this.waiting.set(n, p);
+  }
+
+  /**
+   * A fresh thread after a pause that grows while it keeps dying (a thread that cannot
+   * start must not spin); the journal is replayed first. Meanwhile stores are refused
+   * (451: the sender tries again).
+   */
+  private restartLater(code: number): void {
+    this.restarts++;
+    const pause = Math.min(100 * 2 ** Math.min(this.restarts, 9), 30_000);
+    this.onError(
+      new NmtpError(
+        'NMTP_ERR_TRANSPORT_LOCAL',
+        `mailbox writer exited (${code}); restart in ${pause} ms`,
+      ),
+    );
+    setTimeout(() => {
+      if (this.closing !== undefined) return;
+      recoverMailbox(this.maildir, this.onError).then(
+        () => {
+          if (this.closing === undefined) this.run();
+        },
+        (e: unknown) => {
+          this.onError(e);
+          this.restartLater(code);
+        },
+      );
+    }, pause).unref();
   }
 
   private settle(n: number, failure?: string): void {

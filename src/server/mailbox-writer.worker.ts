@@ -64,6 +64,7 @@ const sealed: { path: string; files: SegmentFiles }[] = [];
 const unmaterialized: { m: StoredMessage; files: SegmentFiles }[] = [];
 let checkpointing: Promise<void> | undefined;
 let idle: NodeJS.Timeout | undefined;
+let closing = false;
 
 // The main thread posts its messages in batches, one per turn of its event loop.
 port.on('message', (batch: readonly ToWriter[]) => {
@@ -94,12 +95,25 @@ function round(): void {
     seal();
     void checkpoint();
   }
+  armIdle(IDLE_MS);
+}
+
+/**
+ * When no message comes for a while: retry what could not be written, seal, checkpoint;
+ * and again, backing off, while anything is left (a quiet server still gets its files into
+ * new/ and its journal emptied once the disk recovers).
+ */
+function armIdle(ms: number): void {
   clearTimeout(idle);
+  // Closing: the last checkpoint is close()'s, and no timer may keep the thread alive.
+  if (closing) return;
   idle = setTimeout(() => {
     retryUnmaterialized();
     seal();
-    void checkpoint();
-  }, IDLE_MS);
+    void checkpoint().then(() => {
+      if (unmaterialized.length > 0 || sealed.length > 0) armIdle(Math.min(ms * 2, 30_000));
+    });
+  }, ms);
 }
 
 function commit(batch: readonly Store[]): void {
@@ -139,23 +153,31 @@ function seal(): void {
   current = { paths: [] };
 }
 
-/** Removes sealed segments once their files are durable; one checkpoint at a time. */
+/**
+ * Removes sealed segments once their files are durable, oldest first, up to the first
+ * one with a message not yet in new/; one checkpoint at a time.
+ */
 function checkpoint(): Promise<void> {
   checkpointing ??= (async () => {
-    while (sealed.length > 0) {
-      const take = sealed.splice(0);
-      try {
-        if (unmaterialized.some((u) => take.some((s) => s.files === u.files))) {
-          throw new Error('some messages are not in new/ yet');
-        }
-        await durable(take.flatMap((s) => s.files.paths));
-        for (const s of take) await unlink(s.path);
-        await syncDir(journalDir(maildir));
-      } catch (e) {
-        sealed.unshift(...take);
-        post({ kind: 'warning', message: `checkpoint: ${String(e)}` });
-        break;
+    const blocked = (s: { files: SegmentFiles }): boolean =>
+      unmaterialized.some((u) => u.files === s.files);
+    let ready = sealed.findIndex(blocked);
+    if (ready < 0) ready = sealed.length;
+    const take = sealed.slice(0, ready);
+    if (take.length === 0) return;
+    try {
+      await durable(take.flatMap((s) => s.files.paths));
+      for (const s of take) {
+        // Gone already (an earlier checkpoint that failed after it): done all the same.
+        await unlink(s.path).catch((e: NodeJS.ErrnoException) => {
+          if (e.code !== 'ENOENT') throw e;
+        });
+        sealed.splice(sealed.indexOf(s), 1);
       }
+      await syncDir(journalDir(maildir));
+    } catch (e) {
+      // What was removed stays removed; the rest waits for the next checkpoint.
+      post({ kind: 'warning', message: `checkpoint: ${String(e)}` });
     }
   })().finally(() => {
     checkpointing = undefined;
@@ -183,6 +205,7 @@ async function syncDir(dir: string): Promise<void> {
 }
 
 async function close(): Promise<void> {
+  closing = true;
   round();
   clearTimeout(idle);
   retryUnmaterialized();

@@ -63,12 +63,15 @@ export async function serveMailbox(o: ServeOptions): Promise<Serving> {
     ...(o.minPoll === undefined ? {} : { minPoll: o.minPoll }),
     ...(o.maxPoll === undefined ? {} : { maxPoll: o.maxPoll }),
   });
-  const listening = await listen(o, async (socket, ip) =>
-    runTransferSession(socket, ip, {
+  const listening = await listen(o, async (socket, ip) => {
+    // Eager data unless the policy holds preview recipients (read per session).
+    const eagerMax = await mailbox.eagerMax();
+    // Gone while the policy was read: no session to run (its 'close' has fired already).
+    if (socket.destroyed) return;
+    return runTransferSession(socket, ip, {
       config: {
         serverName: o.serverName,
-        // Eager data unless the policy holds preview recipients (read per session).
-        eagerMax: await mailbox.eagerMax(),
+        eagerMax,
         ...(o.requireCsv === undefined ? {} : { requireCsv: o.requireCsv }),
         ...(o.limits === undefined ? {} : { limits: o.limits }),
       },
@@ -78,8 +81,8 @@ export async function serveMailbox(o: ServeOptions): Promise<Serving> {
       ...(userKeys === undefined ? {} : { userKeys: (rcpt: string) => userKeys.get(rcpt) }),
       ...(o.timeoutScale === undefined ? {} : { timeoutScale: o.timeoutScale }),
       ...(o.onError === undefined ? {} : { onError: o.onError }),
-    }),
-  ).catch(async (e: unknown) => {
+    });
+  }).catch(async (e: unknown) => {
     // Not serving: release the maildir (its writer thread and claim).
     await mailbox.close();
     throw e;

@@ -158,8 +158,12 @@ export function runSession<S, E extends { type: string }, A extends { type: stri
         if (closed) break;
         const item = decoder.next();
         if (item === NEED_MORE) {
+          if (out.length === 0) break;
+          // The flush may wait for 'drain'; a timeout or the peer's end that arrives
+          // meanwhile is queued for this loop (drain() returns at once while it runs), so
+          // look again before stopping.
           await flush();
-          break;
+          continue;
         }
         if (item === END) {
           await step({ type: 'closed' });

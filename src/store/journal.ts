@@ -88,6 +88,11 @@ export function scanSegment(bytes: Uint8Array): Scan {
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let at = 0;
   while (at < bytes.length) {
+    // A power cut during a write can leave the file longer than what reached the disk,
+    // the rest reading as zeros: a torn write (never acknowledged), not damage.
+    if (bytes[at] === 0 && bytes.subarray(at).every((b) => b === 0)) {
+      return { entries, state: 'torn', end: at };
+    }
     if (bytes.length - at < ENTRY_HEAD)
       return { entries, state: tornOrDamaged(bytes, at), end: at };
     if (!MAGIC.every((b, i) => bytes[at + i] === b)) return { entries, state: 'damaged', end: at };

@@ -18,10 +18,12 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { NmtpError } from '../../src/core/errors/index.ts';
 import { JournalWriter, listSegments } from '../../src/store/journal.ts';
 import {
@@ -248,65 +250,103 @@ async function deadPid(): Promise<number> {
   return child.pid;
 }
 
-test('claimMaildir: claim and release; a second claim in the same process is refused; our own pid left by a crash is taken over', () => {
+test('claimMaildir: claim and release; a second claim in the same process is refused, by any path; a stale file naming our pid is taken over', async () => {
   const maildir = freshMaildir();
   const owner = join(journalDir(maildir), 'owner');
-  const release = claimMaildir(maildir);
+  const release = await claimMaildir(maildir);
   assert.equal(readFileSync(owner, 'utf8'), `${process.pid}\n`);
-  // The pid cannot tell two writers of one process apart: the process keeps its own list.
-  assert.equal(
-    codeOf(() => claimMaildir(join(maildir, '.'))),
-    'NMTP_ERR_TRANSPORT_MAILDIR_IN_USE',
-  );
+  // The pid cannot tell two writers of one process apart: the process keeps its own list,
+  // by real path (an alias or a symlink is the same maildir).
+  const alias = `${maildir}-link`;
+  symlinkSync(maildir, alias);
+  for (const other of [join(maildir, '.'), alias]) {
+    await assert.rejects(claimMaildir(other), { code: 'NMTP_ERR_TRANSPORT_MAILDIR_IN_USE' });
+  }
   release();
   assert.equal(existsSync(owner), false);
   release(); // gone already: no error
   // A file naming this very pid, left by an earlier process (a restarted container gets the
-  // same pid): nobody in this process holds it, so it is stale.
+  // same pid): nobody holds the claim, so it is stale.
   writeFileSync(owner, `${process.pid}\n`);
-  const again = claimMaildir(maildir);
+  const again = await claimMaildir(maildir);
   assert.equal(readFileSync(owner, 'utf8'), `${process.pid}\n`);
+  // Release removes only our own claim: a file someone else wrote since stays.
+  writeFileSync(owner, '12345\n');
   again();
-  assert.equal(existsSync(owner), false);
+  assert.equal(readFileSync(owner, 'utf8'), '12345\n');
 });
 
-test('claimMaildir: a live other process owns it: MAILDIR_IN_USE, the claim left alone', async () => {
+/** A child process holding the claim on `maildir` until killed; resolves once it holds it. */
+async function holder(maildir: string): Promise<{ pid: number; stop: () => Promise<void> }> {
+  const store = fileURLToPath(new URL('../../src/server/mailbox-store.ts', import.meta.url));
+  const code =
+    `import { claimMaildir } from ${JSON.stringify(store)};` +
+    `await claimMaildir(${JSON.stringify(maildir)}); console.log('claimed');` +
+    'setInterval(() => undefined, 1000);';
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      if (d.toString().includes('claimed')) resolve();
+    });
+    child.once('exit', () => reject(new Error('the holder exited')));
+  });
+  return {
+    pid: child.pid!,
+    stop: async () => {
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+test('claimMaildir: another process holding the claim: MAILDIR_IN_USE; once it dies (SIGKILL), the claim is free', async () => {
   const maildir = freshMaildir();
   const owner = join(journalDir(maildir), 'owner');
-  const child = spawn('sleep', ['30'], { stdio: 'ignore' });
-  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const h = await holder(maildir);
   try {
-    assert.ok(child.pid !== undefined);
-    mkdirSync(journalDir(maildir), { recursive: true });
-    writeFileSync(owner, `${child.pid}\n`);
-    assert.equal(
-      codeOf(() => claimMaildir(maildir)),
-      'NMTP_ERR_TRANSPORT_MAILDIR_IN_USE',
-    );
-    assert.equal(readFileSync(owner, 'utf8'), `${child.pid}\n`);
-    // MailboxWriter.start refuses the same way (and replays nothing).
+    assert.equal(readFileSync(owner, 'utf8'), `${h.pid}\n`);
+    await assert.rejects(claimMaildir(maildir), { code: 'NMTP_ERR_TRANSPORT_MAILDIR_IN_USE' });
+    // MailboxWriter.start refuses the same way (and replays nothing); the claim stays.
     await assert.rejects(MailboxWriter.start(maildir), (e: unknown) => {
       assert.ok(e instanceof NmtpError);
       assert.equal(e.code, 'NMTP_ERR_TRANSPORT_MAILDIR_IN_USE');
       return true;
     });
-    assert.equal(readFileSync(owner, 'utf8'), `${child.pid}\n`);
+    assert.equal(readFileSync(owner, 'utf8'), `${h.pid}\n`);
   } finally {
-    child.kill('SIGKILL');
-    await exited;
+    await h.stop();
   }
+  // A crash leaves journal/owner behind; it does not hold the maildir.
+  assert.equal(readFileSync(owner, 'utf8'), `${h.pid}\n`);
+  const release = await claimMaildir(maildir);
+  assert.equal(readFileSync(owner, 'utf8'), `${process.pid}\n`);
+  release();
 });
 
-test('claimMaildir: a dead owner (a crash) or an unreadable claim is taken over', async () => {
+test('claimMaildir: a stale journal/owner (a dead pid, garbage, empty) is taken over', async () => {
   const maildir = freshMaildir();
   const owner = join(journalDir(maildir), 'owner');
   mkdirSync(journalDir(maildir), { recursive: true });
-  for (const stale of [`${await deadPid()}\n`, '', 'garbage\n', '-5\n']) {
-    writeFileSync(owner, stale);
-    const release = claimMaildir(maildir);
-    assert.equal(readFileSync(owner, 'utf8'), `${process.pid}\n`, JSON.stringify(stale));
-    release();
-    assert.equal(existsSync(owner), false);
+  const stale = [`${await deadPid()}\n`, '', 'garbage\n', '-5\n'];
+  // On Linux the claim is the kernel lock: a file naming a live process that does not hold
+  // it (a reused pid) is stale too.
+  const sleeper = spawn('sleep', ['30'], { stdio: 'ignore' });
+  const slept = new Promise((resolve) => sleeper.once('exit', resolve));
+  if (process.platform === 'linux') stale.push(`${sleeper.pid}\n`);
+  try {
+    for (const text of stale) {
+      writeFileSync(owner, text);
+      const release = await claimMaildir(maildir);
+      assert.equal(readFileSync(owner, 'utf8'), `${process.pid}\n`, JSON.stringify(text));
+      release();
+      assert.equal(existsSync(owner), false);
+    }
+  } finally {
+    sleeper.kill('SIGKILL');
+    await slept;
   }
 });
 

@@ -397,3 +397,17 @@ test('an empty body on a zero-length ArrayBuffer is written with the CRC of its 
     assert.equal(scan.entries.length, 2);
   }
 });
+
+test('a zero-filled tail (the size reached the disk, the data did not) is a torn write, not damage', () => {
+  const { bytes } = segmentOf(three);
+  for (const zeros of [1, 15, 16, 4096]) {
+    const withTail = Buffer.concat([bytes, Buffer.alloc(zeros)]);
+    const scan = scanSegment(withTail);
+    assert.equal(scan.state, 'torn', `${zeros} zeros`);
+    assert.equal(scan.entries.length, three.length);
+    assert.equal(scan.end, bytes.length);
+  }
+  // Zeros followed by anything else are damage.
+  const mixed = Buffer.concat([bytes, Buffer.alloc(20), Buffer.from('x')]);
+  assert.equal(scanSegment(mixed).state, 'damaged');
+});

@@ -397,7 +397,7 @@ function dataCommand(job: Job, eager = false): A {
  */
 function eagerFor(state: S, job: DeliverJob): boolean {
   const limit = Math.min(state.config.eagerMax ?? EAGER_MAX, state.serverEager, EAGER_MAX);
-  return job.size <= limit;
+  return limit > 0 && job.size <= limit;
 }
 
 function rcptCommand(job: DeliverJob, rcpt: string): A {
