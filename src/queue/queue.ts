@@ -30,7 +30,7 @@ import {
   type RetryPolicy,
 } from './schedule.ts';
 import { QueueStore } from './store.ts';
-import type { QueuedSubmission } from './types.ts';
+import type { CookieEndpoint, QueuedSubmission } from './types.ts';
 
 /** One transfer job for the deliver function. */
 export interface DeliverRequest {
@@ -43,7 +43,9 @@ export interface DeliverRequest {
    */
   readonly message: MessageSource | undefined;
   /** For cookie jobs: where the cookie was issued (the receiver binds it there). */
-  readonly endpoint?: Endpoint;
+  readonly endpoint?: CookieEndpoint;
+  /** For cookie jobs: the recipient the cookie is for. */
+  readonly rcpt?: string;
 }
 
 /**
@@ -56,7 +58,7 @@ export interface DeliverOutcome {
   readonly recipients: readonly {
     readonly rcpt: string;
     readonly reply: Reply;
-    readonly endpoint?: Endpoint;
+    readonly endpoint?: CookieEndpoint;
   }[];
   readonly endpoint?: Endpoint;
   readonly failure?: SessionFailure;
@@ -310,7 +312,7 @@ export class Queue {
     for (const w of dueCookieWork(s, this.now())) {
       if (w.kind === 'deliver') continue;
       const domain = w.rcpt.slice(w.rcpt.lastIndexOf('@') + 1);
-      const ep = w.endpoint === undefined ? {} : { endpoint: w.endpoint };
+      const ep = { rcpt: w.rcpt, ...(w.endpoint === undefined ? {} : { endpoint: w.endpoint }) };
       const job: ClientJob = { kind: w.kind, cookie: w.cookie };
       const result = await this.call({ domain, job, message: undefined, ...ep });
       const reply = isResult(result) ? result.recipients[0]?.reply : undefined;

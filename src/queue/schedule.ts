@@ -12,9 +12,14 @@
  */
 import { NmtpError } from '../core/errors/index.ts';
 import type { Reply } from '../core/wire/index.ts';
-import type { Endpoint } from '../client/transfer.ts';
 import type { DeliverOutcome } from './queue.ts';
-import { isFinal, type LastResult, type QueuedRecipient, type QueuedSubmission } from './types.ts';
+import {
+  isFinal,
+  type CookieEndpoint,
+  type LastResult,
+  type QueuedRecipient,
+  type QueuedSubmission,
+} from './types.ts';
 
 export interface RetryPolicy {
   /** Seconds before the second attempt; each later interval is `factor` times the last. */
@@ -57,7 +62,7 @@ export type Work =
       readonly kind: 'status' | 'giveup';
       readonly rcpt: string;
       readonly cookie: string;
-      readonly endpoint?: Endpoint;
+      readonly endpoint?: CookieEndpoint;
     };
 
 export const domainOf = (rcpt: string): string => rcpt.slice(rcpt.lastIndexOf('@') + 1);
@@ -143,7 +148,7 @@ export function applyReply(
   reply: Reply,
   now: number,
   p: RetryPolicy,
-  endpoint?: Endpoint,
+  endpoint?: CookieEndpoint,
 ): QueuedRecipient {
   const last = lastOf(reply, now);
   const counted = r.state === 'pending' ? { attempts: r.attempts + 1 } : {};

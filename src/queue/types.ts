@@ -6,6 +6,15 @@
 import type { RecipientStatus } from '../core/session/index.ts';
 import type { Endpoint } from '../client/transfer.ts';
 
+/**
+ * Where a cookie was issued. `fingerprint` is set when that endpoint was a redirect
+ * target: it holds the recipient's key and must prove it again on every later session
+ * (STATUS, GIVEUP, DATA on the cookie; §60.10.8), since nothing else authenticates it.
+ */
+export interface CookieEndpoint extends Endpoint {
+  readonly fingerprint?: string;
+}
+
 export type RecipientState = RecipientStatus['state'];
 
 /** The reply (or local failure) that last changed a recipient, for people and logs. */
@@ -30,7 +39,7 @@ export interface QueuedRecipient {
   readonly nextAt: number;
   /** Deferred: the receiver's cookie, where it was issued, and the window it gave (§60.10.5). */
   readonly cookie?: string;
-  readonly endpoint?: Endpoint;
+  readonly endpoint?: CookieEndpoint;
   readonly min?: number;
   readonly max?: number;
   readonly cookieExpires?: number;

@@ -286,6 +286,10 @@ before(async () => {
       ...dnsArg,
       '--user-key',
       `bob@example.net=${files.bobKey}`,
+      '--min-poll',
+      '1',
+      '--max-poll',
+      '2',
     ],
     1,
   );
@@ -383,14 +387,50 @@ test('GIVEUP from the CLI ends the wait on both sides', async () => {
   assert.equal(readdirSync(join(files.mailB, 'held')).filter((f) => f.endsWith('.nmtp')).length, 0);
 });
 
+test('a redirect target defers: the queue polls that target only, proving the key again (a certificate nobody trusts); approved there, accepted, stored once', async () => {
+  const policy = join(files.mailC, 'policy.json');
+  writeFileSync(policy, JSON.stringify({ defer: ['bob@example.net'] }));
+  const heldAtC = (): string[] =>
+    readdirSync(join(files.mailC, 'held')).filter((f) => f.endsWith('.nmtp'));
+  try {
+    const atC = accepted(files.mailC).length;
+    const bobAtB = accepted(files.mailB).filter((x) => x.rcpt === 'bob@example.net').length;
+    const msg = join(dir, 'held-at-c.nmtp');
+    writeFileSync(msg, aliceMessage('held at C'));
+    const id = ok(
+      nmtp(['submit', ...submitArgs(), '--to', 'bob@example.net', '--file', msg]),
+    ).trim();
+    assert.equal((await settledStatus(id)).get('bob@example.net'), 'deferred');
+    assert.equal(heldAtC().length, 1);
+    // Polls go by (every 1–2 s): each proves bob's key at C again. The cookie is C's, so
+    // neither a STATUS to the domain ("unknown cookie") nor a second delivery happens.
+    await sleep(4000);
+    assert.equal((await settledStatus(id)).get('bob@example.net'), 'deferred');
+    assert.equal(heldAtC().length, 1);
+    const cookie = heldAtC()[0]!.replace(/\.nmtp$/, '');
+    ok(nmtp(['mailbox', 'approve', cookie, '--maildir', files.mailC]));
+    let state = '';
+    for (let i = 0; i < 120 && state !== 'accepted'; i++) {
+      await sleep(250);
+      state = (await settledStatus(id)).get('bob@example.net') ?? '';
+    }
+    assert.equal(state, 'accepted');
+    assert.equal(accepted(files.mailC).length, atC + 1);
+    assert.equal(accepted(files.mailB).filter((x) => x.rcpt === 'bob@example.net').length, bobAtB);
+  } finally {
+    rmSync(policy, { force: true });
+  }
+});
+
 test('the redirect target is down: the sender falls back to the domain with redirect=failed and the message is stored there', async () => {
+  const atC = accepted(files.mailC).length;
   await stop(serverC);
   const msg = join(dir, 'second.nmtp');
   writeFileSync(msg, aliceMessage('second'));
   const id = ok(nmtp(['submit', ...submitArgs(), '--to', 'bob@example.net', '--file', msg])).trim();
   assert.equal((await settledStatus(id)).get('bob@example.net'), 'accepted');
   await storedFor(files.mailB, 'bob@example.net');
-  assert.equal(accepted(files.mailC).length, 1); // only the first message
+  assert.equal(accepted(files.mailC).length, atC); // nothing more reached C
 });
 
 test('CERTIFY a user key, then AUTH KEY with it; SIGN returns the message signed by the domain', () => {

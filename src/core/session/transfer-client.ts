@@ -58,11 +58,13 @@ export type ClientJob =
       readonly size: number;
       readonly digest: string;
       readonly signers: readonly string[];
+      /** The cookie was issued by a redirect target: PROVE its key again first (§60.10.8). */
+      readonly prove?: ProveRequest;
     }
-  | { readonly kind: 'status'; readonly cookie: string }
-  | { readonly kind: 'giveup'; readonly cookie: string }
+  | { readonly kind: 'status'; readonly cookie: string; readonly prove?: ProveRequest }
+  | { readonly kind: 'giveup'; readonly cookie: string; readonly prove?: ProveRequest }
   /** Several STATUS/GIVEUP, pipelined; one result per operation, in order. */
-  | { readonly kind: 'cookies'; readonly ops: readonly CookieOp[] };
+  | { readonly kind: 'cookies'; readonly ops: readonly CookieOp[]; readonly prove?: ProveRequest };
 
 export interface TransferClientConfig {
   /** Our domain (A-label) and the selector of the key that signs proofs. */
@@ -312,11 +314,11 @@ export function transferClient(state: S, event: TransferClientEvent): Out {
       ]);
     }
     case 'prove-verified':
-      if (state.phase !== 'prove-check' || state.job?.kind !== 'deliver') {
+      if (state.phase !== 'prove-check' || state.job === undefined) {
         return { state, actions: [] };
       }
       return event.ok
-        ? startDeliver(state, state.job)
+        ? startProven(state, state.job)
         : redirectFailed(state, state.job, 'the proof does not verify');
     case 'view-sent':
       // An eager view is written before the DATA is answered; the 354 then finds it sent.
@@ -345,14 +347,21 @@ export function transferClient(state: S, event: TransferClientEvent): Out {
 }
 
 function startJob(state: S, job: Job): Out {
+  if (job.prove !== undefined) {
+    // "sends PROVE <a> nonce=<fresh ≥16 octets>" before anything else (§60.10.8) — also
+    // before STATUS, GIVEUP or DATA on a cookie the target issued: the key proof is what
+    // authenticates that endpoint, every time.
+    return go({ ...state, phase: 'proving', pending: [{ kind: 'prove' }] }, [
+      cmd('PROVE', [job.prove.rcpt], { nonce: job.prove.nonce }),
+    ]);
+  }
+  return startProven(state, job);
+}
+
+/** The job's own commands (after PROVE, if it needed one). */
+function startProven(state: S, job: Job): Out {
   switch (job.kind) {
     case 'deliver':
-      if (job.prove !== undefined) {
-        // "sends PROVE <a> nonce=<fresh ≥16 octets>" before anything else (§60.10.8).
-        return go({ ...state, phase: 'proving', pending: [{ kind: 'prove' }] }, [
-          cmd('PROVE', [job.prove.rcpt], { nonce: job.prove.nonce }),
-        ]);
-      }
       return startDeliver(state, job);
     case 'data-on-cookie':
       return go({ ...state, phase: 'data', accepted: [job.cookie], pending: [{ kind: 'data' }] }, [
@@ -451,8 +460,21 @@ function nextRcpt(state: S, job: DeliverJob): Out {
  * wire) temporary failure NMTP_ERR_TRANSPORT_REDIRECT_FAILED, and the host falls back to
  * the normal path (§60.10.8 step 4).
  */
-function redirectFailed(state: S, job: DeliverJob, why: string): Out {
-  const results = job.recipients.map((rcpt) => ({ rcpt, reply: redirectFailure(rcpt, why) }));
+function redirectFailed(state: S, job: Job, why: string): Out {
+  const rcpt = job.prove?.rcpt ?? '';
+  const fail = (cookie: string): RecipientResult => ({
+    rcpt,
+    reply: redirectFailure(rcpt, why),
+    cookie,
+  });
+  // Nothing is sent to an endpoint that did not prove the key: each recipient, or each
+  // cookie operation, gets the failure (temporary: the host tries again later).
+  const results: RecipientResult[] =
+    job.kind === 'deliver'
+      ? job.recipients.map((r) => ({ rcpt: r, reply: redirectFailure(r, why) }))
+      : job.kind === 'cookies'
+        ? job.ops.map((o) => fail(o.cookie))
+        : [fail(job.cookie)];
   return endJob({ ...state, results: [...state.results, ...results] });
 }
 
@@ -477,7 +499,7 @@ export function isRedirectLoop(r: Reply): boolean {
   return r.params.err === 'NMTP_ERR_TRANSPORT_REDIRECT_FAILED' && r.enhanced === '4.4.6';
 }
 
-function onProveReply(state: S, job: DeliverJob, r: Reply): Out {
+function onProveReply(state: S, job: Job, r: Reply): Out {
   const prove = job.prove!;
   if (r.code !== 250) {
     const err = r.params.err ?? String(r.code);
@@ -591,7 +613,7 @@ function onReply(state: S, r: Reply): Out {
       return job === undefined ? toIdle(s, []) : startJob(s, job);
     }
     case 'proving':
-      return job?.kind === 'deliver' ? onProveReply(state, job, r) : abort(state, r);
+      return job?.prove !== undefined ? onProveReply(state, job, r) : abort(state, r);
     case 'rcpt':
     case 'data': {
       const p = state.pending[0];

@@ -552,6 +552,54 @@ test('eager data: a 354 naming another view than full is out of step: the sessio
   assert.ok(c.result().failure !== undefined);
 });
 
+test('a cookie issued by a redirect target: PROVE first, then STATUS; a bad proof sends no STATUS', () => {
+  const prove = {
+    rcpt: 'alice@example.net',
+    fingerprint: fingerprint(KEYS.alice.publicKey),
+    nonce: NONCE,
+  };
+  const ok = new Scripted({ job: { kind: 'status', cookie: 'ck-7', prove }, binding: BINDING });
+  ok.reply(GREETING);
+  ok.reply('250 2.0.0 domain=example.org proof=pass csv=pass');
+  assert.deepEqual(ok.sent.slice(1), [`PROVE alice@example.net nonce=${NONCE}`]);
+  ok.reply(proveAnswer());
+  assert.equal(ok.sent.at(-1), 'STATUS ck-7');
+  ok.reply('250 2.0.0 cookie=ck-7 rcpt=alice@example.net state=accepted id=r-1');
+  assert.deepEqual(
+    ok.result().recipients.map((r) => [r.cookie, r.reply.code, r.reply.params.state]),
+    [['ck-7', 250, 'accepted']],
+  );
+
+  for (const job of [
+    { kind: 'status', cookie: 'ck-7', prove },
+    {
+      kind: 'cookies',
+      ops: [
+        { op: 'status', cookie: 'ck-7' },
+        { op: 'giveup', cookie: 'ck-8' },
+      ],
+      prove,
+    },
+  ] as ClientJob[]) {
+    const bad = new Scripted({ job, binding: BINDING });
+    bad.reply(GREETING);
+    bad.reply('250 2.0.0 domain=example.org proof=pass csv=pass');
+    bad.reply(proveAnswer(KEYS.stranger));
+    // Nothing about the cookie reaches an endpoint that did not prove the key.
+    assert.ok(!bad.sent.some((l) => l.startsWith('STATUS') || l.startsWith('GIVEUP')));
+    const r = bad.result();
+    assert.equal(r.failure, undefined);
+    assert.deepEqual(
+      r.recipients.map((x) => [x.cookie, x.reply.code, x.reply.params.err]),
+      (job.kind === 'cookies' ? ['ck-7', 'ck-8'] : ['ck-7']).map((c) => [
+        c,
+        451,
+        'NMTP_ERR_TRANSPORT_REDIRECT_FAILED',
+      ]),
+    );
+  }
+});
+
 const failedRedirect = (c: Scripted, why: RegExp): void => {
   const r = c.result();
   assert.equal(r.failure, undefined);
