@@ -10,8 +10,6 @@ import { connect as tcpConnect } from 'node:net';
 import { connect as tlsConnect, TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { readWireItems } from '../net/read.ts';
-import { SessionTimer } from '../net/timer.ts';
-import { writeSocket } from '../net/write.ts';
 import { NmtpError } from '../core/errors/index.ts';
 import {
   PROVE_EXPORTER_LABEL,
@@ -25,7 +23,8 @@ import {
   type View,
 } from '../core/session/index.ts';
 import { ed25519, toBase64url, type SigningKey } from '../core/sign/index.ts';
-import { encodeChunk, encodeCommand, WireDecoder, type Reply } from '../core/wire/index.ts';
+import { encodeChunk, encodeCommand, type Reply } from '../core/wire/index.ts';
+import { ClientHost } from './host.ts';
 import { bytesSource, type MessageSource } from './source.ts';
 
 export interface ClientIdentity {
@@ -127,12 +126,10 @@ const asSource = (m: Source): MessageSource | undefined =>
  * A session on an open socket. The first job comes with the constructor; with `keepOpen`,
  * `run` gives it more after each result, and `finish` QUITs.
  */
-export class ClientSession {
-  private readonly decoder = new WireDecoder('client');
+export class ClientSession extends ClientHost<TransferClientEvent> {
   private state: TransferClientState;
-  private readonly timer: SessionTimer;
-  private closing = false;
-  private chain: Promise<void> = Promise.resolve();
+  /** Reports the result of the step being performed, when the step is done. */
+  private finished: (() => void) | undefined;
   private current:
     { source: MessageSource | undefined; resolve: (r: JobResult) => void } | undefined;
   /** True between a job's end and the next one (a kept session). */
@@ -147,7 +144,7 @@ export class ClientSession {
   readonly ended: Promise<void>;
 
   constructor(
-    private readonly socket: Duplex,
+    socket: Duplex,
     readonly endpoint: Endpoint,
     private readonly identity: ClientIdentity,
     first: ClientJob,
@@ -155,10 +152,7 @@ export class ClientSession {
     firstDone: (r: JobResult) => void,
     o: ConnectOptions & { readonly keepOpen?: boolean } = {},
   ) {
-    this.timer = new SessionTimer(
-      () => void this.dispatch({ type: 'timeout' }),
-      o.timeoutScale ?? 1,
-    );
+    super(socket, o.timeoutScale ?? 1);
     this.state = initialTransferClient({
       domain: identity.domain,
       selector: identity.selector,
@@ -216,27 +210,16 @@ export class ClientSession {
     this.socket.destroy();
   }
 
+  private report(): void {
+    const f = this.finished;
+    this.finished = undefined;
+    f?.();
+  }
+
   private settle(r: JobResult): void {
     const c = this.current;
     this.current = undefined;
     c?.resolve(r);
-  }
-
-  /** An idle kept session does not keep the process alive (the pool may hold it). */
-  private ref(on: boolean): void {
-    const s = this.socket as Duplex & { ref?: () => void; unref?: () => void };
-    if (on) s.ref?.();
-    else s.unref?.();
-  }
-
-  /** seconds 0: no timer (the idle and sending states have none of their own). */
-  private setTimer(seconds: number): void {
-    this.timer.set(seconds);
-  }
-
-  /** Writes `bytes` with backpressure (src/net/write.ts); nothing once closing. */
-  private write(bytes: Uint8Array, flushed = false): Promise<void> {
-    return this.closing ? Promise.resolve() : writeSocket(this.socket, bytes, flushed);
   }
 
   /**
@@ -282,17 +265,9 @@ export class ClientSession {
   private async perform(a: TransferClientAction): Promise<TransferClientEvent | undefined> {
     switch (a.type) {
       case 'command':
-        await this.write(encodeCommand(a.command));
-        return undefined;
       case 'set-timer':
-        this.setTimer(a.seconds);
-        return undefined;
       case 'close':
-        if (!this.closing) {
-          this.closing = true;
-          this.setTimer(0);
-          this.socket.end();
-        }
+        await this.performBase(a);
         return undefined;
       case 'sign-proof':
         // "NMTP-AUTH-1" LF challenge LF server-name LF identity, signed with the domain key
@@ -306,13 +281,19 @@ export class ClientSession {
         return { type: 'prove-verified', ok: ed25519.verify(a.key, a.input, a.proof) };
       case 'send-view':
         return this.sendView(a.view);
-      case 'result':
-        this.settle({
+      case 'result': {
+        // Reported once the step's other actions are done (see dispatch), to the job it
+        // belongs to: `ready` may hand the session to the next job before that.
+        const job = this.current;
+        this.current = undefined;
+        const r: JobResult = {
           endpoint: this.endpoint,
           recipients: a.recipients,
           ...(a.failure === undefined ? {} : { failure: a.failure }),
-        });
+        };
+        this.finished = () => job?.resolve(r);
         return undefined;
+      }
       case 'ready':
         this.idle = true;
         this.ref(false);
@@ -325,7 +306,7 @@ export class ClientSession {
     }
   }
 
-  private dispatch(event: TransferClientEvent): Promise<void> {
+  protected dispatch(event: TransferClientEvent): Promise<void> {
     this.chain = this.chain.then(async () => {
       const events: TransferClientEvent[] = [event];
       for (let ev = events.shift(); ev !== undefined; ev = events.shift()) {
@@ -354,6 +335,7 @@ export class ClientSession {
             const next = await this.perform(a);
             if (next) events.push(next);
           } catch (e) {
+            this.report();
             // A local failure (the message file, a bug): the job fails, the session is dropped.
             this.settle({
               endpoint: this.endpoint,
@@ -365,6 +347,9 @@ export class ClientSession {
             return;
           }
         }
+        // The job's result goes out after the rest of its step: a caller that runs the next
+        // job as soon as it has the result finds the session idle already (`ready`).
+        this.report();
       }
     });
     return this.chain;

@@ -15,8 +15,6 @@
 import { open, stat } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
 import { readWireItems } from '../net/read.ts';
-import { SessionTimer } from '../net/timer.ts';
-import { writeSocket } from '../net/write.ts';
 import { NmtpError, isErrorCode } from '../core/errors/index.ts';
 import {
   SUBMISSION_CLIENT_STATES,
@@ -32,11 +30,10 @@ import { ed25519, toBase64url, type SigningKey } from '../core/sign/index.ts';
 import {
   DEFAULT_WIRE_LIMITS,
   encodeChunk,
-  encodeCommand,
   printReplyLine,
-  WireDecoder,
   type Command,
 } from '../core/wire/index.ts';
+import { ClientHost } from './host.ts';
 import { openConnection, type ConnectOptions, type Endpoint } from './transfer.ts';
 
 /** A password login (AUTH PLAIN) or a key login (AUTH KEY: the key signs the challenge). */
@@ -70,12 +67,8 @@ interface Entry {
 const CHUNK = DEFAULT_WIRE_LIMITS.maxChunk;
 
 /** A session on an open connection. Use `SubmissionClient.connect`. */
-export class SubmissionClient {
-  private readonly decoder = new WireDecoder('client');
+export class SubmissionClient extends ClientHost<SubmissionClientEvent> {
   private state: SubmissionClientState;
-  private readonly timer: SessionTimer;
-  private closing = false;
-  private chain: Promise<void> = Promise.resolve();
   /** Serialises queueing, so that jobs keep the order of the calls (file sizes are awaited). */
   private queueing: Promise<unknown> = Promise.resolve();
   private readonly entries: Entry[] = [];
@@ -83,14 +76,11 @@ export class SubmissionClient {
   readonly ended: Promise<void>;
 
   private constructor(
-    private readonly socket: Duplex,
+    socket: Duplex,
     readonly endpoint: Endpoint,
     o: SubmissionOptions,
   ) {
-    this.timer = new SessionTimer(
-      () => void this.dispatch({ type: 'timeout' }),
-      o.timeoutScale ?? 1,
-    );
+    super(socket, o.timeoutScale ?? 1);
     this.state = initialSubmissionClient({
       keepOpen: true,
       ...(o.maxPayload === undefined ? {} : { maxPayload: o.maxPayload }),
@@ -225,22 +215,6 @@ export class SubmissionClient {
     });
   }
 
-  /** An idle session does not keep the process alive. */
-  private ref(on: boolean): void {
-    const s = this.socket as Duplex & { ref?: () => void; unref?: () => void };
-    if (on) s.ref?.();
-    else s.unref?.();
-  }
-
-  /** seconds 0: no timer (the idle and sending states have none of their own). */
-  private setTimer(seconds: number): void {
-    this.timer.set(seconds);
-  }
-
-  private write(bytes: Uint8Array): Promise<void> {
-    return this.closing ? Promise.resolve() : writeSocket(this.socket, bytes);
-  }
-
   /** The message of the job in progress, in chunks of at most 1 MiB, the last one LAST. */
   private async sendMessage(size: number): Promise<void> {
     const body = this.entries[0]?.body;
@@ -286,17 +260,9 @@ export class SubmissionClient {
   private async perform(a: SubmissionClientAction): Promise<SubmissionClientEvent | undefined> {
     switch (a.type) {
       case 'command':
-        await this.write(encodeCommand(a.command));
-        return undefined;
       case 'set-timer':
-        this.setTimer(a.seconds);
-        return undefined;
       case 'close':
-        if (!this.closing) {
-          this.closing = true;
-          this.setTimer(0);
-          this.socket.end();
-        }
+        await this.performBase(a);
         return undefined;
       case 'sign-proof': {
         // "The proof is the RFC 8032 Ed25519 signature of proof-input" (§60.8.1), with the
@@ -332,7 +298,7 @@ export class SubmissionClient {
     }
   }
 
-  private dispatch(event: SubmissionClientEvent): Promise<void> {
+  protected dispatch(event: SubmissionClientEvent): Promise<void> {
     this.chain = this.chain.then(async () => {
       const events: SubmissionClientEvent[] = [event];
       for (let ev = events.shift(); ev !== undefined; ev = events.shift()) {
