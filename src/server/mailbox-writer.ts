@@ -91,7 +91,8 @@ export class MailboxWriter {
     if (this.closing !== undefined || this.worker === undefined) return Promise.resolve();
     const n = ++this.n;
     return new Promise((resolve) => {
-      // A thread that dies meanwhile settles it too (its journal is replayed first).
+      // A thread that dies meanwhile settles it too (its journal is replayed before the
+      // next thread starts).
       this.wait(n, { resolve, reject: () => resolve() });
       this.post({ kind: 'settle', n });
     });

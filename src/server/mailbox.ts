@@ -389,11 +389,9 @@ export class Mailbox implements TransferDecider {
         // deferred (it cannot accept what it has not received)" (§60.10.5). A preview is
         // not a whole frame, so there is no digest to check yet.
         await flushed;
-        const from = sink.inline ?? sink.path;
+        const hold = this.holder(sink.inline ?? sink.path);
         const held: FinalAnswer[] = [];
-        for (const rcpt of a.recipients) {
-          held.push(await this.defer(a.domain, rcpt, from, client, a.view));
-        }
+        for (const rcpt of a.recipients) held.push(await hold(a.domain, rcpt, client, a.view));
         return held;
       }
       const rcpts =
@@ -474,11 +472,12 @@ export class Mailbox implements TransferDecider {
       records.push(this.record(rcpt, client));
     });
     if (ids.size > 0) await this.writer!.store({ ids: [...ids.values()], records, body });
+    const hold = this.holder(body);
     const answers: FinalAnswer[] = [];
     for (const [i, rcpt] of rcpts.entries()) {
       answers.push(
         deferred[i] === true
-          ? await this.defer(a.domain, rcpt, body, client)
+          ? await hold(a.domain, rcpt, client)
           : { kind: 'accepted', rcpt, id: ids.get(rcpt)! },
       );
     }
@@ -556,6 +555,23 @@ export class Mailbox implements TransferDecider {
       });
     } else return;
     if (c.ref !== undefined) await unlink(c.ref).catch(ignore);
+  }
+
+  /**
+   * `defer` for several recipients of one message: octets are written (and fsync'd) once,
+   * and every further recipient's held file is a link to the first one, as with a file.
+   */
+  private holder(
+    from: string | Uint8Array,
+  ): (owner: string, rcpt: string, client: Identification, view?: View) => Promise<FinalAnswer> {
+    let src = from;
+    return async (owner, rcpt, client, view) => {
+      const answer = await this.defer(owner, rcpt, src, client, view);
+      if (typeof src !== 'string' && answer.kind === 'deferred') {
+        src = join(this.o.maildir, 'held', `${answer.cookie}.nmtp`);
+      }
+      return answer;
+    };
   }
 
   /**

@@ -8,7 +8,15 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
@@ -579,4 +587,43 @@ test('serveMailbox refuses a user key for a malformed address', async () => {
     }),
     { code: 'NMTP_ERR_ADDR_MISSING_AT' },
   );
+});
+
+test('mailbox (journal): one message to several deferred recipients is held once, linked per cookie; approving one leaves the others whole', async () => {
+  const maildir = join(dir, 'mail-held-links');
+  mkdirSync(maildir, { recursive: true });
+  const rcpts = ['h1@example.net', 'h2@example.net', 'h3@example.net'];
+  writeFileSync(join(maildir, 'policy.json'), JSON.stringify({ defer: rcpts }));
+  const mailbox = await Mailbox.open({ maildir, journal: true });
+  try {
+    const client: Identification = {
+      domain: 'example.org',
+      ip: '127.0.0.1',
+      proof: 'pass',
+      csv: 'none',
+    };
+    const { digest } = announce(message);
+    const { sink } = await mailbox.chooseView({ domain: 'example.org', recipients: rcpts });
+    await sink!.write(message);
+    const answers = await mailbox.decideMessage(
+      { domain: 'example.org', recipients: rcpts, view: 'full', digest },
+      sink,
+      client,
+    );
+    const cookies = answers.map((x) => (x.kind === 'deferred' ? x.cookie : ''));
+    assert.equal(new Set(cookies.filter((c) => c !== '')).size, 3);
+    const held = cookies.map((c) => join(maildir, 'held', `${c}.nmtp`));
+    const inodes = new Set(held.map((p) => statSync(p).ino));
+    assert.equal(inodes.size, 1, 'one file, three names');
+    for (const p of held) assert.deepEqual(readFileSync(p), Buffer.from(message));
+    const approved = await mailbox.decideCookie(cookies[0]!, 'approve');
+    assert.equal(approved.state, 'accepted');
+    assert.deepEqual(
+      readFileSync(join(maildir, 'new', `${approved.id!}.nmtp`)),
+      Buffer.from(message),
+    );
+    for (const p of held.slice(1)) assert.deepEqual(readFileSync(p), Buffer.from(message));
+  } finally {
+    await mailbox.close();
+  }
 });
