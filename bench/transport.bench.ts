@@ -10,6 +10,8 @@
  *   options: --store <dir> (where receivers store; default os.tmpdir()), --rounds <n>,
  *            --only 4KBx10,1MBx50 (cells), --per-connection (NMTP: one job per connection),
  *            --keep-profiles (with --profile: keep the .cpuprofile files and print where),
+ *            --cpu-prof <dir> (node's --cpu-prof in every child: a .cpuprofile per thread,
+ *            the mailbox writer's included, covering the whole process, start-up too),
  *            --no-journal (the NMTP mailbox stores each message in its own fsync'd file, as
  *            the SMTP side does), --same-store (the SMTP receiver stores through the NMTP
  *            mailbox's journal): each separates what storage gains from the rest
@@ -23,7 +25,8 @@
  * - Durable storage before the answer: NMTP = the reference mailbox (serveMailbox: a
  *   message up to 256 KiB is appended to its journal and answered once an fdatasync
  *   covers it — one for all messages that arrived meanwhile —, then written into new/ as
- *   `<id>.nmtp` and `<id>.json` by the writer thread; src/server/mailbox-store.ts);
+ *   `<id>.nmtp`, the message with its Received trace field, by the writer thread;
+ *   src/server/mailbox-store.ts);
  *   SMTP = smtp-server's onData streamed to a temp file, fsync, rename into new/,
  *   directory fsync, then 250. (A journal for smtp-server would be a different server
  *   than the baseline users run; the baseline is smtp-server as its docs show it.)
@@ -231,11 +234,13 @@ async function startReceiver(a: ChildArgs): Promise<number> {
           for await (const chunk of stream) chunks.push(chunk as Buffer);
           if (stream.sizeExceeded) throw new Error('message too big');
           const id = randomUUID();
-          const record = JSON.stringify({ rcpt: RCPT, received: 0, client: session.remoteAddress });
+          // The legacy message with its own trace header first, as the NMTP copy gets its
+          // Received field (the mailbox stores a non-framed body as given: field '').
+          const received = `Received: from ${session.hostNameAppearsAs} ([${session.remoteAddress}]) by ${SERVER_NAME} for <${RCPT}>; ${new Date().toUTCString()}\r\n`;
           await smtpJournal.store({
             ids: [id],
-            records: [`${record}\n`],
-            body: Buffer.concat(chunks),
+            fields: [''],
+            body: Buffer.concat([Buffer.from(received), ...chunks]),
           });
           return id;
         }
@@ -422,10 +427,7 @@ async function child(a: ChildArgs): Promise<void> {
           // journalled message's files appear in new/ moments after its answer).
           await nmtpServing?.mailbox.settled();
           await smtpJournal?.settled();
-          const stored =
-            a.role === 'recv'
-              ? readdirSync(join(a.dir, 'new')).filter((f) => !f.endsWith('.json')).length
-              : 0;
+          const stored = a.role === 'recv' ? readdirSync(join(a.dir, 'new')).length : 0;
           reply({ type: 'rss', ...rssReport(), stored });
           return;
         }
@@ -460,6 +462,9 @@ async function child(a: ChildArgs): Promise<void> {
 // ---------------------------------------------------------------------------------------
 // The parent: cells, rounds, tables
 
+/** --cpu-prof <dir>: node's own profiler in every child, one profile per thread. */
+let cpuProfDir: string | undefined;
+
 class Peer {
   private readonly proc: ChildProcess;
   private waiting: ((m: Record<string, unknown>) => void)[] = [];
@@ -467,7 +472,12 @@ class Peer {
 
   constructor(args: ChildArgs) {
     this.proc = fork(fileURLToPath(import.meta.url), ['--child', JSON.stringify(args)], {
-      execArgv: ['--expose-gc', '--import', 'tsx'],
+      execArgv: [
+        '--expose-gc',
+        '--import',
+        'tsx',
+        ...(cpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', cpuProfDir]),
+      ],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     this.proc.on('message', (m: Record<string, unknown>) => {
@@ -635,6 +645,7 @@ interface Options {
   keepProfiles: boolean;
   journal: boolean;
   sameStore: boolean;
+  cpuProf: string | undefined;
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -655,6 +666,7 @@ function parseOptions(argv: readonly string[]): Options {
     keepProfiles: argv.includes('--keep-profiles'),
     journal: !argv.includes('--no-journal'),
     sameStore: argv.includes('--same-store'),
+    cpuProf: at('--cpu-prof'),
   };
 }
 
@@ -800,6 +812,7 @@ function summariseProfiles(dir: string): void {
 async function main(): Promise<void> {
   if (process.argv[2] === '--child') return child(JSON.parse(process.argv[3]!) as ChildArgs);
   const o = parseOptions(process.argv.slice(2));
+  cpuProfDir = o.cpuProf;
   const certDir = mkdtempSync(join(tmpdir(), 'nmtp-bench-cert-'));
   const cert = generateSelfSigned(certDir, HOST);
   console.log(

@@ -1,14 +1,17 @@
 /**
  * How the mailbox stores a small accepted message: one journal entry (src/store/journal.ts)
  * per message, made durable with everyone else's by one `fdatasync` — then the answer —
- * and "materialized" into new/ as the usual `<id>.nmtp` and `<id>.json` files. The journal
+ * and "materialized" into new/ as the usual `<id>.nmtp` copy per recipient. The journal
  * is what makes the 250 true; the files in new/ are made durable later, in bulk, and only
  * then is the journal segment removed (a checkpoint). After a crash the journal is
  * replayed at startup (`recoverMailbox`), so the files of every acknowledged message are
  * back in new/.
  *
- * Meta of an entry: UTF-8 JSON `{"ids":[…],"records":[…]}` — one id per accepted
- * recipient and that recipient's `<id>.json` text; the body is the message's octets.
+ * Meta of an entry: UTF-8 JSON `{"ids":[…],"fields":[…]}` — one id per accepted
+ * recipient and the value of the `Received` trace field its copy gets (§60.8.4); the body
+ * is the message's octets as received. (Entries of the earlier `records` shape, from
+ * before copies carried their record inside, do not decode: their segment is kept aside
+ * as damaged and reported, never deleted.)
  *
  * Materializing runs in the writer's worker thread, after the answer, with synchronous
  * calls: that thread serves no socket, and a synchronous call costs a fraction of the CPU
@@ -17,34 +20,43 @@
  * answer; `Mailbox.settled()` waits for them.
  */
 import {
+  closeSync,
   linkSync,
   mkdirSync,
+  openSync,
   readFileSync,
   realpathSync,
   renameSync,
   unlinkSync,
   writeFileSync,
+  writevSync,
 } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { open, readdir, unlink } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { NmtpError } from '../core/errors/index.ts';
+import { traceInsertion, type TraceInsertion } from '../core/frame/index.ts';
+import { RECEIVED_FIELD } from '../core/session/index.ts';
 import { fsyncDir } from '../store/durable.ts';
 import { recoverJournal, type Entry } from '../store/journal.ts';
 
 export interface StoredMessage {
-  /** One per accepted recipient: the name of its files in new/. */
+  /** One per accepted recipient: its copy is `new/<id>.nmtp`. */
   readonly ids: readonly string[];
-  /** The `<id>.json` text of each id, in the same order. */
-  readonly records: readonly string[];
+  /**
+   * The `Received` field value of each id's copy, in the same order (§60.8.4); '' stores
+   * the body unchanged.
+   */
+  readonly fields: readonly string[];
+  /** The message as received. */
   readonly body: Uint8Array;
 }
 
 const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
 export function encodeMeta(m: StoredMessage): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify({ ids: m.ids, records: m.records }));
+  return new TextEncoder().encode(JSON.stringify({ ids: m.ids, fields: m.fields }));
 }
 
 /** An entry read back; its meta is checked before any file is named after it. */
@@ -55,58 +67,93 @@ export function decodeEntry(e: Entry): StoredMessage {
   } catch {
     throw new NmtpError('NMTP_ERR_TRANSPORT_JOURNAL_DAMAGED', 'entry meta is not JSON');
   }
-  const { ids, records } = (meta ?? {}) as { ids?: unknown; records?: unknown };
+  const { ids, fields } = (meta ?? {}) as { ids?: unknown; fields?: unknown };
   if (
     !Array.isArray(ids) ||
-    !Array.isArray(records) ||
-    ids.length !== records.length ||
+    !Array.isArray(fields) ||
+    ids.length !== fields.length ||
     !ids.every((id) => typeof id === 'string' && ID_RE.test(id)) ||
-    !records.every((r) => typeof r === 'string')
+    !fields.every((r) => typeof r === 'string')
   ) {
     throw new NmtpError('NMTP_ERR_TRANSPORT_JOURNAL_DAMAGED', 'entry meta has the wrong shape');
   }
-  return { ids: ids as string[], records: records as string[], body: e.body };
+  return { ids: ids as string[], fields: fields as string[], body: e.body };
 }
 
 /**
- * Writes the message's files into new/ (each through tmp/ and a rename, so a reader never
- * sees half a file) and returns their paths. Idempotent: a replay rewrites them whole.
+ * Writes each recipient's copy into new/ — the message with that recipient's `Received`
+ * field inserted (`withReceived`) — through tmp/ and a rename, so a reader never sees half
+ * a file, and returns their paths. Idempotent: a replay writes them whole again.
  * Not durable by itself: the journal entry is, until a checkpoint makes these durable.
  */
 export function materialize(maildir: string, m: StoredMessage): string[] {
   const paths: string[] = [];
-  if (m.ids.length === 0) return paths;
-  // Temporary names are fresh on every attempt ('wx'): a replay after a crash never writes
-  // into a file that an earlier attempt already put into new/ under another name.
-  const tmp = (): string => join(maildir, 'tmp', `${randomBytes(9).toString('base64url')}.part`);
-  const part = tmp();
-  writeFileSync(part, m.body, { mode: 0o600, flag: 'wx' });
-  try {
-    for (const [i, id] of m.ids.entries()) {
-      const record = tmp();
-      writeFileSync(record, m.records[i]!, { mode: 0o600, flag: 'wx' });
-      // The record first: never a message in new/ without its record.
-      renameSync(record, join(maildir, 'new', `${id}.json`));
-      const target = join(maildir, 'new', `${id}.nmtp`);
-      if (i === m.ids.length - 1) {
-        renameSync(part, target);
-      } else {
-        // One file serves every recipient; each name is put in place by a rename.
-        const l = tmp();
-        linkSync(part, l);
-        renameSync(l, target);
-      }
-      paths.push(join(maildir, 'new', `${id}.json`), target);
-    }
-  } finally {
+  for (const [i, id] of m.ids.entries()) {
+    const field = m.fields[i]!;
+    // An empty field: the copy is the body as received (a store of octets that are not a
+    // framed message, e.g. the benchmark's legacy messages with --same-store).
+    const { at, line } =
+      field === '' ? { at: 0, line: new Uint8Array(0) } : withReceived(m.body, field);
+    const part = partName(maildir);
+    const fd = openSync(part, 'wx', 0o600);
+    let renamed = false;
     try {
-      unlinkSync(part);
-    } catch {
-      // Renamed into new/ already: the normal case.
+      writevAll(fd, [m.body.subarray(0, at), line, m.body.subarray(at)]);
+      closeSync(fd);
+      const target = join(maildir, 'new', `${id}.nmtp`);
+      renameSync(part, target);
+      renamed = true;
+      paths.push(target);
+    } finally {
+      if (!renamed) {
+        try {
+          closeSync(fd);
+        } catch {
+          // Closed already (the rename failed).
+        }
+        unlinkSync(part);
+      }
     }
   }
   return paths;
 }
+
+/** writev until every octet is written (a short write is legal). */
+function writevAll(fd: number, pieces: Uint8Array[]): void {
+  let left = pieces.filter((p) => p.length > 0);
+  while (left.length > 0) {
+    let n = writevSync(fd, left);
+    const next: Uint8Array[] = [];
+    for (const p of left) {
+      if (n >= p.length) n -= p.length;
+      else {
+        next.push(p.subarray(n));
+        n = 0;
+      }
+    }
+    left = next;
+  }
+}
+
+/**
+ * Where `field` (a `Received` value) goes in `message` and its line (§60.8.4): checked as
+ * a decoder would check the trace block, so the copy is never a message readers refuse.
+ * `head` may be a prefix holding the whole trace block; `total` is the message's length.
+ */
+export function withReceived(head: Uint8Array, field: string, total = head.length): TraceInsertion {
+  return traceInsertion(head, { name: RECEIVED_FIELD, value: field }, undefined, total);
+}
+
+/**
+ * A fresh temporary name in tmp/ for a copy being written ('wx'): a replay after a crash
+ * never writes into a file an earlier attempt already put into new/ under another name.
+ * A random prefix per process, then a counter: no CSPRNG call per file.
+ */
+export function partName(maildir: string): string {
+  return join(maildir, 'tmp', `${PART_PREFIX}${(partSeq++).toString(36)}.part`);
+}
+const PART_PREFIX = randomBytes(9).toString('base64url');
+let partSeq = 0;
 
 /** What an interrupted `materialize` leaves in tmp/; removed before a replay. */
 export async function removeParts(maildir: string): Promise<void> {

@@ -28,20 +28,22 @@
  * `redirect=failed`: then the sender could not deliver there, and the mailbox takes the
  * message the normal way (stores it), so the recipient still gets it.
  *
- * Each accepted message gets `<id>.json` beside it: the recipient, the time, and the
- * client identification with the reputation hook's verdict (§60.8.3); a held message keeps
- * the same record in its cookie until it is approved.
+ * Each accepted recipient gets its own copy, `new/<id>.nmtp`: the message as received
+ * with one `Received` trace field added (§60.8.4) naming the recipient, the time, and the
+ * client identification with the reputation hook's verdict (§60.8.3) — the record travels
+ * with the message, as a Received header does in legacy mail. A held message is kept as
+ * received and its cookie keeps the identification until it is approved.
  *
  * Nothing is answered 250 before it is durable ("accepted means stored"), two ways:
  * - With `journal` (what `nmtp serve` does), a message of at most `inlineLimit` octets is
  *   kept in memory while it arrives and handed to the writer thread, which appends it to
  *   the journal and answers once one fdatasync covers it (shared by every message that
- *   arrived meanwhile); its files appear in new/ moments later (`settled()` waits for
+ *   arrived meanwhile); the copies appear in new/ moments later (`settled()` waits for
  *   them), and a restart replays what a crash left (src/server/mailbox-store.ts).
- * - Otherwise (and for larger messages) the received file is fsync'd while the `<id>.json`
- *   record is written and fsync'd in tmp/; then the record is renamed and the message
- *   linked into new/, and new/ is fsync'd once for all recipients — shared with other
- *   sessions' messages linked meanwhile (`fsyncDirShared`).
+ * - Otherwise (and for larger messages) the message is received into a file in tmp/, and
+ *   each copy is written from it through tmp/, fsync'd and renamed into new/; new/ is
+ *   then fsync'd once for all of them — shared with other sessions' copies meanwhile
+ *   (`fsyncDirShared`).
  * A deferred recipient is decided later by
  * `decideCookie` (the `nmtp mailbox approve|reject` command), possibly from another
  * process: the running server reads the cookie store on every STATUS.
@@ -51,10 +53,17 @@ import { statSync } from 'node:fs';
 import { link, mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NmtpError } from '../core/errors/index.ts';
-import { END, FrameDecoder, NEED_MORE } from '../core/frame/index.ts';
+import {
+  DEFAULT_LIMITS,
+  END,
+  FrameDecoder,
+  NEED_MORE,
+  type TraceInsertion,
+} from '../core/frame/index.ts';
 import { toBase64url } from '../core/sign/index.ts';
 import {
   EAGER_MAX,
+  formatReceived,
   VIEWS,
   type CookieState,
   type FinalAnswer,
@@ -64,6 +73,7 @@ import {
 } from '../core/session/index.ts';
 import { CookieStore, type StoredCookie } from '../store/cookies.ts';
 import { MailboxWriter } from './mailbox-writer.ts';
+import { partName, withReceived } from './mailbox-store.ts';
 import { fsyncDirShared, writeSynced } from '../store/durable.ts';
 import type { Identification, MessageSink, TransferDecider } from './transfer-host.ts';
 
@@ -85,11 +95,57 @@ function randomId(octets: number): string {
   return toBase64url(pool.subarray(poolAt - octets, poolAt));
 }
 
-/** A recipient's `<id>.json` record, fsync'd in tmp/, and whether it has moved into new/. */
-interface Prepared {
-  readonly id: string;
-  readonly tmp: string;
-  committed: boolean;
+/** What becomes of one recipient of a checked full message (`Mailbox.plan`). */
+type Plan =
+  | {
+      readonly kind: 'accept';
+      readonly rcpt: string;
+      readonly id: string;
+      /** Its Received field value and where it goes. */
+      readonly field: string;
+      readonly ins: TraceInsertion;
+    }
+  | { readonly kind: 'hold'; readonly rcpt: string }
+  | { readonly kind: 'refuse'; readonly rcpt: string; readonly code: string };
+
+/**
+ * How many first octets of a message hold its whole trace block: the version line and
+ * at most `maxHeaderBytes` of trace block (§10.8).
+ */
+const HEAD_MAX = 8 + DEFAULT_LIMITS.maxHeaderBytes;
+
+/** Appends the octets of the file `path` from `offset` on to `h`, a piece at a time. */
+async function copyFrom(path: string, offset: number, h: FileHandle): Promise<void> {
+  const src = await open(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(1024 * 1024);
+    for (let at = offset; ;) {
+      const { bytesRead } = await src.read(buf, 0, buf.length, at);
+      if (bytesRead === 0) return;
+      await h.writeFile(buf.subarray(0, bytesRead));
+      at += bytesRead;
+    }
+  } finally {
+    await src.close();
+  }
+}
+
+/** The first HEAD_MAX octets of a file, and its size. */
+async function readHead(path: string): Promise<{ head: Uint8Array; size: number }> {
+  const h = await open(path, 'r');
+  try {
+    const { size } = await h.stat();
+    const buf = Buffer.alloc(Math.min(size, HEAD_MAX));
+    let n = 0;
+    while (n < buf.length) {
+      const { bytesRead } = await h.read(buf, n, buf.length - n, n);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+    }
+    return { head: buf.subarray(0, n), size };
+  } finally {
+    await h.close();
+  }
 }
 
 export interface MailboxOptions {
@@ -153,7 +209,11 @@ class Incoming implements MessageSink {
   bad: NmtpError | undefined;
   /** The octets while in memory; undefined once spilled to `file`. */
   private parts: Uint8Array[] | undefined = [];
-  private size = 0;
+  /** Octets received so far. */
+  size = 0;
+  /** The first HEAD_MAX octets: they hold the whole trace block of any valid message. */
+  private headParts: Uint8Array[] = [];
+  private headSize = 0;
 
   private file: FileHandle | undefined;
   private spoolPath: string | undefined;
@@ -184,13 +244,26 @@ class Incoming implements MessageSink {
     return this.parts[0];
   }
 
+  /** The message's first octets, up to HEAD_MAX (where its Received field goes). */
+  get head(): Uint8Array {
+    // A message kept in memory is its own head (no second copy).
+    if (this.parts !== undefined) return this.inline!;
+    if (this.headParts.length !== 1) this.headParts = [Buffer.concat(this.headParts)];
+    return this.headParts[0]!;
+  }
+
   async write(bytes: Uint8Array): Promise<void> {
     // Copied: the caller's buffer is not ours to keep, and the decoder keeps what it needs.
     const own = Uint8Array.from(bytes);
+    if (this.headSize < HEAD_MAX) {
+      const piece = own.subarray(0, HEAD_MAX - this.headSize);
+      this.headParts.push(piece);
+      this.headSize += piece.length;
+    }
     if (this.parts !== undefined && this.size + own.length > this.inlineLimit) await this.spill();
+    this.size += own.length;
     if (this.parts !== undefined) {
       this.parts.push(own);
-      this.size += own.length;
     } else {
       await this.file!.write(own);
     }
@@ -222,13 +295,16 @@ class Incoming implements MessageSink {
     this.feed(() => this.decoder.finish());
   }
 
-  /** A spilled message's file flushed to disk (data and inode) and closed. */
-  async flush(): Promise<void> {
+  /**
+   * A spilled message's file closed — flushed to disk (data and inode) first with `sync`,
+   * when held copies will be links to it. Accepted copies are written from it afresh.
+   */
+  async close(sync: boolean): Promise<void> {
     const f = this.file;
     if (f === undefined) return;
     this.file = undefined;
     try {
-      await f.sync();
+      if (sync) await f.sync();
     } finally {
       await f.close();
     }
@@ -377,18 +453,12 @@ export class Mailbox implements TransferDecider {
   ): Promise<FinalAnswer[]> {
     if (!(sink instanceof Incoming)) throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'no sink');
     sink.finish();
-    // The message file's fsync runs while the records are written (below); everything is
-    // awaited before any answer. (A handler now, so a failure is never "unhandled" while
-    // other work is awaited; it is thrown where awaited.)
-    const flushed = sink.flush();
-    flushed.catch(ignore);
-    const records: Promise<Prepared>[] = [];
     try {
       if (a.view !== 'full') {
         // "A receiver that sent less than the full view and has not decided MUST answer
         // deferred (it cannot accept what it has not received)" (§60.10.5). A preview is
         // not a whole frame, so there is no digest to check yet.
-        await flushed;
+        await sink.close(true);
         const hold = this.holder(sink.inline ?? sink.path);
         const held: FinalAnswer[] = [];
         for (const rcpt of a.recipients) held.push(await hold(a.domain, rcpt, client, a.view));
@@ -401,7 +471,7 @@ export class Mailbox implements TransferDecider {
       // "A receiver MUST check the content digest of a full view before accepting … a
       // mismatch rejects every recipient" (§60.10.4).
       if (sink.bad !== undefined || sink.digest !== a.digest) {
-        await flushed;
+        await sink.close(false);
         const text = sink.bad?.code ?? 'content digest mismatch';
         const refused = rcpts.map((rcpt): FinalAnswer => ({
           kind: 'rejected',
@@ -412,77 +482,75 @@ export class Mailbox implements TransferDecider {
         if (a.cookie !== undefined) await this.settleCookie(a.cookie, refused[0]);
         return refused;
       }
-      const p = sink.policy;
-      // Preview recipients in a transaction that sent the full message are held on it.
-      const held = (r: string): boolean =>
-        p.defer?.includes(r) === true || (p.preview !== undefined && Object.hasOwn(p.preview, r));
-      const deferred = rcpts.map((r) => a.cookie === undefined && held(r));
+      const plans = this.plan(rcpts, sink, client, a.cookie === undefined);
+      const accepted = plans.filter((p) => p.kind === 'accept');
+      const holding = plans.some((p) => p.kind === 'hold');
       const inline = sink.inline;
       if (inline !== undefined && this.writer !== undefined) {
-        return await this.journalled(a, rcpts, deferred, inline, client);
-      }
-      rcpts.forEach((rcpt, i) => {
-        if (deferred[i] === true) return;
-        const r = this.prepare(rcpt, client);
-        r.catch(ignore);
-        records.push(r);
-      });
-      await flushed;
-      const prepared = await Promise.all(records);
-      const answers: FinalAnswer[] = [];
-      for (const [i, rcpt] of rcpts.entries()) {
-        if (deferred[i] === true) {
-          answers.push(await this.defer(a.domain, rcpt, sink.path, client));
-        } else {
-          const r = prepared.shift()!;
-          await this.commit(sink.path, r);
-          answers.push({ kind: 'accepted', rcpt, id: r.id });
+        // The journal path: every accepted copy through one journal entry, answered once
+        // it is durable; the copies appear in new/ moments later (mailbox-store.ts).
+        if (accepted.length > 0) {
+          await this.writer.store({
+            ids: accepted.map((p) => p.id),
+            fields: accepted.map((p) => p.field),
+            body: inline,
+          });
         }
+      } else {
+        // Held copies are links to the received file, which must then be on disk.
+        await sink.close(holding);
+        const from = inline ?? sink.path;
+        for (const p of accepted) await this.place(from, sink.head, p);
+        // One fsync of new/ for every recipient's copy (and other sessions' meanwhile).
+        if (accepted.length > 0) await fsyncDirShared(this.dir('new'));
       }
-      // One fsync of new/ for every recipient's entries (and other sessions' meanwhile).
-      if (records.length > 0) await fsyncDirShared(this.dir('new'));
+      const hold = this.holder(inline ?? sink.path);
+      const answers: FinalAnswer[] = [];
+      for (const p of plans) {
+        if (p.kind === 'accept') answers.push({ kind: 'accepted', rcpt: p.rcpt, id: p.id });
+        else if (p.kind === 'hold') answers.push(await hold(a.domain, p.rcpt, client));
+        else answers.push({ kind: 'rejected', rcpt: p.rcpt, enhanced: '5.4.6', text: p.code });
+      }
       if (a.cookie !== undefined) await this.settleCookie(a.cookie, answers[0]);
       return answers;
     } finally {
-      await flushed.catch(ignore);
-      // Records not moved into new/ (a failure on the way) are removed with the message.
-      for (const r of await Promise.allSettled(records)) {
-        if (r.status === 'fulfilled' && !r.value.committed) await unlink(r.value.tmp).catch(ignore);
-      }
+      await sink.close(false).catch(ignore);
       if (sink.inline === undefined) await unlink(sink.path).catch(ignore);
     }
   }
 
   /**
-   * The journal path (a message kept in memory): every accepted recipient's files through
-   * one journal entry, durable and in new/ when `store` resolves (mailbox-store.ts).
+   * What becomes of each recipient of a checked full message: a copy with its Received
+   * field, held (policy: defer or preview, not on a cookie), or refused when the field
+   * cannot be added.
    */
-  private async journalled(
-    a: { domain: string; cookie?: string },
+  private plan(
     rcpts: readonly string[],
-    deferred: readonly boolean[],
-    body: Uint8Array,
+    sink: Incoming,
     client: Identification,
-  ): Promise<FinalAnswer[]> {
-    const ids = new Map<string, string>();
-    const records: string[] = [];
-    rcpts.forEach((rcpt, i) => {
-      if (deferred[i] === true) return;
-      ids.set(rcpt, randomId(12));
-      records.push(this.record(rcpt, client));
+    fresh: boolean,
+  ): Plan[] {
+    const p = sink.policy;
+    // Preview recipients in a transaction that sent the full message are held on it.
+    const held = (r: string): boolean =>
+      p.defer?.includes(r) === true || (p.preview !== undefined && Object.hasOwn(p.preview, r));
+    const now = this.now();
+    return rcpts.map((rcpt): Plan => {
+      const field = this.receivedField(rcpt, client, now);
+      let ins: TraceInsertion;
+      try {
+        // Checked for held recipients too: their copy gets the field when approved.
+        ins = withReceived(sink.head, field, sink.size);
+      } catch (e) {
+        if (!(e instanceof NmtpError)) throw e;
+        // "A receiver that cannot add its Received field within the limits of §10.8 MUST
+        // NOT accept the recipient" (§60.8.4): the trace block is full — the message has
+        // been through too many hands (as RFC 5321's hop count).
+        return { kind: 'refuse', rcpt, code: e.code };
+      }
+      if (fresh && held(rcpt)) return { kind: 'hold', rcpt };
+      return { kind: 'accept', rcpt, field, ins, id: randomId(12) };
     });
-    if (ids.size > 0) await this.writer!.store({ ids: [...ids.values()], records, body });
-    const hold = this.holder(body);
-    const answers: FinalAnswer[] = [];
-    for (const [i, rcpt] of rcpts.entries()) {
-      answers.push(
-        deferred[i] === true
-          ? await hold(a.domain, rcpt, client)
-          : { kind: 'accepted', rcpt, id: ids.get(rcpt)! },
-      );
-    }
-    if (a.cookie !== undefined) await this.settleCookie(a.cookie, answers[0]);
-    return answers;
   }
 
   async discard(sink: MessageSink): Promise<void> {
@@ -494,47 +562,44 @@ export class Mailbox implements TransferDecider {
   }
 
   /**
-   * Links the received file into new/ under a fresh id, with `<id>.json` beside it naming
-   * the recipient and the client identification with its reputation verdict, if the hook
-   * gave one (§60.8.3; the message octets stay exactly as sent); durable before it returns.
-   * `from` must be fsync'd already.
+   * Writes a recipient's copy of `from` (the octets, or a file whose first octets are
+   * `head`) with its Received field into new/ as `<id>.nmtp`: through tmp/, fsync'd, then
+   * renamed. Durable once new/ is fsync'd (the caller's `fsyncDirShared`).
    */
-  private async deliver(from: string, rcpt: string, client: Identification): Promise<string> {
-    const r = await this.prepare(rcpt, client);
+  private async place(
+    from: string | Uint8Array,
+    head: Uint8Array,
+    p: { id: string; ins: TraceInsertion },
+  ): Promise<void> {
+    const part = partName(this.o.maildir);
+    const { at, line } = p.ins;
+    await writeSynced(part, async (h) => {
+      await h.writeFile(head.subarray(0, at));
+      await h.writeFile(line);
+      if (typeof from !== 'string') await h.writeFile(from.subarray(at));
+      else await copyFrom(from, at, h);
+    });
     try {
-      await this.commit(from, r);
-    } finally {
-      if (!r.committed) await unlink(r.tmp).catch(ignore);
+      await rename(part, join(this.dir('new'), `${p.id}.nmtp`));
+    } catch (e) {
+      await unlink(part).catch(ignore);
+      throw e;
     }
-    await fsyncDirShared(this.dir('new'));
-    return r.id;
   }
 
-  /** A fresh id and its `<id>.json` record, written and fsync'd in tmp/ (not yet in new/). */
-  private async prepare(rcpt: string, client: Identification): Promise<Prepared> {
-    const id = randomId(12);
-    const tmp = join(this.o.maildir, 'tmp', `${id}.json`);
-    await writeSynced(tmp, this.record(rcpt, client));
-    return { id, tmp, committed: false };
-  }
-
-  /** The text of a recipient's `<id>.json`. */
-  private record(rcpt: string, client: Identification): string {
-    return `${JSON.stringify({ rcpt, received: this.now(), client })}\n`;
-  }
-
-  /**
-   * Puts the message (linked: one file serves every recipient) and its record (renamed out
-   * of tmp/) into new/. Durable once new/ is fsync'd (the caller's `fsyncDirShared`): both
-   * files' contents are fsync'd already, so after a crash each entry is whole or absent.
-   */
-  private async commit(from: string, r: Prepared): Promise<void> {
-    const dir = this.dir('new');
-    // The record first: a failure in between leaves a record without a message (as
-    // before), never a message in new/ without its record.
-    await rename(r.tmp, join(dir, `${r.id}.json`));
-    r.committed = true;
-    await link(from, join(dir, `${r.id}.nmtp`));
+  /** The value of a recipient's Received field (§60.8.4), with the hook's verdict. */
+  private receivedField(rcpt: string, client: Identification, at: number): string {
+    const r = client.reputation;
+    return formatReceived({
+      rcpt,
+      at,
+      domain: client.domain,
+      ip: client.ip,
+      proof: client.proof,
+      csv: client.csv,
+      ...(r === undefined ? {} : { verdict: r.verdict }),
+      ...(r?.note === undefined ? {} : { note: r.note }),
+    });
   }
 
   /**
@@ -660,7 +725,13 @@ export class Mailbox implements TransferDecider {
         proof: 'pass',
         csv: 'none',
       };
-      next = { ...c, state: 'accepted', id: await this.deliver(c.ref, c.rcpt, client) };
+      // The copy is dated when the message arrived (the cookie's issue), not approved.
+      const field = this.receivedField(c.rcpt, client, c.issued);
+      const { head, size } = await readHead(c.ref);
+      const id = randomId(12);
+      await this.place(c.ref, head, { id, ins: withReceived(head, field, size) });
+      await fsyncDirShared(this.dir('new'));
+      next = { ...c, state: 'accepted', id };
     } else {
       next = { ...c, state: 'rejected', enhanced: '5.7.1', text: 'refused by the recipient' };
     }

@@ -4,7 +4,7 @@
  * sequence: write a temp file in the same directory, fsync it, rename over the target,
  * fsync the directory (the rename itself lives in the directory's data).
  */
-import { open, rename, unlink } from 'node:fs/promises';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 
@@ -39,15 +39,21 @@ export async function writeDurable(path: string, bytes: Uint8Array | string): Pr
 }
 
 /**
- * Writes `bytes` to a new file at `path` (which must not exist) and fsyncs it: the file's
+ * Writes `bytes` (or what the function writes) to a new file at `path` (which must not exist) and fsyncs it: the file's
  * data and inode are on disk when it resolves, its directory entry is not (the caller
  * renames or links it elsewhere and fsyncs that directory). No file is left on failure.
  */
-export async function writeSynced(path: string, bytes: Uint8Array | string): Promise<void> {
+export async function writeSynced(
+  path: string,
+  bytes: Uint8Array | string | ((h: FileHandle) => Promise<void>),
+): Promise<void> {
   const h = await open(path, 'wx', 0o600);
   try {
     try {
-      await h.writeFile(bytes);
+      // Each writeFile writes all its octets at the current position (a function may call
+      // it several times to write a file from pieces).
+      if (typeof bytes === 'function') await bytes(h);
+      else await h.writeFile(bytes);
       await h.sync();
     } finally {
       await h.close();

@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +25,7 @@ import {
 } from '../../src/client/transfer.ts';
 import type { Serving } from '../../src/server/serve.ts';
 import { identity, mailbox, seed, smallMessage, srvOf, world, type World } from './helpers.ts';
+import { readStored } from '../support/stored.ts';
 
 let w: World;
 let server: Serving;
@@ -81,7 +82,7 @@ test('pool: the same bytes sent by several jobs share one source (scanned once),
   const added = (await stored()).filter((f) => !before.includes(f));
   assert.equal(added.length, 3);
   for (const f of added)
-    assert.deepEqual(readFileSync(join(w.dir, 'mail', 'new', f)), Buffer.from(m));
+    assert.deepEqual(readStored(join(w.dir, 'mail', 'new', f)).sent, Buffer.from(m));
   await pool.close();
 });
 
@@ -260,7 +261,7 @@ test('file source: a 50 MB message is sent with bounded memory (child process RS
   assert.equal(m.code, 250);
   assert.ok(m.size > size);
   const id = readdirSync(join(w.dir, 'mail', 'new')).filter((f) => f.endsWith('.nmtp'));
-  assert.ok(id.some((f) => readFileSync(join(w.dir, 'mail', 'new', f)).length === m.size));
+  assert.ok(id.some((f) => readStored(join(w.dir, 'mail', 'new', f)).sent.length === m.size));
   // Generous (TLS buffers, lazy GC), but under the message: a client that held it whole
   // would grow by more than its 47.7 MiB.
   assert.ok(

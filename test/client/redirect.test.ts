@@ -16,6 +16,7 @@ import { fingerprint, keyPairFromSeed } from '../../src/core/keys/index.ts';
 import { deliver, type DeliveryResult } from '../../src/client/transfer.ts';
 import type { Serving } from '../../src/server/serve.ts';
 import { identity, mailbox, smallMessage, srvOf, world, type World } from './helpers.ts';
+import { readStored } from '../support/stored.ts';
 
 const alice = keyPairFromSeed(randomBytes(32));
 const stranger = keyPairFromSeed(randomBytes(32));
@@ -74,13 +75,13 @@ after(async () => {
   w.cleanup();
 });
 
-/** What a server stored, once every answer it gave has its files in new/. */
+/** What a server stored (as sent: without its Received field), once every answer it gave has its copy in new/. */
 const stored = async (name: string): Promise<Buffer[]> => {
   const s = { domain, laptop, imposter, keyless, loop }[name];
   await s?.mailbox.settled();
   return readdirSync(join(w.dir, name, 'new'))
     .filter((f) => f.endsWith('.nmtp'))
-    .map((f) => readFileSync(join(w.dir, name, 'new', f)));
+    .map((f) => readStored(join(w.dir, name, 'new', f)).sent);
 };
 
 /** The domain redirects roaming to 127.0.0.1:port; then one message to roaming and bob. */

@@ -50,6 +50,7 @@ import { dnsTxtResolver } from '../../src/dns/txt.ts';
 import { startDnsmasq, type DnsServer } from '../harness/dnsmasq.ts';
 import { eventually } from '../support/eventually.ts';
 import { freeTcpPort } from '../support/net.ts';
+import { readStored } from '../support/stored.ts';
 
 const cli = fileURLToPath(new URL('../../src/cli/nmtp.ts', import.meta.url));
 const nmtp = (args: string[], input?: Uint8Array, env: Record<string, string> = {}) =>
@@ -165,18 +166,15 @@ async function settledStatus(id: string): Promise<Map<string, string>> {
 }
 
 /**
- * The messages a mailbox accepted: their sidecar records (whose message is in place too: a
- * journalled message's record, then its file, appear moments after the answer).
+ * The copies a mailbox accepted, with the recipient their Received field names (a
+ * journalled message's copy appears, whole, moments after the answer).
  */
 function accepted(maildir: string): { rcpt: string; file: string }[] {
   const d = join(maildir, 'new');
   if (!existsSync(d)) return [];
   return readdirSync(d)
-    .filter((f) => f.endsWith('.json') && existsSync(join(d, f.replace(/\.json$/, '.nmtp'))))
-    .map((f) => ({
-      rcpt: (JSON.parse(readFileSync(join(d, f), 'utf8')) as { rcpt: string }).rcpt,
-      file: join(d, f.replace(/\.json$/, '.nmtp')),
-    }));
+    .filter((f) => f.endsWith('.nmtp'))
+    .map((f) => ({ rcpt: readStored(join(d, f)).received.rcpt, file: join(d, f) }));
 }
 
 /** Waits until `maildir` holds a message for `rcpt` (see `accepted`). */
@@ -345,9 +343,7 @@ test('submit: the queue delivers through SRV, proof and CSV; each recipient gets
   assert.equal(v.signatures.length, 1);
   assert.equal(v.signatures[0]!.status, 'valid', JSON.stringify(v.signatures));
   // B recorded who sent it: proof and CSV both pass for example.org from 127.0.0.1.
-  const side = JSON.parse(readFileSync(atB[0]!.file.replace(/\.nmtp$/, '.json'), 'utf8')) as {
-    client: { domain: string; proof: string; csv: string };
-  };
+  const side = readStored(atB[0]!.file);
   assert.deepEqual(
     { domain: side.client.domain, proof: side.client.proof, csv: side.client.csv },
     { domain: 'example.org', proof: 'pass', csv: 'pass' },

@@ -29,6 +29,7 @@ import { listen } from '../../src/server/listener.ts';
 import { startDnsmasq, type DnsServer } from '../harness/dnsmasq.ts';
 import { eventually } from '../support/eventually.ts';
 import { freeTcpPort } from '../support/net.ts';
+import { readStored } from '../support/stored.ts';
 
 const cli = fileURLToPath(new URL('../../src/cli/nmtp.ts', import.meta.url));
 const nmtp = (args: string[], input?: Uint8Array) =>
@@ -210,17 +211,13 @@ test('nmtp send: alice accepted (byte-identical on disk), bob deferred with a co
     );
   assert.ok(bob, text);
   bobCookie = bob[1]!;
-  // The files appear in new/ moments after the answer (the journal made it durable).
-  const json = join(maildir, 'new', `${alice[1]}.json`);
+  // The copy appears in new/ moments after the answer (the journal made it durable).
   await eventually(() => existsSync(join(maildir, 'new', `${alice[1]}.nmtp`)), 'stored');
-  const stored = readFileSync(join(maildir, 'new', `${alice[1]}.nmtp`));
-  assert.ok(Buffer.from(message).equals(stored), 'stored message is byte-identical');
-  // Both identification results are recorded with the message (proof by DNS key, CSV).
-  const meta = JSON.parse(readFileSync(json, 'utf8')) as {
-    rcpt: string;
-    client: unknown;
-  };
-  assert.equal(meta.rcpt, 'alice@example.net');
+  const meta = readStored(join(maildir, 'new', `${alice[1]}.nmtp`));
+  assert.ok(Buffer.from(message).equals(meta.sent), 'stored message is byte-identical');
+  // Both identification results are recorded with the message (proof by DNS key, CSV), in
+  // the Received field of the recipient's copy.
+  assert.equal(meta.received.rcpt, 'alice@example.net');
   assert.deepEqual(meta.client, {
     domain: 'example.org',
     ip: '127.0.0.1',
@@ -246,7 +243,9 @@ test('deferred → nmtp mailbox approve → nmtp status → accepted', async () 
     new RegExp(`250 2\\.0\\.0 cookie=${bobCookie} rcpt=bob@example\\.net state=accepted id=${id}`),
   );
   await eventually(() => existsSync(join(maildir, 'new', `${id}.nmtp`)), 'stored');
-  assert.ok(Buffer.from(message).equals(readFileSync(join(maildir, 'new', `${id}.nmtp`))));
+  const copy = readStored(join(maildir, 'new', `${id}.nmtp`));
+  assert.ok(Buffer.from(message).equals(copy.sent));
+  assert.equal(copy.received.rcpt, 'bob@example.net');
 });
 
 test('GIVEUP ends the wait on a deferred recipient (client module)', async () => {

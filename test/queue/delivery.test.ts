@@ -25,6 +25,7 @@ import { ReferenceSubmissionBackend } from '../../src/server/submission-backend.
 import { UserStore } from '../../src/store/users.ts';
 import { startDnsmasq, type DnsServer } from '../harness/dnsmasq.ts';
 import { freeTcpPort } from '../support/net.ts';
+import { readStored } from '../support/stored.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'nmtp-queue-tls-'));
 const qdir = join(dir, 'queue');
@@ -143,7 +144,7 @@ test('SEND → queue → the mailbox over TLS (SRV and key from DNS): accepted, 
   // Stored by the receiver exactly as queued, and the domain signature verifies there.
   const queued = new Uint8Array(readFileSync(join(qdir, 'msg', `${id}.nmtp`)));
   await receiver.mailbox.settled();
-  const stored = new Uint8Array(readFileSync(join(maildir, 'new', `${alice.id}.nmtp`)));
+  const stored = new Uint8Array(readStored(join(maildir, 'new', `${alice.id}.nmtp`)).sent);
   assert.deepEqual(stored, queued);
   const v = await verifyMessage(stored, {
     resolveTxt: dnsTxtResolver({ servers: [dns.address] }),

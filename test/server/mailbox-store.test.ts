@@ -1,8 +1,8 @@
 /**
  * The mailbox's journal store (src/server/mailbox-store.ts) and its writer thread
- * (src/server/mailbox-writer.ts): messages put into new/ from a journal entry (one inode
- * for every recipient, a replay rewrites them whole), entry meta checked before any file
- * is named after it, the replay a crash leaves to the next start, the one-writer claim,
+ * (src/server/mailbox-writer.ts): messages put into new/ from a journal entry (a copy per
+ * recipient with its Received field, a replay rewrites them whole), entry meta checked
+ * before any file is named after it, the replay a crash leaves to the next start, the one-writer claim,
  * and the writer end to end.
  */
 import { after, test } from 'node:test';
@@ -38,6 +38,8 @@ import {
 } from '../../src/server/mailbox-store.ts';
 import { MailboxWriter } from '../../src/server/mailbox-writer.ts';
 import { codeOf } from '../support/code-of.ts';
+import { appendTraceField, decodeMessage, encodeMessage } from '../../src/core/frame/index.ts';
+import { formatReceived, parseReceived } from '../../src/core/session/index.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'nmtp-mailbox-store-'));
 let dirs = 0;
@@ -52,70 +54,88 @@ after(() => {
   rmSync(root, { recursive: true, force: true });
 });
 
-const record = (rcpt: string): string => `${JSON.stringify({ rcpt, received: 1795000000 })}\n`;
-const message = (ids: string[], body = Uint8Array.from(randomBytes(500))): StoredMessage => ({
+const field = (rcpt: string): string =>
+  formatReceived({
+    rcpt,
+    at: 1795000000,
+    domain: 'example.org',
+    ip: '192.0.2.10',
+    proof: 'pass',
+    csv: 'pass',
+  });
+/** A framed message with a random body of 500 octets and one trace field already. */
+const framed = (): Uint8Array =>
+  encodeMessage({
+    trace: [{ name: 'Trace', value: 'by mx.example.org' }],
+    root: { fields: [{ name: 'Subject', value: 'hi' }], body: randomBytes(500) },
+  });
+const message = (ids: string[], body = framed()): StoredMessage => ({
   ids,
-  records: ids.map((id) => record(`${id}@example.net`)),
+  fields: ids.map((id) => field(`${id}@example.net`)),
   body,
 });
 
-/** Asserts new/ holds `m`'s files, byte for byte. */
+/** Asserts new/ holds `m`'s copies: the body with each one's Received field, byte for byte. */
 function assertStored(maildir: string, m: StoredMessage): void {
   for (const [i, id] of m.ids.entries()) {
-    const nmtp = join(maildir, 'new', `${id}.nmtp`);
-    assert.ok(readFileSync(nmtp).equals(m.body), `${id}.nmtp`);
-    assert.equal(
-      readFileSync(join(maildir, 'new', `${id}.json`), 'utf8'),
-      m.records[i],
-      `${id}.json`,
-    );
+    const copy = readFileSync(join(maildir, 'new', `${id}.nmtp`));
+    const expected = appendTraceField(m.body, { name: 'Received', value: m.fields[i]! });
+    assert.ok(copy.equals(expected), `${id}.nmtp`);
+    const trace = decodeMessage(copy).trace;
+    assert.equal(parseReceived(trace.at(-1)!.value).rcpt, `${id}@example.net`);
   }
 }
 
-test('materialize: one id: its message and record in new/, nothing left in tmp/', async () => {
+test('materialize: one id: its copy in new/ with its Received field, nothing left in tmp/', async () => {
   const maildir = freshMaildir();
   const m = message(['solo-1']);
   const paths = await materialize(maildir, m);
-  assert.deepEqual(paths, [
-    join(maildir, 'new', 'solo-1.json'),
-    join(maildir, 'new', 'solo-1.nmtp'),
-  ]);
+  assert.deepEqual(paths, [join(maildir, 'new', 'solo-1.nmtp')]);
   assertStored(maildir, m);
   assert.deepEqual(readdirSync(join(maildir, 'tmp')), []);
-  assert.deepEqual(readdirSync(join(maildir, 'new')).sort(), ['solo-1.json', 'solo-1.nmtp']);
+  assert.deepEqual(readdirSync(join(maildir, 'new')), ['solo-1.nmtp']);
+  // The field goes after the trace fields already there; the content is untouched.
+  const d = decodeMessage(readFileSync(paths[0]!));
+  assert.deepEqual(
+    d.trace.map((f) => f.name),
+    ['Trace', 'Received'],
+  );
+  assert.deepEqual(d.contentDigest, decodeMessage(m.body).contentDigest);
 });
 
-test('materialize: three ids share one file (one inode); a replay gives the same result', async () => {
+test('materialize: three ids get a copy each, each with its own recipient; a replay gives the same result', async () => {
   const maildir = freshMaildir();
   const m = message(['r_1', 'r_2', 'r-3']);
   await materialize(maildir, m);
   const check = (): void => {
     assertStored(maildir, m);
-    const inodes = new Set(m.ids.map((id) => statSync(join(maildir, 'new', `${id}.nmtp`)).ino));
-    assert.equal(inodes.size, 1, 'one inode for every recipient');
-    assert.equal(statSync(join(maildir, 'new', 'r_1.nmtp')).nlink, 3);
     assert.deepEqual(readdirSync(join(maildir, 'tmp')), []);
-    assert.equal(readdirSync(join(maildir, 'new')).length, 6);
+    assert.equal(readdirSync(join(maildir, 'new')).length, 3);
   };
   check();
   // A replay after a crash: the same entry again.
   await materialize(maildir, m);
   check();
-  // A reader took one recipient's files before the crash: they come back.
+  // A reader took one recipient's copy before the crash: it comes back.
   rmSync(join(maildir, 'new', 'r_2.nmtp'));
-  rmSync(join(maildir, 'new', 'r_2.json'));
   await materialize(maildir, m);
   check();
+});
+
+test('materialize: an empty field stores the body as given (octets that are not a framed message)', async () => {
+  const maildir = freshMaildir();
+  const body = Buffer.from('Subject: legacy\r\n\r\nhello\r\n');
+  await materialize(maildir, { ids: ['raw-1'], fields: [''], body });
+  assert.deepEqual(readFileSync(join(maildir, 'new', 'raw-1.nmtp')), body);
 });
 
 test('materialize: a replay after a crash mid-way never rewrites a file already in new/; leftovers in tmp/ are removed', async () => {
   const maildir = freshMaildir();
   const m = message(['crash-a', 'crash-b']);
   await materialize(maildir, m);
-  // What a crash after the first recipient's rename leaves: the temporary file is a second
-  // name of new/crash-a.nmtp, and crash-b is not in place yet.
+  // What a crash after the first recipient's rename leaves, if a temporary name had been
+  // reused: a second name of new/crash-a.nmtp in tmp/, and crash-b not in place yet.
   rmSync(join(maildir, 'new', 'crash-b.nmtp'));
-  rmSync(join(maildir, 'new', 'crash-b.json'));
   const stale = join(maildir, 'tmp', 'AAAAAAAAAAAA.part');
   linkSync(join(maildir, 'new', 'crash-a.nmtp'), stale);
   const inode = statSync(stale).ino;
@@ -123,7 +143,10 @@ test('materialize: a replay after a crash mid-way never rewrites a file already 
   assertStored(maildir, m);
   // The replay wrote fresh files (new names in tmp/, renamed over): the old inode, still
   // named in tmp/, was neither truncated nor rewritten.
-  assert.deepEqual(readFileSync(stale), Buffer.from(m.body));
+  assert.deepEqual(
+    readFileSync(stale),
+    Buffer.from(appendTraceField(m.body, { name: 'Received', value: m.fields[0]! })),
+  );
   assert.equal(statSync(stale).ino, inode);
   assert.notEqual(statSync(join(maildir, 'new', 'crash-a.nmtp')).ino, inode);
   // A second replay works as well, and the recovery removes what interrupted attempts left.
@@ -144,7 +167,7 @@ test('encodeMeta / decodeEntry round trip', () => {
   const m = message(['a', 'B-2_c']);
   const back = decodeEntry({ meta: encodeMeta(m), body: m.body });
   assert.deepEqual(back.ids, m.ids);
-  assert.deepEqual(back.records, m.records);
+  assert.deepEqual(back.fields, m.fields);
   assert.equal(back.body, m.body);
 });
 
@@ -159,17 +182,19 @@ test('decodeEntry rejects bad meta as journal damage, before any file is named a
     '[]',
     '{}',
     '{"ids":["a"]}',
-    '{"records":["x"]}',
-    '{"ids":"a","records":"x"}',
-    '{"ids":["a","b"],"records":["x"]}',
-    '{"ids":["a"],"records":["x","y"]}',
-    '{"ids":[1],"records":["x"]}',
-    '{"ids":["a"],"records":[{}]}',
-    '{"ids":["../evil"],"records":["x"]}',
-    '{"ids":["a/b"],"records":["x"]}',
-    '{"ids":[""],"records":["x"]}',
-    '{"ids":["a.json"],"records":["x"]}',
-    `{"ids":["${'x'.repeat(65)}"],"records":["x"]}`,
+    '{"fields":["x"]}',
+    '{"ids":"a","fields":"x"}',
+    '{"ids":["a","b"],"fields":["x"]}',
+    '{"ids":["a"],"fields":["x","y"]}',
+    '{"ids":[1],"fields":["x"]}',
+    '{"ids":["a"],"fields":[{}]}',
+    '{"ids":["../evil"],"fields":["x"]}',
+    '{"ids":["a/b"],"fields":["x"]}',
+    '{"ids":[""],"fields":["x"]}',
+    '{"ids":["a.json"],"fields":["x"]}',
+    // The shape before copies carried their record (a `<id>.json` text per id).
+    '{"ids":["a"],"records":["x"]}',
+    `{"ids":["${'x'.repeat(65)}"],"fields":["x"]}`,
   ];
   for (const meta of bad) {
     assert.equal(
@@ -186,7 +211,7 @@ test('decodeEntry rejects bad meta as journal damage, before any file is named a
   // The longest id allowed.
   const long = 'x'.repeat(64);
   assert.deepEqual(
-    decodeEntry({ meta: Buffer.from(`{"ids":["${long}"],"records":["x"]}`), body }).ids,
+    decodeEntry({ meta: Buffer.from(`{"ids":["${long}"],"fields":["x"]}`), body }).ids,
     [long],
   );
 });
@@ -207,7 +232,7 @@ test('recoverMailbox: a crash after the journal commit, before new/: every messa
   assert.equal(damage.length, 0);
   assertStored(maildir, one);
   assertStored(maildir, two);
-  assert.equal(readdirSync(join(maildir, 'new')).length, 6);
+  assert.equal(readdirSync(join(maildir, 'new')).length, 3);
   assert.deepEqual(listSegments(journalDir(maildir)), []);
   assert.deepEqual(readdirSync(journalDir(maildir)), []);
   assert.deepEqual(readdirSync(join(maildir, 'tmp')), []);
@@ -219,7 +244,7 @@ test('recoverMailbox: an entry whose meta does not check out is reported and its
   const maildir = freshMaildir();
   const good = message(['good-1']);
   const w = new JournalWriter(journalDir(maildir));
-  w.append(Buffer.from('{"ids":["../evil"],"records":["x"]}'), Buffer.from('evil'));
+  w.append(Buffer.from('{"ids":["../evil"],"fields":["x"]}'), Buffer.from('evil'));
   w.append(encodeMeta(good), good.body);
   w.commit(Date.now());
   w.close();
@@ -232,7 +257,7 @@ test('recoverMailbox: an entry whose meta does not check out is reported and its
   );
   assert.match(damage[1]!.message, /kept as .*\.damaged/);
   assertStored(maildir, good);
-  assert.deepEqual(readdirSync(join(maildir, 'new')).sort(), ['good-1.json', 'good-1.nmtp']);
+  assert.deepEqual(readdirSync(join(maildir, 'new')).sort(), ['good-1.nmtp']);
   assert.equal(existsSync(join(root, 'evil.nmtp')), false);
   assert.equal(existsSync(join(maildir, 'evil.nmtp')), false);
   // Nothing is thrown away unread: the segment is kept for the operator.
@@ -360,7 +385,7 @@ test('MailboxWriter: 20 concurrent stores, all in new/ when settled; close check
   await Promise.all(messages.map((m) => w.store(m)));
   await w.settled();
   for (const m of messages) assertStored(maildir, m);
-  assert.equal(readdirSync(join(maildir, 'new')).length, 80);
+  assert.equal(readdirSync(join(maildir, 'new')).length, 40); // 20 messages × 2 recipients
   assert.equal(readdirSync(join(maildir, 'new')).filter((f) => f.endsWith('.nmtp')).length, 40);
   await w.close();
   assert.deepEqual(errors, []);

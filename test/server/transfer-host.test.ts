@@ -37,6 +37,7 @@ import { staticTxtResolver } from '../../src/dns/txt.ts';
 import { deliverJob, transferTo } from '../../src/client/transfer.ts';
 import { announce } from '../../src/client/source.ts';
 import { serveMailbox, type Serving } from '../../src/server/serve.ts';
+import { readStored, type Stored } from '../support/stored.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'nmtp-host-'));
 const key = keyPairFromSeed(randomBytes(32));
@@ -166,18 +167,8 @@ test('the client module delivers over the host loop; the greeting is well-formed
   await server.mailbox.settled();
   const stored = readdirSync(join(dir, 'mail', 'new'));
   assert.equal(stored.filter((n) => n.endsWith('.nmtp')).length, 2);
-  // Each delivery records the client identification beside the message.
-  const meta = JSON.parse(
-    readFileSync(
-      join(
-        dir,
-        'mail',
-        'new',
-        stored.find((n) => n.endsWith('.json'))!,
-      ),
-      'utf8',
-    ),
-  ) as { client: unknown };
+  // Each copy records the client identification in its Received field.
+  const meta = readStored(join(dir, 'mail', 'new', stored[0]!));
   assert.deepEqual(meta.client, {
     domain: 'example.org',
     ip: '127.0.0.1',
@@ -400,13 +391,11 @@ async function sendData(c: Raw): Promise<string> {
   return (await c.line())!;
 }
 
-/** The `<id>.json` record, once every answer the server gave has its files in new/. */
-async function sidecar(id: string): Promise<{ rcpt: string; client: Identification }> {
+/** A copy's Received record, once every answer the server gave has its copy in new/. */
+async function recordOf(id: string): Promise<{ rcpt: string; client: Stored['client'] }> {
   await secure.mailbox.settled();
-  return JSON.parse(readFileSync(join(dir, 'mail-tls', 'new', `${id}.json`), 'utf8')) as {
-    rcpt: string;
-    client: Identification;
-  };
+  const s = readStored(join(dir, 'mail-tls', 'new', `${id}.nmtp`));
+  return { rcpt: s.received.rcpt, client: s.client };
 }
 
 test('mailbox policy redirect: 351 with the fingerprint; after redirect=failed the message is stored, with the verdict', async () => {
@@ -427,7 +416,7 @@ test('mailbox policy redirect: 351 with the fingerprint; after redirect=failed t
   const answer = await sendData(c);
   const id = /^250 2\.0\.0 rcpt=roaming@example\.net id=(\S+)$/.exec(answer)?.[1];
   assert.ok(id, answer);
-  const record = await sidecar(id);
+  const record = await recordOf(id);
   assert.deepEqual(record, {
     ...record,
     rcpt: 'roaming@example.net',
@@ -442,7 +431,7 @@ test('mailbox policy redirect: 351 with the fingerprint; after redirect=failed t
   c.socket.destroy();
 });
 
-test('a held message keeps the verdict in its cookie; approving it writes it into the sidecar', async () => {
+test('a held message keeps the verdict in its cookie; approving it writes it into the copy’s Received field', async () => {
   const { c } = await openTls();
   c.send('RCPT carol@example.net\r\n');
   assert.equal(await c.line(), '250 2.1.5 rcpt=carol@example.net');
@@ -456,7 +445,7 @@ test('a held message keeps the verdict in its cookie; approving it writes it int
     note: 'known sender example.org',
   });
   const approved = await secure.mailbox.decideCookie(cookie, 'approve');
-  assert.equal((await sidecar(approved.id!)).client.reputation?.verdict, 'good');
+  assert.equal((await recordOf(approved.id!)).client.reputation?.verdict, 'good');
 });
 
 test('mailbox redirect policy: reject wins, others accept, a malformed entry is a local failure', async () => {
@@ -543,14 +532,11 @@ test('mailbox: concurrent messages to several recipients are each stored with th
   const ids = (await Promise.all(Array.from({ length: 20 }, (_, i) => one(i)))).flat();
   assert.equal(new Set(ids).size, 40);
   const stored = readdirSync(join(maildir, 'new')).sort();
-  assert.deepEqual(stored, ids.flatMap((id) => [`${id}.json`, `${id}.nmtp`]).sort());
+  assert.deepEqual(stored, ids.map((id) => `${id}.nmtp`).sort());
   for (const id of ids) {
-    assert.deepEqual(readFileSync(join(maildir, 'new', `${id}.nmtp`)), Buffer.from(message));
-    assert.match(
-      (JSON.parse(readFileSync(join(maildir, 'new', `${id}.json`), 'utf8')) as { rcpt: string })
-        .rcpt,
-      /^r\d+[ab]@example\.net$/,
-    );
+    const copy = readStored(join(maildir, 'new', `${id}.nmtp`));
+    assert.deepEqual(copy.sent, Buffer.from(message));
+    assert.match(copy.received.rcpt, /^r\d+[ab]@example\.net$/);
   }
   assert.deepEqual(readdirSync(join(maildir, 'tmp')), []);
   // A digest mismatch stores nothing and leaves nothing behind either.
@@ -570,7 +556,7 @@ test('mailbox: concurrent messages to several recipients are each stored with th
     client,
   );
   assert.equal(bad[0]?.kind, 'rejected');
-  assert.equal(readdirSync(join(maildir, 'new')).length, 80);
+  assert.equal(readdirSync(join(maildir, 'new')).length, 40); // one copy per recipient
   assert.deepEqual(readdirSync(join(maildir, 'tmp')), []);
 });
 
@@ -618,12 +604,77 @@ test('mailbox (journal): one message to several deferred recipients is held once
     for (const p of held) assert.deepEqual(readFileSync(p), Buffer.from(message));
     const approved = await mailbox.decideCookie(cookies[0]!, 'approve');
     assert.equal(approved.state, 'accepted');
-    assert.deepEqual(
-      readFileSync(join(maildir, 'new', `${approved.id!}.nmtp`)),
-      Buffer.from(message),
-    );
+    // The approved copy: the held message with the recipient's Received field, dated when
+    // the message arrived.
+    const copy = readStored(join(maildir, 'new', `${approved.id!}.nmtp`));
+    assert.deepEqual(copy.sent, Buffer.from(message));
+    assert.equal(copy.received.rcpt, 'h1@example.net');
+    assert.equal(copy.received.at, approved.issued);
     for (const p of held.slice(1)) assert.deepEqual(readFileSync(p), Buffer.from(message));
   } finally {
     await mailbox.close();
   }
+});
+
+test('mailbox: a message whose trace block cannot take a Received field is refused 5.4.6 for every recipient, and nothing is stored', async () => {
+  const maildir = join(dir, 'mail-trace-full');
+  mkdirSync(maildir, { recursive: true });
+  // 256 trace fields: the most a trace block may hold (§10.8), so no room for one more.
+  const full = encodeMessage({
+    trace: Array.from({ length: 256 }, (_, i) => ({ name: 'Trace', value: `hop ${i}` })),
+    root: { fields: [{ name: 'Subject', value: 'loop' }], body: Buffer.from('hi') },
+  });
+  for (const journal of [true, false]) {
+    const mailbox = await Mailbox.open({ maildir, journal });
+    try {
+      const rcpts = ['t1@example.net', 't2@example.net'];
+      const { sink } = await mailbox.chooseView({ domain: 'example.org', recipients: rcpts });
+      await sink!.write(full);
+      const answers = await mailbox.decideMessage(
+        { domain: 'example.org', recipients: rcpts, view: 'full', digest: announce(full).digest },
+        sink,
+        { domain: 'example.org', ip: '127.0.0.1', proof: 'pass', csv: 'pass' },
+      );
+      assert.deepEqual(
+        answers,
+        rcpts.map((rcpt) => ({
+          kind: 'rejected',
+          rcpt,
+          enhanced: '5.4.6',
+          text: 'NMTP_ERR_FRAME_TOO_MANY_FIELDS',
+        })),
+      );
+      await mailbox.settled();
+      assert.deepEqual(readdirSync(join(maildir, 'new')), []);
+      assert.deepEqual(readdirSync(join(maildir, 'tmp')), []);
+    } finally {
+      await mailbox.close();
+    }
+  }
+});
+
+test('mailbox without a journal: each recipient gets its own copy, written from the received file', async () => {
+  const maildir = join(dir, 'mail-no-journal');
+  mkdirSync(maildir, { recursive: true });
+  const mailbox = await Mailbox.open({ maildir });
+  const rcpts = ['n1@example.net', 'n2@example.net'];
+  const { sink } = await mailbox.chooseView({ domain: 'example.org', recipients: rcpts });
+  // In pieces, as chunks arrive.
+  for (let i = 0; i < message.length; i += 100) await sink!.write(message.subarray(i, i + 100));
+  const answers = await mailbox.decideMessage(
+    { domain: 'example.org', recipients: rcpts, view: 'full', digest: announce(message).digest },
+    sink,
+    { domain: 'example.org', ip: '127.0.0.1', proof: 'pass', csv: 'none' },
+  );
+  assert.deepEqual(
+    answers.map((a) => a.kind),
+    ['accepted', 'accepted'],
+  );
+  for (const a of answers) {
+    const copy = readStored(join(maildir, 'new', `${a.kind === 'accepted' ? a.id : ''}.nmtp`));
+    assert.deepEqual(copy.sent, Buffer.from(message));
+    assert.equal(copy.received.rcpt, a.rcpt);
+    assert.equal(copy.received.csv, 'none');
+  }
+  assert.deepEqual(readdirSync(join(maildir, 'tmp')), []);
 });

@@ -155,23 +155,29 @@ export function encodeMessage(message: FramedMessage): Uint8Array {
   return concat(pieces, preamble.length + length);
 }
 
+/** Where a trace field goes in a message, and its line (CRLF included). */
+export interface TraceInsertion {
+  /** The offset of the empty line that ends the trace block: the field goes just before. */
+  readonly at: number;
+  readonly line: Uint8Array;
+}
+
 /**
- * Inserts `field` at the end of the trace block of `message` and returns the new message.
- * Every other byte is unchanged, so the content digest and every existing signature stay
- * valid ("Signatures are appended to the trace block; ... adding one never changes bytes
- * any earlier one covers"). The trace block is checked as the decoder would check it,
- * including the limits, so the result is never a message decoders refuse for its trace.
+ * Where `appendTraceField` inserts `field`, after the same checks, given only `head` — a
+ * prefix of the message holding at least its whole trace block (so a large message on
+ * disk need not be read whole) — and the whole message's length, for the size limit.
  */
-export function appendTraceField(
-  message: Uint8Array,
+export function traceInsertion(
+  head: Uint8Array,
   field: Field,
   limits?: Partial<FrameLimits>,
-): Uint8Array {
+  totalBytes = head.length,
+): TraceInsertion {
   const L = resolveLimits(limits);
   validateField(field);
   const line = utf8.encode(`${field.name}: ${field.value}\r\n`);
   for (let i = 0; i < VERSION_LINE_BYTES.length; i++) {
-    if (message[i] !== VERSION_LINE_BYTES[i]) {
+    if (head[i] !== VERSION_LINE_BYTES[i]) {
       throw new NmtpError('NMTP_ERR_FRAME_VERSION', 'expected "NMTP/1" CRLF', { offset: i });
     }
   }
@@ -179,14 +185,14 @@ export function appendTraceField(
   let at = VERSION_LINE_BYTES.length;
   let count = 0;
   for (;;) {
-    const lf = message.indexOf(0x0a, at);
-    if (lf < 0 || lf - at + 1 > L.maxLineBytes || message[lf - 1] !== 0x0d) {
+    const lf = head.indexOf(0x0a, at);
+    if (lf < 0 || lf - at + 1 > L.maxLineBytes || head[lf - 1] !== 0x0d) {
       throw new NmtpError('NMTP_ERR_FRAME_FIELD_SYNTAX', 'unterminated trace line', {
         offset: at,
       });
     }
     if (lf === at + 1) break; // the empty line ending the trace block
-    const existing = parseFieldLine(message.subarray(at, lf - 1), at);
+    const existing = parseFieldLine(head.subarray(at, lf - 1), at);
     if (SINGLETON_FIELDS.has(lower) && existing.name.toLowerCase() === lower) {
       throw new NmtpError('NMTP_ERR_FRAME_DUPLICATE_FIELD', `${field.name} already in trace`);
     }
@@ -203,9 +209,25 @@ export function appendTraceField(
   if (at + 2 - VERSION_LINE_BYTES.length + line.length > L.maxHeaderBytes) {
     throw new NmtpError('NMTP_ERR_FRAME_HEADER_TOO_LARGE', 'trace block full');
   }
-  if (message.length + line.length > L.maxTotalBytes) {
+  if (totalBytes + line.length > L.maxTotalBytes) {
     throw new NmtpError('NMTP_ERR_FRAME_TOO_LARGE', 'message would exceed the size limit');
   }
+  return { at, line };
+}
+
+/**
+ * Inserts `field` at the end of the trace block of `message` and returns the new message.
+ * Every other byte is unchanged, so the content digest and every existing signature stay
+ * valid ("Signatures are appended to the trace block; ... adding one never changes bytes
+ * any earlier one covers"). The trace block is checked as the decoder would check it,
+ * including the limits, so the result is never a message decoders refuse for its trace.
+ */
+export function appendTraceField(
+  message: Uint8Array,
+  field: Field,
+  limits?: Partial<FrameLimits>,
+): Uint8Array {
+  const { at, line } = traceInsertion(message, field, limits);
   const out = new Uint8Array(message.length + line.length);
   out.set(message.subarray(0, at), 0);
   out.set(line, at);

@@ -9,3 +9,4 @@ export * from './transfer-server.ts';
 export * from './submission-server.ts';
 export * from './transfer-client.ts';
 export * from './submission-client.ts';
+export * from './received.ts';
