@@ -10,6 +10,8 @@ import { encodeCommand, WireDecoder } from '../core/wire/index.ts';
 import { SessionTimer } from '../net/timer.ts';
 import { writeSocket } from '../net/write.ts';
 
+const DONE: Promise<void> = Promise.resolve();
+
 /** The actions `performBase` takes care of. */
 export type CommonClientAction = Extract<BaseAction, { type: 'command' | 'set-timer' | 'close' }>;
 
@@ -44,24 +46,24 @@ export abstract class ClientHost<E extends { readonly type: string }> {
 
   /** Writes `bytes` with backpressure (src/net/write.ts); nothing once closing. */
   protected write(bytes: Uint8Array, flushed = false): Promise<void> {
-    return this.closing ? Promise.resolve() : writeSocket(this.socket, bytes, flushed);
+    return this.closing ? DONE : writeSocket(this.socket, bytes, flushed);
   }
 
-  protected async performBase(a: CommonClientAction): Promise<void> {
+  /** Not async: the write's own promise (already settled when the buffer had room). */
+  protected performBase(a: CommonClientAction): Promise<void> {
     switch (a.type) {
       case 'command':
-        await this.write(encodeCommand(a.command));
-        return;
+        return this.write(encodeCommand(a.command));
       case 'set-timer':
         this.setTimer(a.seconds);
-        return;
+        return DONE;
       case 'close':
         if (!this.closing) {
           this.closing = true;
           this.setTimer(0);
           this.socket.end();
         }
-        return;
+        return DONE;
     }
   }
 }

@@ -5,9 +5,13 @@
  * socket, the one session timer, and the writes; what a specific machine asks for beyond
  * that (DNS, keys, the decider, storage) is `perform`'s.
  *
- * Backpressure: the socket is paused while the items of one read are handled — chunk data
- * is stored before more is read — and every write waits for 'drain'. Memory per session
- * is one read buffer plus one line (the decoder's limit), whatever the message size.
+ * Backpressure: no more is read until the items of one read are handled — chunk data is
+ * stored before more is read (the socket is paused while the loop waits for an action) —
+ * and a write that fills the socket buffer waits for 'drain'. Memory per session is one
+ * read buffer plus one line (the decoder's limit), whatever the message size.
+ *
+ * Most actions are done at once (a reply or a chunk only joins the output batch, a timer
+ * is set): the loop waits, and pays for a promise, only when an action returns one.
  *
  * Closing is a lingering close: the server ends its side, then reads and discards whatever
  * the peer still sends (a paused socket would never see the peer's end, and a peer stuck
@@ -15,7 +19,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { SessionTimer } from '../net/timer.ts';
-import { writeSocket } from '../net/write.ts';
+import { writeOrWait } from '../net/write.ts';
 import type { BaseAction, BaseEvent, Step } from '../core/session/index.ts';
 import { encodeChunk, encodeReply, END, NEED_MORE, WireDecoder } from '../core/wire/index.ts';
 
@@ -24,16 +28,18 @@ export interface SessionSpec<S, E extends { type: string }, A extends { type: st
   readonly reducer: (state: S, event: BaseEvent | E) => Step<S, A | BaseAction>;
   /** The first event (greeting): the reducers want a fresh challenge and the peer IP. */
   readonly connected: E;
-  /** Performs a machine-specific action; returns the event it produces, if any. */
-  perform(action: A): Promise<E | undefined>;
+  /**
+   * Performs a machine-specific action; returns the event it produces, if any, or a promise
+   * of it (of nothing) when the action must wait. An action done at once returns at once:
+   * the loop then goes on without waiting a turn of the event loop.
+   */
+  perform(action: A): E | undefined | PromiseLike<E | undefined> | PromiseLike<void>;
   /** The session ended (after the socket closed); release what `perform` holds. */
   ended?(): void;
   /** Multiplies every state timeout (tests shorten them); default 1. */
   readonly timeoutScale?: number;
   readonly onError?: (e: unknown) => void;
 }
-
-const BASE = new Set(['reply', 'command', 'chunk', 'set-timer', 'store-chunk', 'close']);
 
 /**
  * After the server closes its side, how long the peer has to close its own before the
@@ -45,25 +51,44 @@ export const LINGER_SECONDS = 5;
 /** Replies waiting beyond this many octets are written without waiting for the batch's end. */
 const OUT_BATCH = 64 * 1024;
 
-/** A host failure: "451 4.3.0 NMTP_ERR_TRANSPORT_LOCAL", then close (§60.7). */
-const LOCAL_FAILURE = encodeReply({
-  code: 451,
-  enhanced: '4.3.0',
-  params: { err: 'NMTP_ERR_TRANSPORT_LOCAL' },
-  text: '',
-});
+/**
+ * A host failure: "451 4.3.0 NMTP_ERR_TRANSPORT_LOCAL", then close (§60.7). Performed as
+ * the failed step's remaining actions, so the reply waits for a full buffer like any other.
+ */
+const LOCAL_FAILURE: readonly BaseAction[] = [
+  {
+    type: 'reply',
+    reply: { code: 451, enhanced: '4.3.0', params: { err: 'NMTP_ERR_TRANSPORT_LOCAL' }, text: '' },
+  },
+  { type: 'close' },
+];
+
+function isThenable(x: unknown): x is PromiseLike<unknown> {
+  return (
+    x instanceof Promise ||
+    (typeof x === 'object' && x !== null && typeof (x as { then?: unknown }).then === 'function')
+  );
+}
 
 /** Runs one session to its end; resolves when the socket is closed. */
 export function runSession<S, E extends { type: string }, A extends { type: string }>(
   socket: Duplex,
   spec: SessionSpec<S, E, A>,
 ): Promise<void> {
+  type Result = BaseEvent | E | undefined;
+  // What the loop waits for: an action's event (or nothing), or a write's 'drain'.
+  type Wait = PromiseLike<unknown>;
   const decoder = new WireDecoder('server');
   let state = spec.initial;
   let linger: NodeJS.Timeout | undefined;
   let closed = false;
   let running = false;
   const queue: (BaseEvent | E)[] = [];
+  // The step being performed: its actions from `at` on are still to do.
+  let actions: readonly (A | BaseAction)[] = [];
+  let at = 0;
+  // The step under way is the one for the peer's end: close once it is done.
+  let ending = false;
   const scale = spec.timeoutScale ?? 1;
   // One timer per session: every state change restarts it (§60.9 timeouts).
   const timer = new SessionTimer(() => enqueue({ type: 'timeout' }), scale);
@@ -74,21 +99,22 @@ export function runSession<S, E extends { type: string }, A extends { type: stri
   // overhead) instead of one each. "A server MAY hold the replies to commands it has
   // already read and send them together, but it MUST send every reply it holds before it
   // waits for more input" (§60.2): they go out at NEED_MORE, before a close, and whenever
-  // OUT_BATCH octets are waiting.
+  // OUT_BATCH octets are waiting. Both return a promise only when the socket buffer is
+  // full and the loop must wait for 'drain'.
   let out: Uint8Array[] = [];
   let outBytes = 0;
-  const flush = (): Promise<void> => {
-    if (out.length === 0) return Promise.resolve();
+  const flush = (): Promise<void> | undefined => {
+    if (out.length === 0) return undefined;
     const bytes = out.length === 1 ? out[0]! : Buffer.concat(out);
     out = [];
     outBytes = 0;
-    return closed ? Promise.resolve() : writeSocket(socket, bytes);
+    return closed ? undefined : writeOrWait(socket, bytes);
   };
-  const write = (bytes: Uint8Array): Promise<void> => {
-    if (closed) return Promise.resolve();
+  const write = (bytes: Uint8Array): Promise<void> | undefined => {
+    if (closed) return undefined;
     out.push(bytes);
     outBytes += bytes.length;
-    return outBytes >= OUT_BATCH ? flush() : Promise.resolve();
+    return outBytes >= OUT_BATCH ? flush() : undefined;
   };
 
   const shutdown = (): void => {
@@ -104,84 +130,146 @@ export function runSession<S, E extends { type: string }, A extends { type: stri
     linger.unref();
   };
 
-  const performBase = async (a: BaseAction): Promise<BaseEvent | E | undefined> => {
-    switch (a.type) {
+  const perform = (a: A | BaseAction): Result | Wait => {
+    const b = a as BaseAction;
+    switch (b.type) {
       case 'reply':
-        await write(encodeReply(a.reply));
-        return undefined;
+        return write(encodeReply(b.reply));
       case 'chunk':
-        await write(encodeChunk(a.bytes, a.last));
-        return undefined;
+        return write(encodeChunk(b.bytes, b.last));
       case 'command':
         return undefined; // a server sends no commands
       case 'set-timer':
-        timer.set(a.seconds);
+        timer.set(b.seconds);
         return undefined;
       case 'close':
         shutdown();
         return undefined;
-      case 'store-chunk':
-        return spec.perform(a as unknown as A);
+      default:
+        return spec.perform(a as A); // 'store-chunk' and the machine's own actions
     }
   };
 
-  const step = async (event: BaseEvent | E): Promise<void> => {
-    const out = spec.reducer(state, event);
-    state = out.state;
-    for (const a of out.actions) {
-      let next: BaseEvent | E | undefined;
+  // Each action's event is fed back before anything read later (and before the events of
+  // the step's earlier actions, as it always was).
+  const feed = (next: Result): void => {
+    if (next !== undefined) queue.unshift(next);
+  };
+
+  // A host failure (storage, DNS library) must not crash the process or leave the peer
+  // waiting: the rest of the step is dropped for one coded reply, then close.
+  const fail = (e: unknown): void => {
+    if (actions === LOCAL_FAILURE) throw e;
+    onError(e);
+    actions = LOCAL_FAILURE;
+    at = 0;
+  };
+
+  /** Performs the step's remaining actions in order; returns the first one to wait for. */
+  const act = (): Wait | undefined => {
+    while (at < actions.length) {
+      const a = actions[at++]!;
+      let r: Result | Wait;
       try {
-        next = BASE.has(a.type) ? await performBase(a as BaseAction) : await spec.perform(a as A);
+        r = perform(a);
       } catch (e) {
-        // A host failure (storage, DNS library) must not crash the process or leave the
-        // peer waiting: one coded reply, then close.
-        onError(e);
-        await write(LOCAL_FAILURE);
-        shutdown();
-        return;
+        fail(e);
+        continue;
       }
-      if (next !== undefined) queue.unshift(next);
+      if (isThenable(r)) return r;
+      feed(r);
+    }
+    return undefined;
+  };
+
+  const begin = (event: BaseEvent | E): void => {
+    const s = spec.reducer(state, event);
+    state = s.state;
+    actions = s.actions;
+    at = 0;
+  };
+
+  /**
+   * Handles events and what was read until there is nothing left to do (undefined) or it
+   * must wait (the promise; call again once it settled).
+   */
+  const run = (): Wait | undefined => {
+    for (;;) {
+      const wait = act();
+      if (wait !== undefined) return wait;
+      if (ending) {
+        ending = false;
+        shutdown();
+        return undefined;
+      }
+      const ev = queue.shift();
+      if (ev !== undefined) {
+        if (!closed) begin(ev);
+        continue;
+      }
+      if (closed) return undefined;
+      const item = decoder.next();
+      if (item === NEED_MORE) {
+        if (out.length === 0) return undefined;
+        // The flush may wait for 'drain'; a timeout or the peer's end that arrives
+        // meanwhile is queued for this loop (drain() returns at once while it runs), so
+        // look again before stopping.
+        const flushing = flush();
+        if (flushing !== undefined) return flushing;
+        continue;
+      }
+      if (item === END) {
+        ending = true;
+        begin({ type: 'closed' });
+        continue;
+      }
+      begin({ type: 'wire', item });
     }
   };
 
-  const drain = async (): Promise<void> => {
-    if (running) return;
-    running = true;
-    socket.pause();
+  // Runs the loop; the socket is paused only while it waits (a synchronous run cannot be
+  // interrupted by a read).
+  const go = (): void => {
+    let wait: Wait | undefined;
     try {
-      for (;;) {
-        const ev = queue.shift();
-        if (ev !== undefined) {
-          if (!closed) await step(ev);
-          continue;
-        }
-        if (closed) break;
-        const item = decoder.next();
-        if (item === NEED_MORE) {
-          if (out.length === 0) break;
-          // The flush may wait for 'drain'; a timeout or the peer's end that arrives
-          // meanwhile is queued for this loop (drain() returns at once while it runs), so
-          // look again before stopping.
-          await flush();
-          continue;
-        }
-        if (item === END) {
-          await step({ type: 'closed' });
-          shutdown();
-          break;
-        }
-        await step({ type: 'wire', item });
-      }
-    } finally {
+      wait = run();
+    } catch (e) {
+      onError(e);
+    }
+    if (wait === undefined) {
       running = false;
       // Read on: the next item, or (closed) the lingering close's discard.
       socket.resume();
+      return;
     }
+    if (!closed) socket.pause();
+    void wait.then(settled, failed);
+  };
+  const settled = (next: unknown): void => {
+    feed(next as Result); // a write's promise settles with undefined: nothing to feed
+    go();
+  };
+  const failed = (e: unknown): void => {
+    try {
+      fail(e);
+    } catch (again) {
+      onError(again);
+      running = false;
+      socket.resume();
+      return;
+    }
+    go();
+  };
+
+  const drain = (): void => {
+    if (running) return;
+    running = true;
+    go();
   };
 
   const enqueue = (ev: BaseEvent | E): void => {
     queue.push(ev);
-    void drain().catch(onError);
+    drain();
   };
 
   return new Promise((resolve) => {
@@ -189,14 +277,15 @@ export function runSession<S, E extends { type: string }, A extends { type: stri
       // After the server closed its side nothing more is decoded or buffered (linger).
       if (closed) return;
       // The decoder hands out views of what it is given; that is safe because each read
-      // is fully handled (its chunk data stored) before the next one (the socket is paused).
+      // is fully handled (its chunk data stored) before the next one (the socket is paused
+      // while the loop waits).
       decoder.push(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
-      void drain().catch(onError);
+      drain();
     });
     socket.on('end', () => {
       if (closed) return;
       decoder.end();
-      void drain().catch(onError);
+      drain();
     });
     socket.on('error', onError);
     socket.on('close', () => {

@@ -166,11 +166,14 @@ export function runTransferSession(
   let client: Identification = { domain: '', ip, proof: 'fail', csv: 'none' };
   const now = o.now ?? ((): number => Math.floor(Date.now() / 1000));
 
-  const perform = async (a: TransferServerAction): Promise<TransferServerEvent | undefined> => {
+  // A chunk goes straight to its sink (the hot path: no promise of our own per chunk).
+  const perform = (
+    a: TransferServerAction,
+  ): Promise<TransferServerEvent | undefined> | Promise<void> | undefined =>
+    a.type === 'store-chunk' ? sink?.write(a.bytes) : decide(a);
+
+  const decide = async (a: TransferServerAction): Promise<TransferServerEvent | undefined> => {
     switch (a.type) {
-      case 'store-chunk':
-        if (sink) await sink.write(a.bytes);
-        return undefined;
       case 'verify-proof':
         return { type: 'proof-result', result: await verifyProof(o.resolveTxt, a, now()) };
       case 'lookup-txt':
