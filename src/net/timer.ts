@@ -5,6 +5,8 @@
  */
 export class SessionTimer {
   private handle: NodeJS.Timeout | undefined;
+  /** The duration `handle` was made with (ms). */
+  private ms = 0;
 
   constructor(
     private readonly onExpire: () => void,
@@ -12,10 +14,18 @@ export class SessionTimer {
   ) {}
 
   set(seconds: number): void {
+    const ms = seconds * 1000 * this.scale;
+    // Most state changes keep the duration: restart the same timer (refresh re-arms one
+    // that already fired) instead of a clearTimeout and a new Timeout per command.
+    if (seconds > 0 && this.handle !== undefined && this.ms === ms) {
+      this.handle.refresh();
+      return;
+    }
     this.clear();
     if (seconds <= 0) return;
-    this.handle = setTimeout(this.onExpire, seconds * 1000 * this.scale);
+    this.handle = setTimeout(this.onExpire, ms);
     this.handle.unref();
+    this.ms = ms;
   }
 
   clear(): void {

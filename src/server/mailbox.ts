@@ -75,7 +75,12 @@ import { CookieStore, type StoredCookie } from '../store/cookies.ts';
 import { MailboxWriter } from './mailbox-writer.ts';
 import { partName, withReceived } from './mailbox-store.ts';
 import { fsyncDirShared, writeSynced } from '../store/durable.ts';
-import type { Identification, MessageSink, TransferDecider } from './transfer-host.ts';
+import type {
+  Identification,
+  MaybePromise,
+  MessageSink,
+  TransferDecider,
+} from './transfer-host.ts';
 
 const ignore = (): void => undefined;
 
@@ -184,6 +189,18 @@ interface Policy {
 const REDIRECT_RE =
   /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):(\d{1,5}) (SHA256:[A-Za-z0-9_-]{43})$/;
 
+/** A recipient's answer under `p` (§60.10.2). */
+function decideWith(p: Policy, a: { rcpt: string; redirectFailed?: true }): RecipientDecision {
+  if (p.reject?.includes(a.rcpt) === true) return { kind: 'reject', text: 'refused by policy' };
+  const r = p.redirect;
+  const redirected = typeof r === 'object' && r !== null && Object.hasOwn(r, a.rcpt);
+  // "A server MUST NOT answer 351 to an RCPT that carries redirect=failed" (§60.10.2):
+  // the sender tried the recipient's endpoint and could not deliver there, so the mailbox
+  // is the fallback and takes the message.
+  if (redirected && a.redirectFailed !== true) return parseRedirect(a.rcpt, r[a.rcpt]);
+  return { kind: 'accept' };
+}
+
 /** A policy.json redirect entry as a decision; a malformed entry is a local failure. */
 export function parseRedirect(rcpt: string, text: unknown): RecipientDecision {
   const m = typeof text === 'string' ? REDIRECT_RE.exec(text) : null;
@@ -225,9 +242,10 @@ class Incoming implements MessageSink {
     readonly policy: Policy,
   ) {}
 
-  static async create(tmpDir: string, inlineLimit: number, policy: Policy): Promise<Incoming> {
+  /** At once when the message starts in memory; a file from the start when the limit is 0. */
+  static create(tmpDir: string, inlineLimit: number, policy: Policy): MaybePromise<Incoming> {
     const sink = new Incoming(tmpDir, inlineLimit, policy);
-    if (inlineLimit === 0) await sink.spill();
+    if (inlineLimit === 0) return sink.spill().then(() => sink);
     return sink;
   }
 
@@ -252,7 +270,8 @@ class Incoming implements MessageSink {
     return this.headParts[0]!;
   }
 
-  async write(bytes: Uint8Array): Promise<void> {
+  /** At once while the message stays in memory (the usual case); else a promise. */
+  write(bytes: Uint8Array): void | Promise<void> {
     // Copied: the caller's buffer is not ours to keep, and the decoder keeps what it needs.
     const own = Uint8Array.from(bytes);
     if (this.headSize < HEAD_MAX) {
@@ -260,15 +279,27 @@ class Incoming implements MessageSink {
       this.headParts.push(piece);
       this.headSize += piece.length;
     }
-    if (this.parts !== undefined && this.size + own.length > this.inlineLimit) await this.spill();
-    this.size += own.length;
-    if (this.parts !== undefined) {
+    if (this.parts !== undefined && this.size + own.length <= this.inlineLimit) {
+      this.size += own.length;
       this.parts.push(own);
-    } else {
-      await this.file!.write(own);
+      this.check(own);
+      return;
     }
-    // The decoder checks the whole frame and computes the content digest as the octets
-    // pass: memory stays bounded by the frame limits, not the message size.
+    return this.writeFile(own);
+  }
+
+  private async writeFile(own: Uint8Array): Promise<void> {
+    if (this.parts !== undefined) await this.spill();
+    this.size += own.length;
+    await this.file!.write(own);
+    this.check(own);
+  }
+
+  /**
+   * The decoder checks the whole frame and computes the content digest as the octets
+   * pass: memory stays bounded by the frame limits, not the message size.
+   */
+  private check(own: Uint8Array): void {
     this.feed(() => this.decoder.push(own));
   }
 
@@ -358,7 +389,7 @@ export class Mailbox implements TransferDecider {
    * synchronous on purpose: a few microseconds, where the thread pool would queue it
    * behind other sessions' fsyncs (the decision waits for it twice per message).
    */
-  private async policy(): Promise<Policy> {
+  private policy(): MaybePromise<Policy> {
     const path = join(this.o.maildir, 'policy.json');
     let st;
     try {
@@ -369,11 +400,16 @@ export class Mailbox implements TransferDecider {
     const version =
       st === undefined ? 'absent' : `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
     const c = this.cachedPolicy;
+    // The usual case answers at once: no promise, no turn of the event loop.
     if (c?.version === version && c.settled) return c.policy;
     if (st === undefined) {
       this.cachedPolicy = { version, settled: true, policy: {} };
       return {};
     }
+    return this.readPolicy(path, version, st.mtimeMs);
+  }
+
+  private async readPolicy(path: string, version: string, mtimeMs: bigint): Promise<Policy> {
     let policy: Policy;
     try {
       policy = JSON.parse(await readFile(path, 'utf8')) as Policy;
@@ -385,7 +421,7 @@ export class Mailbox implements TransferDecider {
     // A file rewritten within one tick of the file system's clock (coarse: a few ms on
     // Linux, 2 s on FAT) may keep its size and times: the cache is trusted only once the
     // version is older than that ("racy clean", as git does); until then it is re-read.
-    const settled = Date.now() - Number(st.mtimeMs) > 2000;
+    const settled = Date.now() - Number(mtimeMs) > 2000;
     this.cachedPolicy = { version, settled, policy };
     return policy;
   }
@@ -396,40 +432,54 @@ export class Mailbox implements TransferDecider {
    * would send the whole message before it could ask.
    */
   async eagerMax(): Promise<number> {
-    const p = await this.policy().catch(() => ({}) as Policy);
+    // A policy.json that cannot be read takes eager data: the decisions refuse it anyway.
+    const p = await Promise.resolve()
+      .then(() => this.policy())
+      .catch(() => ({}) as Policy);
     return p.preview !== undefined && Object.keys(p.preview).length > 0 ? 0 : EAGER_MAX;
   }
 
-  async decideRecipient(a: { rcpt: string; redirectFailed?: true }): Promise<RecipientDecision> {
-    const p = await this.policy();
-    if (p.reject?.includes(a.rcpt) === true) return { kind: 'reject', text: 'refused by policy' };
-    const r = p.redirect;
-    const redirected = typeof r === 'object' && r !== null && Object.hasOwn(r, a.rcpt);
-    // "A server MUST NOT answer 351 to an RCPT that carries redirect=failed" (§60.10.2):
-    // the sender tried the recipient's endpoint and could not deliver there, so the mailbox
-    // is the fallback and takes the message.
-    if (redirected && a.redirectFailed !== true) return parseRedirect(a.rcpt, r[a.rcpt]);
-    return { kind: 'accept' };
+  decideRecipient(a: { rcpt: string; redirectFailed?: true }): MaybePromise<RecipientDecision> {
+    const p = this.policy();
+    return p instanceof Promise ? p.then((q) => decideWith(q, a)) : decideWith(p, a);
   }
 
-  async chooseView(a: {
+  chooseView(a: {
     domain: string;
     recipients: readonly string[];
     cookie?: string;
-  }): Promise<{ choice: ViewChoice; sink?: MessageSink }> {
-    if (a.cookie !== undefined) {
-      const c = await this.owned(a.cookie, a.domain);
-      if (c === undefined) return { choice: { kind: 'unknown-cookie' } };
-      if (c.state !== 'want-view') return { choice: { kind: 'not-wanted' } };
-    }
-    // A mailbox stores what it accepts, so it asks for the full view — except when every
-    // recipient of the transaction is a preview recipient (one view serves a transaction).
-    let view: View = 'full';
+  }): MaybePromise<{ choice: ViewChoice; sink?: MessageSink }> {
+    if (a.cookie !== undefined) return this.chooseOnCookie(a.domain, a.cookie);
     // One read of the policy decides the whole message (DATA to the last answer).
-    const policy = await this.policy();
-    if (a.cookie === undefined) {
+    const p = this.policy();
+    return p instanceof Promise
+      ? p.then((q) => this.viewFor(a.recipients, q))
+      : this.viewFor(a.recipients, p);
+  }
+
+  private async chooseOnCookie(
+    domain: string,
+    cookie: string,
+  ): Promise<{ choice: ViewChoice; sink?: MessageSink }> {
+    const c = await this.owned(cookie, domain);
+    if (c === undefined) return { choice: { kind: 'unknown-cookie' } };
+    if (c.state !== 'want-view') return { choice: { kind: 'not-wanted' } };
+    return this.viewFor(undefined, await this.policy());
+  }
+
+  /**
+   * A mailbox stores what it accepts, so it asks for the full view — except when every
+   * recipient of a new transaction (`recipients`; none on a cookie) is a preview recipient
+   * (one view serves a transaction).
+   */
+  private viewFor(
+    recipients: readonly string[] | undefined,
+    policy: Policy,
+  ): MaybePromise<{ choice: ViewChoice; sink: MessageSink }> {
+    let view: View = 'full';
+    if (recipients !== undefined) {
       const preview = policy.preview ?? {};
-      const views = a.recipients.map((r) => (Object.hasOwn(preview, r) ? preview[r] : undefined));
+      const views = recipients.map((r) => (Object.hasOwn(preview, r) ? preview[r] : undefined));
       const first = views[0];
       if (first !== undefined && VIEWS.includes(first) && views.every((v) => v === first)) {
         view = first;
@@ -437,7 +487,9 @@ export class Mailbox implements TransferDecider {
     }
     const tmp = join(this.o.maildir, 'tmp');
     const inline = this.writer === undefined ? 0 : (this.o.inlineLimit ?? 256 * 1024);
-    return { choice: { kind: 'view', view }, sink: await Incoming.create(tmp, inline, policy) };
+    const choice: ViewChoice = { kind: 'view', view };
+    const sink = Incoming.create(tmp, inline, policy);
+    return sink instanceof Promise ? sink.then((k) => ({ choice, sink: k })) : { choice, sink };
   }
 
   async decideMessage(

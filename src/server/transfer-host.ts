@@ -32,14 +32,22 @@ type Act<T extends TransferServerAction['type']> = Extract<TransferServerAction,
 
 /** A message being received: the decider stores its octets as they arrive. */
 export interface MessageSink {
-  write(bytes: Uint8Array): Promise<void>;
+  /** Nothing when the octets are taken at once (kept in memory), else a promise. */
+  write(bytes: Uint8Array): void | Promise<void>;
 }
 
-/** The receiving side's pluggable decisions (§60.10.3), asynchronous for real storage. */
+/** A value, or a promise of it: the per-message decisions answer at once when they can. */
+export type MaybePromise<T> = T | Promise<T>;
+
+/**
+ * The receiving side's pluggable decisions (§60.10.3), asynchronous for real storage.
+ * The per-recipient and per-DATA decisions may answer synchronously (a cached policy):
+ * the session then goes on without a promise and a turn of the event loop.
+ */
 export interface TransferDecider {
-  decideRecipient(a: Act<'decide-recipient'>): Promise<RecipientDecision>;
+  decideRecipient(a: Act<'decide-recipient'>): MaybePromise<RecipientDecision>;
   /** The view wanted; when a view is chosen, `sink` receives the chunks. */
-  chooseView(a: Act<'choose-view'>): Promise<{ choice: ViewChoice; sink?: MessageSink }>;
+  chooseView(a: Act<'choose-view'>): MaybePromise<{ choice: ViewChoice; sink?: MessageSink }>;
   /**
    * Called after the LAST chunk with the sink chooseView returned and the session's client
    * identification, so the decider can record both results on the message (issue 4:
@@ -107,6 +115,11 @@ export interface TransferHostOptions {
   readonly onError?: (e: unknown) => void;
 }
 
+/** `f(x)` now for a value, or once the promise settles. */
+function then<T, U>(x: MaybePromise<T>, f: (v: T) => U): MaybePromise<U> {
+  return x instanceof Promise ? x.then(f) : f(x as T);
+}
+
 /** Checks a HELLO proof against `<selector>._nmtpkey.<domain>` (§60.8.1). */
 export async function verifyProof(
   resolveTxt: TxtResolver,
@@ -166,11 +179,28 @@ export function runTransferSession(
   let client: Identification = { domain: '', ip, proof: 'fail', csv: 'none' };
   const now = o.now ?? ((): number => Math.floor(Date.now() / 1000));
 
-  // A chunk goes straight to its sink (the hot path: no promise of our own per chunk).
+  // The per-message actions answer at once when the decider and the sink do (the hot
+  // path: no promise of our own per RCPT, DATA or chunk); the rest are `decide`'s.
   const perform = (
     a: TransferServerAction,
-  ): Promise<TransferServerEvent | undefined> | Promise<void> | undefined =>
-    a.type === 'store-chunk' ? sink?.write(a.bytes) : decide(a);
+  ): MaybePromise<TransferServerEvent | undefined> | Promise<void> => {
+    switch (a.type) {
+      case 'store-chunk':
+        return sink?.write(a.bytes) ?? undefined;
+      case 'decide-recipient':
+        return then(o.decider.decideRecipient(a), (decision): TransferServerEvent => ({
+          type: 'recipient-decision',
+          decision,
+        }));
+      case 'choose-view':
+        return then(o.decider.chooseView(a), (r): TransferServerEvent => {
+          sink = r.sink;
+          return { type: 'view-choice', choice: r.choice };
+        });
+      default:
+        return decide(a);
+    }
+  };
 
   const decide = async (a: TransferServerAction): Promise<TransferServerEvent | undefined> => {
     switch (a.type) {
@@ -188,13 +218,6 @@ export function runTransferSession(
       }
       case 'prove':
         return prove(o.userKeys, a);
-      case 'decide-recipient':
-        return { type: 'recipient-decision', decision: await o.decider.decideRecipient(a) };
-      case 'choose-view': {
-        const r = await o.decider.chooseView(a);
-        sink = r.sink;
-        return { type: 'view-choice', choice: r.choice };
-      }
       case 'decide-message': {
         const s = sink;
         sink = undefined;

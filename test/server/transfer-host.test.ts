@@ -476,7 +476,7 @@ test('mailbox redirect policy: reject wins, others accept, a malformed entry is 
   assert.deepEqual(await mailbox.decideRecipient({ rcpt: 'other@example.net' }), {
     kind: 'accept',
   });
-  await assert.rejects(mailbox.decideRecipient({ rcpt: 'bad@example.net' }), {
+  await assert.rejects(async () => mailbox.decideRecipient({ rcpt: 'bad@example.net' }), {
     code: 'NMTP_ERR_TRANSPORT_LOCAL',
   });
 });
@@ -499,7 +499,7 @@ test('mailbox policy.json: every edit is seen by the next decision (cached betwe
   rmSync(policy);
   assert.equal(await decide('b@example.net'), 'accept');
   writeFileSync(policy, '{');
-  await assert.rejects(mailbox.decideRecipient({ rcpt: 'b@example.net' }), {
+  await assert.rejects(async () => mailbox.decideRecipient({ rcpt: 'b@example.net' }), {
     code: 'NMTP_ERR_TRANSPORT_LOCAL',
   });
 });
