@@ -34,6 +34,8 @@ export class MailboxWriter {
   private readonly waiting = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
   private closing: Promise<void> | undefined;
   private outbox: ToWriter[] = [];
+  /** Bodies whose memory goes with the next batch (postMessage's transfer list). */
+  private handOver: ArrayBuffer[] = [];
   /** Restarts of the thread after it died (the pause before the next grows with it). */
   private restarts = 0;
 
@@ -60,13 +62,21 @@ export class MailboxWriter {
     return w;
   }
 
-  store(m: StoredMessage): Promise<void> {
+  /**
+   * Journals `m` (resolves once durable). With `handOver`, the body's memory moves to the
+   * thread instead of being copied: the caller must not use the body afterwards, and it
+   * must span its whole ArrayBuffer.
+   */
+  store(m: StoredMessage, handOver = false): Promise<void> {
     if (this.closing !== undefined || this.worker === undefined) {
       return Promise.reject(new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'mailbox writer closed'));
     }
     const n = ++this.n;
     return new Promise((resolve, reject) => {
       this.wait(n, { resolve, reject });
+      const b = m.body;
+      const whole = b.byteOffset === 0 && b.byteLength === b.buffer.byteLength;
+      if (handOver && whole && b.buffer instanceof ArrayBuffer) this.handOver.push(b.buffer);
       this.post({ kind: 'store', n, ...m });
     });
   }
@@ -82,8 +92,10 @@ export class MailboxWriter {
 
   private flushOutbox(): void {
     const batch = this.outbox;
+    const moved = this.handOver;
     this.outbox = [];
-    if (batch.length > 0) this.worker?.postMessage(batch);
+    this.handOver = [];
+    if (batch.length > 0) this.worker?.postMessage(batch, moved);
   }
 
   /** Resolves once every message stored so far has its files in new/. */

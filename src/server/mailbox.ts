@@ -258,7 +258,17 @@ class Incoming implements MessageSink {
   /** The whole message if it stayed in memory. */
   get inline(): Uint8Array | undefined {
     if (this.parts === undefined) return undefined;
-    if (this.parts.length !== 1) this.parts = [Buffer.concat(this.parts)];
+    if (this.parts.length !== 1) {
+      // Its own ArrayBuffer (Buffer.concat may cut a small one from a shared pool), so the
+      // journal can take the memory instead of a copy (MailboxWriter.store's handOver).
+      const all = new Uint8Array(this.size);
+      let at = 0;
+      for (const p of this.parts) {
+        all.set(p, at);
+        at += p.length;
+      }
+      this.parts = [all];
+    }
     return this.parts[0];
   }
 
@@ -351,6 +361,7 @@ class Incoming implements MessageSink {
 
 export class Mailbox implements TransferDecider {
   private cachedPolicy: { version: string; settled: boolean; policy: Policy } | undefined;
+  private policyPath: string | undefined;
 
   private constructor(
     private readonly o: MailboxOptions,
@@ -390,7 +401,7 @@ export class Mailbox implements TransferDecider {
    * behind other sessions' fsyncs (the decision waits for it twice per message).
    */
   private policy(): MaybePromise<Policy> {
-    const path = join(this.o.maildir, 'policy.json');
+    const path = (this.policyPath ??= join(this.o.maildir, 'policy.json'));
     let st;
     try {
       st = statSync(path, { bigint: true, throwIfNoEntry: false });
@@ -542,11 +553,12 @@ export class Mailbox implements TransferDecider {
         // The journal path: every accepted copy through one journal entry, answered once
         // it is durable; the copies appear in new/ moments later (mailbox-store.ts).
         if (accepted.length > 0) {
-          await this.writer.store({
-            ids: accepted.map((p) => p.id),
-            fields: accepted.map((p) => p.field),
-            body: inline,
-          });
+          // The octets go to the writer thread without a copy unless a held copy still
+          // needs them here.
+          await this.writer.store(
+            { ids: accepted.map((p) => p.id), fields: accepted.map((p) => p.field), body: inline },
+            !holding,
+          );
         }
       } else {
         // Held copies are links to the received file, which must then be on disk.

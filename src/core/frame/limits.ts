@@ -31,6 +31,8 @@ export const DEFAULT_LIMITS: FrameLimits = Object.freeze({
 
 /** Defaults overridden by `partial`; every value must be a positive safe integer. */
 export function resolveLimits(partial?: Partial<FrameLimits>): FrameLimits {
+  // The defaults are valid and frozen: no copy, no checks (called per field on hot paths).
+  if (partial === undefined) return DEFAULT_LIMITS;
   const limits: Record<string, number> = { ...DEFAULT_LIMITS };
   // An explicit undefined means "default", as an omitted key does.
   for (const [k, v] of Object.entries(partial ?? {})) {

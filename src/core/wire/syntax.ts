@@ -169,6 +169,9 @@ function words(line: string, offset: number): string[] {
  * Parses one command line (without CRLF). `octets` is the line's length including CRLF, for
  * the per-verb size limit; `offset` is where the line starts in the stream (for errors).
  */
+/** Commands this parser produced: well-formed by construction (`isWellFormedCommand`). */
+const PARSED = new WeakSet<Command>();
+
 export function parseCommandLine(line: string, octets: number, offset: number): Command {
   const w = words(line, offset);
   const verb = w[0]!;
@@ -211,7 +214,14 @@ export function parseCommandLine(line: string, octets: number, offset: number): 
   for (const [name, required] of spec.params) {
     if (required && !Object.hasOwn(params, name)) throw syntax(`${verb} requires ${name}=`, offset);
   }
-  return { verb, args, params };
+  // Frozen, so it stays what was parsed: the reducers then skip the round trip.
+  const c: Command = Object.freeze({
+    verb,
+    args: Object.freeze(args),
+    params: Object.freeze(params),
+  });
+  PARSED.add(c);
+  return c;
 }
 
 /** Prints a command line without CRLF. Throws NMTP_ERR_WIRE_SYNTAX for values that could not be parsed back. */
@@ -282,7 +292,7 @@ export function printReplyLine(r: Reply): string {
 }
 
 export function utf8Length(s: string): number {
-  return new TextEncoder().encode(s).length;
+  return Buffer.byteLength(s, 'utf8');
 }
 
 /**
@@ -290,6 +300,7 @@ export function utf8Length(s: string): number {
  * that a host handing them a hand-built command cannot make them read missing arguments.
  */
 export function isWellFormedCommand(c: Command): boolean {
+  if (PARSED.has(c)) return true;
   try {
     const line = printCommandLine(c);
     const back = parseCommandLine(line, utf8Length(line) + 2, 0);
