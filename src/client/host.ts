@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { BaseAction, BaseEvent } from '../core/session/index.ts';
 import { encodeCommand, WireDecoder } from '../core/wire/index.ts';
 import { SessionTimer } from '../net/timer.ts';
-import { writeSocket } from '../net/write.ts';
+import { writeOrWait, writeSocket } from '../net/write.ts';
 
 const DONE: Promise<void> = Promise.resolve();
 
@@ -27,10 +27,15 @@ export abstract class ClientHost<E extends { readonly type: string }> {
     protected readonly socket: Duplex,
     timeoutScale: number,
   ) {
-    this.timer = new SessionTimer(() => void this.dispatch({ type: 'timeout' }), timeoutScale);
+    this.timer = new SessionTimer(() => this.expired(), timeoutScale);
   }
 
-  protected abstract dispatch(event: E | BaseEvent): Promise<void>;
+  protected abstract dispatch(event: E | BaseEvent): void | Promise<void>;
+
+  /** The session timer fired. */
+  protected expired(): void {
+    void this.dispatch({ type: 'timeout' });
+  }
 
   /** An idle session does not keep the process alive (a pool may hold it). */
   protected ref(on: boolean): void {
@@ -49,21 +54,34 @@ export abstract class ClientHost<E extends { readonly type: string }> {
     return this.closing ? DONE : writeSocket(this.socket, bytes, flushed);
   }
 
+  /**
+   * `write` for a caller that goes on at once when it can: undefined when the socket buffer
+   * had room (or once closing), else a promise settled on 'drain' or 'close'.
+   */
+  protected writeNow(bytes: Uint8Array): Promise<void> | undefined {
+    return this.closing ? undefined : writeOrWait(this.socket, bytes);
+  }
+
   /** Not async: the write's own promise (already settled when the buffer had room). */
   protected performBase(a: CommonClientAction): Promise<void> {
+    return this.performNow(a) ?? DONE;
+  }
+
+  /** `performBase` without a promise when there is nothing to wait for (see `writeNow`). */
+  protected performNow(a: CommonClientAction): Promise<void> | undefined {
     switch (a.type) {
       case 'command':
-        return this.write(encodeCommand(a.command));
+        return this.writeNow(encodeCommand(a.command));
       case 'set-timer':
         this.setTimer(a.seconds);
-        return DONE;
+        return undefined;
       case 'close':
         if (!this.closing) {
           this.closing = true;
           this.setTimer(0);
           this.socket.end();
         }
-        return DONE;
+        return undefined;
     }
   }
 }

@@ -72,9 +72,9 @@ export class TransferPool {
     let retried = false;
     for (;;) {
       if (this.closed) throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'pool closed');
-      const idle = [...d.sessions].find((s) => s.idle && !s.closed);
+      const idle = idleIn(d);
       if (idle !== undefined) {
-        this.unIdle(idle);
+        // Its idle timer stays: it finishes only a session still idle when it fires.
         const r = await idle.run(job, source);
         // A kept session the server closed meanwhile (its own timeout) fails before any
         // answer: not the job's fault — once, on another session.
@@ -134,23 +134,33 @@ export class TransferPool {
   private changed(d: Destination, s: ClientSession): void {
     if (s.closed) {
       // A broken (or finished) session is discarded; its slot goes to a waiting job.
-      this.unIdle(s);
+      const t = this.idleTimers.get(s);
+      if (t !== undefined) clearTimeout(t);
+      this.idleTimers.delete(s);
       d.sessions.delete(s);
     } else if (s.idle) {
       if (this.closed) {
         s.finish();
         return;
       }
-      const t = setTimeout(() => s.finish(), this.options.idleTimeoutMs ?? 30_000);
-      t.unref();
-      this.idleTimers.set(s, t);
+      // One timer per session, restarted each time it goes idle (not a new one per job);
+      // one that fires while the session is busy does nothing, and the next idle restarts it.
+      const t = this.idleTimers.get(s);
+      if (t !== undefined) t.refresh();
+      else {
+        const idleFor = setTimeout(() => {
+          if (s.idle) s.finish();
+        }, this.options.idleTimeoutMs ?? 30_000);
+        idleFor.unref();
+        this.idleTimers.set(s, idleFor);
+      }
     }
     d.waiters.shift()?.();
   }
+}
 
-  private unIdle(s: ClientSession): void {
-    const t = this.idleTimers.get(s);
-    if (t !== undefined) clearTimeout(t);
-    this.idleTimers.delete(s);
-  }
+/** A session of `d` that is idle and open, if any. */
+function idleIn(d: Destination): ClientSession | undefined {
+  for (const s of d.sessions) if (s.idle && !s.closed) return s;
+  return undefined;
 }

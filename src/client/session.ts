@@ -122,9 +122,30 @@ const SMALL_CHUNK = 64 * 1024;
 const asSource = (m: Source): MessageSource | undefined =>
   m instanceof Uint8Array ? bytesSource(m) : m;
 
+/** `before` (pipelined commands, or nothing), then `parts`: what one write sends. */
+const joined = (before: readonly Uint8Array[] | undefined, parts: Uint8Array[]): Buffer =>
+  Buffer.concat(before === undefined ? parts : [...before, ...parts]);
+
+/**
+ * What performing an action comes to: the event it produces (or nothing), at once, or a
+ * promise of it when the loop must wait (a full socket buffer, a file read).
+ */
+type Outcome = TransferClientEvent | undefined | Promise<unknown>;
+
+interface Queued {
+  readonly event: TransferClientEvent;
+  /** Called once the event, and every event its actions led to, is handled. */
+  readonly done?: () => void;
+}
+
 /**
  * A session on an open socket. The first job comes with the constructor; with `keepOpen`,
  * `run` gives it more after each result, and `finish` QUITs.
+ *
+ * The loop (`dispatch`) handles one event after another, each with all its actions in
+ * order and then the events those produced, as src/server/session-loop.ts does: an action
+ * done at once (a write the socket buffer took, a timer, a signature) lets it go on at once;
+ * it waits, and pays for a promise, only for an action that returns one.
  */
 export class ClientSession extends ClientHost<TransferClientEvent> {
   private state: TransferClientState;
@@ -132,6 +153,21 @@ export class ClientSession extends ClientHost<TransferClientEvent> {
   private finished: (() => void) | undefined;
   private current:
     { source: MessageSource | undefined; resolve: (r: JobResult) => void } | undefined;
+  /** Events not handled yet, in the order they came. */
+  private readonly queue: Queued[] = [];
+  /** Events the actions of the event being handled produced: handled next, in order. */
+  private readonly produced: TransferClientEvent[] = [];
+  /** The step being performed: its actions from `at` on are still to do. */
+  private actions: readonly TransferClientAction[] = [];
+  private at = 0;
+  /** What to call when the queued event being handled is done with. */
+  private handled: (() => void) | undefined;
+  /** The loop is handling events, or waiting for an action. */
+  private running = false;
+  /** The timer the last step of the loop's run asked for, set when the run stops. */
+  private timerWanted: number | undefined;
+  /** The state has a timer: a Timeout left behind by a state without one is ignored. */
+  private timerOn = false;
   /** True between a job's end and the next one (a kept session). */
   idle = false;
   /** The socket closed; the session cannot be used again. */
@@ -164,12 +200,14 @@ export class ClientSession extends ClientHost<TransferClientEvent> {
     this.current = { source: asSource(source), resolve: firstDone };
     this.jobs = 1;
     this.ended = new Promise((resolve) => {
-      readWireItems(socket, this.decoder, (item) => void this.dispatch({ type: 'wire', item }));
+      readWireItems(socket, this.decoder, (item) => this.dispatch({ type: 'wire', item }));
       socket.on('close', () => {
-        void this.dispatch({ type: 'closed' }).then(() => {
+        this.dispatch({ type: 'closed' }, () => {
           this.closing = true;
           this.closed = true;
           this.idle = false;
+          this.timerWanted = undefined;
+          this.timerOn = false;
           this.timer.clear();
           // Only a job the reducer never started is still unsettled here (a started one was
           // reported by the 'closed' event): nothing of it was answered.
@@ -193,7 +231,7 @@ export class ClientSession extends ClientHost<TransferClientEvent> {
     this.ref(true);
     return new Promise((resolve) => {
       this.current = { source: asSource(source), resolve };
-      void this.dispatch({ type: 'job', job });
+      this.dispatch({ type: 'job', job });
     });
   }
 
@@ -202,12 +240,32 @@ export class ClientSession extends ClientHost<TransferClientEvent> {
     if (this.closed) return;
     // QUIT and 221 must still happen: the socket holds the process again until closed.
     this.ref(true);
-    void this.dispatch({ type: 'finish' });
+    this.dispatch({ type: 'finish' });
   }
 
   /** Drops the connection at once. */
   destroy(): void {
     this.socket.destroy();
+  }
+
+  /**
+   * Per-state timers (§60.10.7), set when the loop stops (done, or waiting): no timer can
+   * fire while it runs, so only the last state's counts, and a run that goes through
+   * several states sets the timer once. A state without a timer leaves the Timeout
+   * behind, ignored (`expired`): the next state's timer of the same length is then that
+   * Timeout restarted, not a new one.
+   */
+  protected override setTimer(seconds: number): void {
+    if (this.running) {
+      this.timerWanted = seconds;
+      return;
+    }
+    this.timerOn = seconds > 0;
+    if (this.timerOn) super.setTimer(seconds);
+  }
+
+  protected override expired(): void {
+    if (this.timerOn) super.expired();
   }
 
   private report(): void {
@@ -227,48 +285,121 @@ export class ClientSession extends ClientHost<TransferClientEvent> {
    * first small chunk, so an eager transaction (RCPTs, DATA send=full, the message) is one
    * TLS record and one segment (§60.10.4).
    */
-  private async sendView(view: View, before?: Uint8Array): Promise<TransferClientEvent> {
+  private sendView(view: View, before?: readonly Uint8Array[]): Outcome {
     const source = this.current?.source;
     if (source === undefined) throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'no message');
+    if (source.now === undefined) return this.streamView(source, view, before);
+    const left = source.now.viewLength(view);
+    if (left === 0) {
+      const wait = this.writeNow(joined(before, [encodeChunk(new Uint8Array(0), true)]));
+      return wait === undefined ? { type: 'view-sent' } : wait.then(() => ({ type: 'view-sent' }));
+    }
+    return this.sendPieces(source.now.pieces(view), 0, left, before);
+  }
+
+  /**
+   * Writes `pieces` from `i` on as chunks (`left` octets) with `before` in front of the
+   * first: the loop of `streamView`, going on at once after each write the socket took.
+   */
+  private sendPieces(
+    pieces: readonly Uint8Array[],
+    i: number,
+    left: number,
+    before: readonly Uint8Array[] | undefined,
+  ): Outcome {
     let prefix = before;
-    const out = (b: Uint8Array[]): Uint8Array[] => {
-      if (prefix === undefined) return b;
-      const withPrefix = [prefix, ...b];
+    for (; i < pieces.length; i++) {
+      const piece = pieces[i]!;
+      left -= piece.length;
+      const head = CHUNK_HEAD(piece.length, left === 0);
+      const from = i + 1;
+      const rest = left;
+      if (piece.length <= SMALL_CHUNK) {
+        const wait = this.writeNow(joined(prefix, [head, piece, CRLF_BYTES]));
+        prefix = undefined;
+        if (wait !== undefined) {
+          return wait.then(() =>
+            this.closing ? { type: 'view-sent' } : this.sendPieces(pieces, from, rest, undefined),
+          );
+        }
+        if (this.closing) break;
+        continue;
+      }
+      // A large chunk: header, body, CRLF written apart (no copy of the body), each after
+      // the one before drained, as `streamView` does.
+      void this.write(joined(prefix, [head]));
+      return this.write(piece, true)
+        .then(() => this.write(CRLF_BYTES))
+        .then(() =>
+          this.closing ? { type: 'view-sent' } : this.sendPieces(pieces, from, rest, undefined),
+        );
+    }
+    if (prefix !== undefined) {
+      const wait = this.writeNow(joined(prefix, []));
+      if (wait !== undefined) return wait.then(() => ({ type: 'view-sent' }));
+    }
+    return { type: 'view-sent' };
+  }
+
+  /** `sendView` for a source that must read the message (a file): piece by piece. */
+  private async streamView(
+    source: MessageSource,
+    view: View,
+    before: readonly Uint8Array[] | undefined,
+  ): Promise<TransferClientEvent> {
+    let prefix = before;
+    const out = (b: Uint8Array[]): Buffer => {
+      const all = joined(prefix, b);
       prefix = undefined;
-      return withPrefix;
+      return all;
     };
     // Chunks of at most 1 MiB ("A chunk MUST NOT declare more than 1 MiB", §60.5), each
     // written after the previous one drained: the socket never holds more than one.
     let left = await source.viewLength(view);
-    if (left === 0) await this.write(Buffer.concat(out([encodeChunk(new Uint8Array(0), true)])));
+    if (left === 0) await this.write(out([encodeChunk(new Uint8Array(0), true)]));
     for await (const piece of source.pieces(view)) {
       left -= piece.length;
       if (piece.length <= SMALL_CHUNK) {
         // A small chunk in one write (one TLS record, one segment): copying a few KiB
         // costs less than two more writes. The copy also frees the source's buffer.
         const head = CHUNK_HEAD(piece.length, left === 0);
-        await this.write(Buffer.concat(out([head, piece, CRLF_BYTES])));
+        await this.write(out([head, piece, CRLF_BYTES]));
         if (this.closing) break;
         continue;
       }
       // A large chunk: header, body, CRLF written apart (no copy of the body); the body
       // is awaited until the socket has taken it, since the source refills that buffer.
-      void this.write(Buffer.concat(out([CHUNK_HEAD(piece.length, left === 0)])));
+      void this.write(out([CHUNK_HEAD(piece.length, left === 0)]));
       await this.write(piece, true);
       await this.write(CRLF_BYTES);
       if (this.closing) break;
     }
-    if (prefix !== undefined) await this.write(prefix);
+    if (prefix !== undefined) await this.write(out([]));
     return { type: 'view-sent' };
   }
 
-  private async perform(a: TransferClientAction): Promise<TransferClientEvent | undefined> {
+  /** Performs the action at `at` (with the commands right behind it); see `Outcome`. */
+  private act(): Outcome {
+    const actions = this.actions;
+    const a = actions[this.at++]!;
     switch (a.type) {
-      case 'command':
+      case 'command': {
+        if (actions[this.at]?.type !== 'command') return this.writeNow(encodeCommand(a.command));
+        // Pipelined commands (RCPTs and DATA, STATUS/GIVEUP; §60.2) in one write: one TLS
+        // record and one segment instead of one per command.
+        const batch = [encodeCommand(a.command)];
+        let b = actions[this.at];
+        for (; b?.type === 'command'; b = actions[++this.at]) batch.push(encodeCommand(b.command));
+        if (b?.type === 'send-view') {
+          // Eager data: the commands and the message in one write (§60.10.4).
+          this.at++;
+          return this.sendView(b.view, batch);
+        }
+        return this.writeNow(Buffer.concat(batch));
+      }
       case 'set-timer':
       case 'close':
-        await this.performBase(a);
-        return undefined;
+        return this.performNow(a);
       case 'sign-proof':
         // "NMTP-AUTH-1" LF challenge LF server-name LF identity, signed with the domain key
         // published at <selector>._nmtpkey.<domain> (§60.8.1).
@@ -282,7 +413,7 @@ export class ClientSession extends ClientHost<TransferClientEvent> {
       case 'send-view':
         return this.sendView(a.view);
       case 'result': {
-        // Reported once the step's other actions are done (see dispatch), to the job it
+        // Reported once the step's other actions are done (see `loop`), to the job it
         // belongs to: `ready` may hand the session to the next job before that.
         const job = this.current;
         this.current = undefined;
@@ -306,53 +437,94 @@ export class ClientSession extends ClientHost<TransferClientEvent> {
     }
   }
 
-  protected dispatch(event: TransferClientEvent): Promise<void> {
-    this.chain = this.chain.then(async () => {
-      const events: TransferClientEvent[] = [event];
-      for (let ev = events.shift(); ev !== undefined; ev = events.shift()) {
-        const out = transferClient(this.state, ev);
-        this.state = out.state;
-        for (let i = 0; i < out.actions.length; i++) {
-          const a = out.actions[i]!;
-          try {
-            if (a.type === 'command' && out.actions[i + 1]?.type === 'command') {
-              // Pipelined commands (RCPTs and DATA, STATUS/GIVEUP; §60.2) in one write: one
-              // TLS record and one segment instead of one per command.
-              const batch: Uint8Array[] = [];
-              for (let b = out.actions[i]; b?.type === 'command'; b = out.actions[++i]) {
-                batch.push(encodeCommand(b.command));
-              }
-              const after = out.actions[i];
-              if (after?.type === 'send-view') {
-                // Eager data: the commands and the message in one write (§60.10.4).
-                events.push(await this.sendView(after.view, Buffer.concat(batch)));
-                continue;
-              }
-              i--;
-              await this.write(Buffer.concat(batch));
-              continue;
-            }
-            const next = await this.perform(a);
-            if (next) events.push(next);
-          } catch (e) {
-            this.report();
-            // A local failure (the message file, a bug): the job fails, the session is dropped.
-            this.settle({
-              endpoint: this.endpoint,
-              recipients: this.state.results,
-              failure: e instanceof NmtpError ? e : new NmtpError('NMTP_ERR_TRANSPORT_LOCAL'),
-            });
-            this.closing = true;
-            this.socket.destroy();
-            return;
-          }
-        }
-        // The job's result goes out after the rest of its step: a caller that runs the next
-        // job as soon as it has the result finds the session idle already (`ready`).
-        this.report();
-      }
+  /** A local failure (the message file, a bug): the job fails, the session is dropped. */
+  private fail(e: unknown): void {
+    this.report();
+    this.settle({
+      endpoint: this.endpoint,
+      recipients: this.state.results,
+      failure: e instanceof NmtpError ? e : new NmtpError('NMTP_ERR_TRANSPORT_LOCAL'),
     });
-    return this.chain;
+    this.closing = true;
+    this.socket.destroy();
+    // Nothing more of this event: the rest of its step, and the events it led to.
+    this.actions = [];
+    this.at = 0;
+    this.produced.length = 0;
+  }
+
+  private begin(event: TransferClientEvent): void {
+    const out = transferClient(this.state, event);
+    this.state = out.state;
+    this.actions = out.actions;
+    this.at = 0;
+  }
+
+  /**
+   * Handles events until there is nothing left to do (undefined) or an action must be
+   * waited for (its promise; `go` again once it settled).
+   */
+  private loop(): Promise<unknown> | undefined {
+    for (;;) {
+      while (this.at < this.actions.length) {
+        let r: Outcome;
+        try {
+          r = this.act();
+        } catch (e) {
+          this.fail(e);
+          continue;
+        }
+        if (r instanceof Promise) return r;
+        if (r !== undefined) this.produced.push(r);
+      }
+      // The job's result goes out after the rest of its step: a caller that runs the next
+      // job as soon as it has the result finds the session idle already (`ready`).
+      this.report();
+      const next = this.produced.shift();
+      if (next !== undefined) {
+        this.begin(next);
+        continue;
+      }
+      const handled = this.handled;
+      this.handled = undefined;
+      handled?.();
+      const q = this.queue.shift();
+      if (q === undefined) return undefined;
+      this.handled = q.done;
+      this.begin(q.event);
+    }
+  }
+
+  private go(): void {
+    const wait = this.loop();
+    this.running = false;
+    if (this.timerWanted !== undefined) {
+      const t = this.timerWanted;
+      this.timerWanted = undefined;
+      this.setTimer(t);
+    }
+    if (wait === undefined) return;
+    this.running = true;
+    wait.then(this.resumed, this.failed);
+  }
+
+  private readonly resumed = (next: unknown): void => {
+    // A write's promise settles with undefined: nothing to handle.
+    if (next !== undefined) this.produced.push(next as TransferClientEvent);
+    this.go();
+  };
+
+  private readonly failed = (e: unknown): void => {
+    this.fail(e);
+    this.go();
+  };
+
+  /** Handles `event` after those before it; `done` once it and what it led to are. */
+  protected dispatch(event: TransferClientEvent, done?: () => void): void {
+    this.queue.push(done === undefined ? { event } : { event, done });
+    if (this.running) return;
+    this.running = true;
+    this.go();
   }
 }
 

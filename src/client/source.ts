@@ -49,6 +49,15 @@ export interface MessageSource {
   pieces(view: View, max?: number): AsyncIterable<Uint8Array>;
   /** Total octets of `view`. */
   viewLength(view: View): Promise<number>;
+  /**
+   * A source that holds the message in memory: the same as `viewLength` and `pieces`, with
+   * nothing to wait for, so a session sends a small message without a promise per piece.
+   */
+  readonly now?: {
+    viewLength(view: View): number;
+    /** The pieces `pieces(view, max)` yields, views of the message (never overwritten). */
+    pieces(view: View, max?: number): readonly Uint8Array[];
+  };
 }
 
 /** The byte ranges [start, end) of the message that make up `view` (§60.10.4). */
@@ -193,15 +202,23 @@ function newBytesSource(message: Uint8Array): MessageSource {
     }
     return layout;
   };
+  const piecesOf = (view: View, max = MAX_CHUNK): Uint8Array[] => {
+    const out: Uint8Array[] = [];
+    for (const [a, b] of viewRanges(get(), view)) {
+      for (let i = a; i < b; i += max) out.push(message.subarray(i, Math.min(b, i + max)));
+    }
+    return out;
+  };
+  const lengthOf = (view: View): number => total(viewRanges(get(), view));
   return {
     size: message.length,
     layout: () => Promise.resolve(get()),
-    viewLength: (view) => Promise.resolve(total(viewRanges(get(), view))),
+    viewLength: (view) => Promise.resolve(lengthOf(view)),
     async *pieces(view, max = MAX_CHUNK) {
-      for (const [a, b] of viewRanges(get(), view)) {
-        for (let i = a; i < b; i += max) yield message.subarray(i, Math.min(b, i + max));
-      }
+      // Ranges are computed when the first piece is asked for, as before.
+      yield* piecesOf(view, max);
     },
+    now: { viewLength: lengthOf, pieces: piecesOf },
   };
 }
 

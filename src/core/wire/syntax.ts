@@ -233,7 +233,11 @@ export function printCommandLine(c: Command): string {
     if (v !== undefined) out.push(`${name}=${v}`);
   }
   const line = out.join(' ');
-  // Round-trip check: the printer never emits a line its own parser would refuse.
+  // The printer never emits a line its own parser would refuse or read back differently.
+  // `printsBack` shows that token by token for every well-formed command (the reducers
+  // build a new one per command, so remembering parsed or printed ones would not help);
+  // any other takes the round trip, which also gives it the parser's own error.
+  if (printsBack(c, spec, out, line)) return line;
   const parsed = parseCommandLine(line, utf8Length(line) + 2, 0);
   if (
     parsed.args.length !== c.args.length ||
@@ -242,6 +246,43 @@ export function printCommandLine(c: Command): string {
     throw syntax('command does not print unambiguously', 0);
   }
   return line;
+}
+
+/**
+ * True when `parseCommandLine(line)` accepts `line` (= `words` joined by SP, as
+ * printCommandLine makes it) with exactly `c.args` and one parameter per key of `c.params`
+ * — what the round trip checks —, decided token by token without parsing. False is not a
+ * verdict: the caller then takes the round trip. Proved equal to it by a property test
+ * (test/core/wire/print-command.test.ts).
+ */
+function printsBack(c: Command, spec: VerbSpec, words: readonly string[], line: string): boolean {
+  // Every word non-empty, without SP or controls: `words` splits the line back into
+  // exactly these words and each passes the parser's TOKEN_RE.
+  const nArgs = c.args.length;
+  for (let i = 1; i <= nArgs; i++) {
+    const a = words[i];
+    if (typeof a !== 'string' || !TOKEN_RE.test(a)) return false;
+  }
+  // The parser takes this many words as arguments; the rest must be the parameters.
+  if (spec.arity(words.slice(1)) !== nArgs) return false;
+  // Each parameter word is `name=value` with a name of the table (which matches
+  // PARAM_NAME_RE and holds no "="), in table order, at most once, so the parser splits it
+  // at the name and accepts it if the value is a non-empty token.
+  let printed = 0;
+  for (const [name, required] of spec.params) {
+    const v = c.params[name];
+    if (v === undefined) {
+      if (required) return false;
+      continue;
+    }
+    const w = words[1 + nArgs + printed++]!;
+    if (w.length <= name.length + 1 || !TOKEN_RE.test(w)) return false;
+  }
+  // No key left out of the line (one the verb does not have, or an undefined value).
+  if (Object.keys(c.params).length !== printed) return false;
+  // "Every command has a size limit" (§60.4), counted with the CRLF; a line of at most
+  // maxLine / 3 UTF-16 units cannot exceed it in UTF-8.
+  return line.length * 3 + 2 <= spec.maxLine || utf8Length(line) + 2 <= spec.maxLine;
 }
 
 // --- replies ------------------------------------------------------------------------------
