@@ -64,6 +64,7 @@ import { toBase64url } from '../core/sign/index.ts';
 import {
   EAGER_MAX,
   formatReceived,
+  RECEIVED_FIELD,
   VIEWS,
   type CookieState,
   type FinalAnswer,
@@ -118,6 +119,7 @@ type Plan =
  * at most `maxHeaderBytes` of trace block (§10.8).
  */
 const HEAD_MAX = 8 + DEFAULT_LIMITS.maxHeaderBytes;
+const CRLFCRLF = Buffer.from('\r\n\r\n');
 
 /** Appends the octets of the file `path` from `offset` on to `h`, a piece at a time. */
 async function copyFrom(path: string, offset: number, h: FileHandle): Promise<void> {
@@ -234,17 +236,37 @@ class Incoming implements MessageSink {
 
   private file: FileHandle | undefined;
   private spoolPath: string | undefined;
+  /**
+   * A spilled message is written with the first recipient's Received field already in
+   * place (`first`), so that, accepted, the spool file is that recipient's copy — renamed,
+   * not copied. Until the end of the trace block is seen, the spool's octets wait here
+   * (at most HEAD_MAX); `streamed` then says where the field went.
+   */
+  private held: Uint8Array[] = [];
+  private heldSize = 0;
+  streamed: { readonly at: number; readonly length: number; readonly field: string } | undefined;
+  private noStream = false;
 
   private constructor(
     private readonly tmpDir: string,
     private readonly inlineLimit: number,
     /** The policy this transaction is decided by (read once, at DATA). */
     readonly policy: Policy,
+    /** When the message arrived (its DATA): the time every Received field names. */
+    readonly receivedAt: number,
+    /** The Received field value of the first recipient, written into a spilled message. */
+    private readonly first: string | undefined,
   ) {}
 
   /** At once when the message starts in memory; a file from the start when the limit is 0. */
-  static create(tmpDir: string, inlineLimit: number, policy: Policy): MaybePromise<Incoming> {
-    const sink = new Incoming(tmpDir, inlineLimit, policy);
+  static create(
+    tmpDir: string,
+    inlineLimit: number,
+    policy: Policy,
+    receivedAt: number,
+    first: string | undefined,
+  ): MaybePromise<Incoming> {
+    const sink = new Incoming(tmpDir, inlineLimit, policy, receivedAt, first);
     if (inlineLimit === 0) return sink.spill().then(() => sink);
     return sink;
   }
@@ -301,8 +323,38 @@ class Incoming implements MessageSink {
   private async writeFile(own: Uint8Array): Promise<void> {
     if (this.parts !== undefined) await this.spill();
     this.size += own.length;
-    await this.file!.write(own);
+    await this.spool(own);
     this.check(own);
+  }
+
+  /** Appends to the spool file, putting `first`'s Received line at the trace block's end. */
+  private async spool(b: Uint8Array): Promise<void> {
+    if (this.first === undefined || this.streamed !== undefined || this.noStream) {
+      await this.file!.write(b);
+      return;
+    }
+    this.held.push(b);
+    this.heldSize += b.length;
+    const all = this.held.length === 1 ? b : Buffer.concat(this.held);
+    // The trace block ends at the first empty line: no field line holds CR or LF (§10.3).
+    const end = Buffer.from(all.buffer, all.byteOffset, all.byteLength).indexOf(CRLFCRLF);
+    if (end < 0 && this.heldSize <= HEAD_MAX) {
+      this.held = [all];
+      return;
+    }
+    this.held = [];
+    if (end < 0) {
+      // No trace block end where one must be: the frame check refuses the message.
+      this.noStream = true;
+      await this.file!.write(all);
+      return;
+    }
+    const at = end + 2;
+    const line = Buffer.from(`${RECEIVED_FIELD}: ${this.first}\r\n`);
+    for (const piece of [all.subarray(0, at), line, all.subarray(at)]) {
+      await this.file!.writeFile(piece);
+    }
+    this.streamed = { at, length: line.length, field: this.first };
   }
 
   /**
@@ -315,7 +367,7 @@ class Incoming implements MessageSink {
 
   private async spill(): Promise<void> {
     this.file = await open(this.path, 'wx', 0o600);
-    for (const p of this.parts ?? []) await this.file.write(p);
+    for (const p of this.parts ?? []) await this.spool(p);
     this.parts = undefined;
   }
 
@@ -344,6 +396,9 @@ class Incoming implements MessageSink {
     const f = this.file;
     if (f === undefined) return;
     this.file = undefined;
+    // Octets still waiting for the end of the trace block (a message that never had one).
+    if (this.held.length > 0) await f.write(Buffer.concat(this.held));
+    this.held = [];
     try {
       if (sync) await f.sync();
     } finally {
@@ -455,27 +510,32 @@ export class Mailbox implements TransferDecider {
     return p instanceof Promise ? p.then((q) => decideWith(q, a)) : decideWith(p, a);
   }
 
-  chooseView(a: {
-    domain: string;
-    recipients: readonly string[];
-    cookie?: string;
-  }): MaybePromise<{ choice: ViewChoice; sink?: MessageSink }> {
-    if (a.cookie !== undefined) return this.chooseOnCookie(a.domain, a.cookie);
+  /**
+   * `client` (the session's identification) lets a message that goes to a file carry its
+   * first recipient's Received field from the start (see Incoming); without it every copy
+   * is written from the received file afterwards.
+   */
+  chooseView(
+    a: { domain: string; recipients: readonly string[]; cookie?: string },
+    client?: Identification,
+  ): MaybePromise<{ choice: ViewChoice; sink?: MessageSink }> {
+    if (a.cookie !== undefined) return this.chooseOnCookie(a.domain, a.cookie, client);
     // One read of the policy decides the whole message (DATA to the last answer).
     const p = this.policy();
     return p instanceof Promise
-      ? p.then((q) => this.viewFor(a.recipients, q))
-      : this.viewFor(a.recipients, p);
+      ? p.then((q) => this.viewFor(a.recipients, q, client))
+      : this.viewFor(a.recipients, p, client);
   }
 
   private async chooseOnCookie(
     domain: string,
     cookie: string,
+    client: Identification | undefined,
   ): Promise<{ choice: ViewChoice; sink?: MessageSink }> {
     const c = await this.owned(cookie, domain);
     if (c === undefined) return { choice: { kind: 'unknown-cookie' } };
     if (c.state !== 'want-view') return { choice: { kind: 'not-wanted' } };
-    return this.viewFor(undefined, await this.policy());
+    return this.viewFor(undefined, await this.policy(), client, c.rcpt);
   }
 
   /**
@@ -486,6 +546,8 @@ export class Mailbox implements TransferDecider {
   private viewFor(
     recipients: readonly string[] | undefined,
     policy: Policy,
+    client: Identification | undefined,
+    cookieRcpt?: string,
   ): MaybePromise<{ choice: ViewChoice; sink: MessageSink }> {
     let view: View = 'full';
     if (recipients !== undefined) {
@@ -499,7 +561,13 @@ export class Mailbox implements TransferDecider {
     const tmp = join(this.o.maildir, 'tmp');
     const inline = this.writer === undefined ? 0 : (this.o.inlineLimit ?? 256 * 1024);
     const choice: ViewChoice = { kind: 'view', view };
-    const sink = Incoming.create(tmp, inline, policy);
+    const now = this.now();
+    const first = cookieRcpt ?? recipients?.[0];
+    const field =
+      view === 'full' && client !== undefined && first !== undefined
+        ? this.receivedField(first, client, now)
+        : undefined;
+    const sink = Incoming.create(tmp, inline, policy, now, field);
     return sink instanceof Promise ? sink.then((k) => ({ choice, sink: k })) : { choice, sink };
   }
 
@@ -516,6 +584,8 @@ export class Mailbox implements TransferDecider {
   ): Promise<FinalAnswer[]> {
     if (!(sink instanceof Incoming)) throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'no sink');
     sink.finish();
+    // A held message kept as sent, when the received file carries a field (removed after).
+    let heldFrom: string | undefined;
     try {
       if (a.view !== 'full') {
         // "A receiver that sent less than the full view and has not decided MUST answer
@@ -561,14 +631,35 @@ export class Mailbox implements TransferDecider {
           );
         }
       } else {
-        // Held copies are links to the received file, which must then be on disk.
-        await sink.close(holding);
+        // The received file carries one recipient's field already (Incoming.spool): it is
+        // that recipient's copy, moved into new/; the other copies are written from it
+        // with their own field in place of that one.
+        const st = sink.streamed;
+        if (st !== undefined && accepted.some((p) => p.ins.at !== st.at)) {
+          throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'received file: trace block moved');
+        }
+        const own = st && accepted.find((p) => p.field === st.field);
+        // Held copies are links to a file, and the moved copy is renamed: both on disk first.
+        await sink.close(holding || own !== undefined);
         const from = inline ?? sink.path;
-        for (const p of accepted) await this.place(from, sink.head, p);
+        const skip = st?.length ?? 0;
+        for (const p of accepted) if (p !== own) await this.place(from, sink.head, p, skip);
+        if (holding && st !== undefined) {
+          // A held message is kept as sent: the received file without the field.
+          heldFrom = partName(this.o.maildir);
+          await this.place(
+            from,
+            sink.head,
+            { ins: { at: st.at, line: new Uint8Array(0) } },
+            skip,
+            heldFrom,
+          );
+        }
+        if (own !== undefined) await rename(sink.path, join(this.dir('new'), `${own.id}.nmtp`));
         // One fsync of new/ for every recipient's copy (and other sessions' meanwhile).
         if (accepted.length > 0) await fsyncDirShared(this.dir('new'));
       }
-      const hold = this.holder(inline ?? sink.path);
+      const hold = this.holder(inline ?? heldFrom ?? sink.path);
       const answers: FinalAnswer[] = [];
       for (const p of plans) {
         if (p.kind === 'accept') answers.push({ kind: 'accepted', rcpt: p.rcpt, id: p.id });
@@ -580,6 +671,7 @@ export class Mailbox implements TransferDecider {
     } finally {
       await sink.close(false).catch(ignore);
       if (sink.inline === undefined) await unlink(sink.path).catch(ignore);
+      if (heldFrom !== undefined) await unlink(heldFrom).catch(ignore);
     }
   }
 
@@ -598,9 +690,9 @@ export class Mailbox implements TransferDecider {
     // Preview recipients in a transaction that sent the full message are held on it.
     const held = (r: string): boolean =>
       p.defer?.includes(r) === true || (p.preview !== undefined && Object.hasOwn(p.preview, r));
-    const now = this.now();
     return rcpts.map((rcpt): Plan => {
-      const field = this.receivedField(rcpt, client, now);
+      // Every field names the time the message arrived (its DATA).
+      const field = this.receivedField(rcpt, client, sink.receivedAt);
       let ins: TraceInsertion;
       try {
         // Checked for held recipients too: their copy gets the field when approved.
@@ -628,23 +720,28 @@ export class Mailbox implements TransferDecider {
   /**
    * Writes a recipient's copy of `from` (the octets, or a file whose first octets are
    * `head`) with its Received field into new/ as `<id>.nmtp`: through tmp/, fsync'd, then
-   * renamed. Durable once new/ is fsync'd (the caller's `fsyncDirShared`).
+   * renamed. Durable once new/ is fsync'd (the caller's `fsyncDirShared`). With `target`,
+   * the copy is written there (fsync'd) and left for the caller.
    */
   private async place(
     from: string | Uint8Array,
     head: Uint8Array,
-    p: { id: string; ins: TraceInsertion },
+    p: { id?: string; ins: TraceInsertion },
+    skip = 0,
+    target?: string,
   ): Promise<void> {
-    const part = partName(this.o.maildir);
+    const part = target ?? partName(this.o.maildir);
     const { at, line } = p.ins;
+    // `skip`: octets of another recipient's field that `from` holds at `at` (left out).
     await writeSynced(part, async (h) => {
       await h.writeFile(head.subarray(0, at));
       await h.writeFile(line);
       if (typeof from !== 'string') await h.writeFile(from.subarray(at));
-      else await copyFrom(from, at, h);
+      else await copyFrom(from, at + skip, h);
     });
+    if (target !== undefined) return;
     try {
-      await rename(part, join(this.dir('new'), `${p.id}.nmtp`));
+      await rename(part, join(this.dir('new'), `${p.id!}.nmtp`));
     } catch (e) {
       await unlink(part).catch(ignore);
       throw e;

@@ -46,8 +46,14 @@ export type MaybePromise<T> = T | Promise<T>;
  */
 export interface TransferDecider {
   decideRecipient(a: Act<'decide-recipient'>): MaybePromise<RecipientDecision>;
-  /** The view wanted; when a view is chosen, `sink` receives the chunks. */
-  chooseView(a: Act<'choose-view'>): MaybePromise<{ choice: ViewChoice; sink?: MessageSink }>;
+  /**
+   * The view wanted; when a view is chosen, `sink` receives the chunks. `client` is the
+   * session's identification (what decideMessage gets too).
+   */
+  chooseView(
+    a: Act<'choose-view'>,
+    client: Identification,
+  ): MaybePromise<{ choice: ViewChoice; sink?: MessageSink }>;
   /**
    * Called after the LAST chunk with the sink chooseView returned and the session's client
    * identification, so the decider can record both results on the message (issue 4:
@@ -193,7 +199,7 @@ export function runTransferSession(
           decision,
         }));
       case 'choose-view':
-        return then(o.decider.chooseView(a), (r): TransferServerEvent => {
+        return then(o.decider.chooseView(a, client), (r): TransferServerEvent => {
           sink = r.sink;
           return { type: 'view-choice', choice: r.choice };
         });

@@ -678,3 +678,79 @@ test('mailbox without a journal: each recipient gets its own copy, written from 
   }
   assert.deepEqual(readdirSync(join(maildir, 'tmp')), []);
 });
+
+test('mailbox: a message that goes to a file carries its first recipient’s field from the start; the other copies and the held one are written from it', async () => {
+  const maildir = join(dir, 'mail-streamed');
+  mkdirSync(maildir, { recursive: true });
+  const client: Identification = {
+    domain: 'example.org',
+    ip: '127.0.0.1',
+    proof: 'pass',
+    csv: 'pass',
+    reputation: { verdict: 'good', note: 'known; trusted' },
+  };
+  // Over the inline limit (a file even with the journal), with a trace block of its own.
+  const big = encodeMessage({
+    trace: [{ name: 'Trace', value: 'by relay.example.org' }],
+    root: { fields: [{ name: 'Subject', value: 'big' }], body: randomBytes(300 * 1024) },
+  });
+  const cases: { journal: boolean; rcpts: string[]; defer: string[] }[] = [
+    { journal: true, rcpts: ['s1@example.net'], defer: [] },
+    { journal: false, rcpts: ['s1@example.net', 's2@example.net'], defer: [] },
+    // The first recipient is held: the file's field is not anyone's copy.
+    { journal: false, rcpts: ['s3@example.net', 's4@example.net'], defer: ['s3@example.net'] },
+    { journal: true, rcpts: ['s5@example.net', 's6@example.net'], defer: ['s6@example.net'] },
+  ];
+  for (const c of cases) {
+    writeFileSync(join(maildir, 'policy.json'), JSON.stringify({ defer: c.defer }));
+    const mailbox = await Mailbox.open({ maildir, journal: c.journal });
+    try {
+      const { sink } = await mailbox.chooseView(
+        { domain: 'example.org', recipients: c.rcpts },
+        client,
+      );
+      // Small pieces first: the end of the trace block comes in a later one.
+      for (let i = 0; i < 64; i += 7) await sink!.write(big.subarray(i, Math.min(i + 7, 64)));
+      for (let i = 64; i < big.length; i += 100_000) {
+        await sink!.write(big.subarray(i, i + 100_000));
+      }
+      // The field went into the file as it was written.
+      assert.equal((sink as unknown as { streamed?: { at: number } }).streamed?.at, 37);
+      const answers = await mailbox.decideMessage(
+        { domain: 'example.org', recipients: c.rcpts, view: 'full', digest: announce(big).digest },
+        sink,
+        client,
+      );
+      await mailbox.settled();
+      for (const a of answers) {
+        if (a.kind === 'accepted') {
+          const copy = readStored(join(maildir, 'new', `${a.id}.nmtp`));
+          assert.ok(copy.sent.equals(Buffer.from(big)), `${a.rcpt}: the message as sent`);
+          assert.equal(copy.received.rcpt, a.rcpt);
+          assert.equal(copy.received.note, 'known; trusted');
+          // One Received field: its own (the file's field for another recipient is gone).
+          const names = decodeMessage(readFileSync(join(maildir, 'new', `${a.id}.nmtp`))).trace;
+          assert.deepEqual(
+            names.map((f) => f.name),
+            ['Trace', 'Received'],
+          );
+        } else {
+          assert.equal(a.kind, 'deferred', JSON.stringify(a));
+          if (a.kind !== 'deferred') continue;
+          // Held as sent.
+          assert.ok(
+            readFileSync(join(maildir, 'held', `${a.cookie}.nmtp`)).equals(Buffer.from(big)),
+          );
+          assert.ok(c.defer.includes(a.rcpt));
+        }
+      }
+      assert.equal(
+        answers.filter((a) => a.kind === 'accepted').length,
+        c.rcpts.length - c.defer.length,
+      );
+      assert.deepEqual(readdirSync(join(maildir, 'tmp')), [], JSON.stringify(c));
+    } finally {
+      await mailbox.close();
+    }
+  }
+});
