@@ -390,7 +390,7 @@ class Incoming implements MessageSink {
 
   /**
    * A spilled message's file closed — flushed to disk (data and inode) first with `sync`,
-   * when held copies will be links to it. Accepted copies are written from it afresh.
+   * when it becomes a copy in new/ (renamed) or held copies will be links to it.
    */
   async close(sync: boolean): Promise<void> {
     const f = this.file;
