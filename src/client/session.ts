@@ -24,7 +24,7 @@ import {
 } from '../core/session/index.ts';
 import { ed25519, toBase64url, type SigningKey } from '../core/sign/index.ts';
 import { encodeChunk, encodeCommand, type Reply } from '../core/wire/index.ts';
-import { ClientHost } from './host.ts';
+import { ClientHost, type Outcome } from './host.ts';
 import { bytesSource, type MessageSource } from './source.ts';
 
 export interface ClientIdentity {
@@ -127,47 +127,16 @@ const joined = (before: readonly Uint8Array[] | undefined, parts: Uint8Array[]):
   Buffer.concat(before === undefined ? parts : [...before, ...parts]);
 
 /**
- * What performing an action comes to: the event it produces (or nothing), at once, or a
- * promise of it when the loop must wait (a full socket buffer, a file read).
- */
-type Outcome = TransferClientEvent | undefined | Promise<unknown>;
-
-interface Queued {
-  readonly event: TransferClientEvent;
-  /** Called once the event, and every event its actions led to, is handled. */
-  readonly done?: () => void;
-}
-
-/**
  * A session on an open socket. The first job comes with the constructor; with `keepOpen`,
- * `run` gives it more after each result, and `finish` QUITs.
- *
- * The loop (`dispatch`) handles one event after another, each with all its actions in
- * order and then the events those produced, as src/server/session-loop.ts does: an action
- * done at once (a write the socket buffer took, a timer, a signature) lets it go on at once;
- * it waits, and pays for a promise, only for an action that returns one.
+ * `run` gives it more after each result, and `finish` QUITs. The loop that runs the
+ * reducer is ClientHost's.
  */
-export class ClientSession extends ClientHost<TransferClientEvent> {
+export class ClientSession extends ClientHost<TransferClientEvent, TransferClientAction> {
   private state: TransferClientState;
   /** Reports the result of the step being performed, when the step is done. */
   private finished: (() => void) | undefined;
   private current:
     { source: MessageSource | undefined; resolve: (r: JobResult) => void } | undefined;
-  /** Events not handled yet, in the order they came. */
-  private readonly queue: Queued[] = [];
-  /** Events the actions of the event being handled produced: handled next, in order. */
-  private readonly produced: TransferClientEvent[] = [];
-  /** The step being performed: its actions from `at` on are still to do. */
-  private actions: readonly TransferClientAction[] = [];
-  private at = 0;
-  /** What to call when the queued event being handled is done with. */
-  private handled: (() => void) | undefined;
-  /** The loop is handling events, or waiting for an action. */
-  private running = false;
-  /** The timer the last step of the loop's run asked for, set when the run stops. */
-  private timerWanted: number | undefined;
-  /** The state has a timer: a Timeout left behind by a state without one is ignored. */
-  private timerOn = false;
   /** True between a job's end and the next one (a kept session). */
   idle = false;
   /** The socket closed; the session cannot be used again. */
@@ -206,9 +175,7 @@ export class ClientSession extends ClientHost<TransferClientEvent> {
           this.closing = true;
           this.closed = true;
           this.idle = false;
-          this.timerWanted = undefined;
-          this.timerOn = false;
-          this.timer.clear();
+          this.stopTimer();
           // Only a job the reducer never started is still unsettled here (a started one was
           // reported by the 'closed' event): nothing of it was answered.
           this.settle({ endpoint, recipients: [], failure: 'closed' });
@@ -248,26 +215,6 @@ export class ClientSession extends ClientHost<TransferClientEvent> {
     this.socket.destroy();
   }
 
-  /**
-   * Per-state timers (§60.10.7), set when the loop stops (done, or waiting): no timer can
-   * fire while it runs, so only the last state's counts, and a run that goes through
-   * several states sets the timer once. A state without a timer leaves the Timeout
-   * behind, ignored (`expired`): the next state's timer of the same length is then that
-   * Timeout restarted, not a new one.
-   */
-  protected override setTimer(seconds: number): void {
-    if (this.running) {
-      this.timerWanted = seconds;
-      return;
-    }
-    this.timerOn = seconds > 0;
-    if (this.timerOn) super.setTimer(seconds);
-  }
-
-  protected override expired(): void {
-    if (this.timerOn) super.expired();
-  }
-
   private report(): void {
     const f = this.finished;
     this.finished = undefined;
@@ -285,7 +232,7 @@ export class ClientSession extends ClientHost<TransferClientEvent> {
    * first small chunk, so an eager transaction (RCPTs, DATA send=full, the message) is one
    * TLS record and one segment (§60.10.4).
    */
-  private sendView(view: View, before?: readonly Uint8Array[]): Outcome {
+  private sendView(view: View, before?: readonly Uint8Array[]): Outcome<TransferClientEvent> {
     const source = this.current?.source;
     if (source === undefined) throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'no message');
     if (source.now === undefined) return this.streamView(source, view, before);
@@ -306,7 +253,7 @@ export class ClientSession extends ClientHost<TransferClientEvent> {
     i: number,
     left: number,
     before: readonly Uint8Array[] | undefined,
-  ): Outcome {
+  ): Outcome<TransferClientEvent> {
     let prefix = before;
     for (; i < pieces.length; i++) {
       const piece = pieces[i]!;
@@ -379,7 +326,7 @@ export class ClientSession extends ClientHost<TransferClientEvent> {
   }
 
   /** Performs the action at `at` (with the commands right behind it); see `Outcome`. */
-  private act(): Outcome {
+  protected act(): Outcome<TransferClientEvent> {
     const actions = this.actions;
     const a = actions[this.at++]!;
     switch (a.type) {
@@ -438,7 +385,7 @@ export class ClientSession extends ClientHost<TransferClientEvent> {
   }
 
   /** A local failure (the message file, a bug): the job fails, the session is dropped. */
-  private fail(e: unknown): void {
+  protected fail(e: unknown): void {
     this.report();
     this.settle({
       endpoint: this.endpoint,
@@ -447,84 +394,20 @@ export class ClientSession extends ClientHost<TransferClientEvent> {
     });
     this.closing = true;
     this.socket.destroy();
-    // Nothing more of this event: the rest of its step, and the events it led to.
-    this.actions = [];
-    this.at = 0;
-    this.produced.length = 0;
   }
 
-  private begin(event: TransferClientEvent): void {
+  protected reduce(event: TransferClientEvent): readonly TransferClientAction[] {
     const out = transferClient(this.state, event);
     this.state = out.state;
-    this.actions = out.actions;
-    this.at = 0;
+    return out.actions;
   }
 
   /**
-   * Handles events until there is nothing left to do (undefined) or an action must be
-   * waited for (its promise; `go` again once it settled).
+   * The job's result goes out after the rest of its step: a caller that runs the next job
+   * as soon as it has the result finds the session idle already (`ready`).
    */
-  private loop(): Promise<unknown> | undefined {
-    for (;;) {
-      while (this.at < this.actions.length) {
-        let r: Outcome;
-        try {
-          r = this.act();
-        } catch (e) {
-          this.fail(e);
-          continue;
-        }
-        if (r instanceof Promise) return r;
-        if (r !== undefined) this.produced.push(r);
-      }
-      // The job's result goes out after the rest of its step: a caller that runs the next
-      // job as soon as it has the result finds the session idle already (`ready`).
-      this.report();
-      const next = this.produced.shift();
-      if (next !== undefined) {
-        this.begin(next);
-        continue;
-      }
-      const handled = this.handled;
-      this.handled = undefined;
-      handled?.();
-      const q = this.queue.shift();
-      if (q === undefined) return undefined;
-      this.handled = q.done;
-      this.begin(q.event);
-    }
-  }
-
-  private go(): void {
-    const wait = this.loop();
-    this.running = false;
-    if (this.timerWanted !== undefined) {
-      const t = this.timerWanted;
-      this.timerWanted = undefined;
-      this.setTimer(t);
-    }
-    if (wait === undefined) return;
-    this.running = true;
-    wait.then(this.resumed, this.failed);
-  }
-
-  private readonly resumed = (next: unknown): void => {
-    // A write's promise settles with undefined: nothing to handle.
-    if (next !== undefined) this.produced.push(next as TransferClientEvent);
-    this.go();
-  };
-
-  private readonly failed = (e: unknown): void => {
-    this.fail(e);
-    this.go();
-  };
-
-  /** Handles `event` after those before it; `done` once it and what it led to are. */
-  protected dispatch(event: TransferClientEvent, done?: () => void): void {
-    this.queue.push(done === undefined ? { event } : { event, done });
-    if (this.running) return;
-    this.running = true;
-    this.go();
+  protected override stepDone(): void {
+    this.report();
   }
 }
 

@@ -33,7 +33,7 @@ import {
   printReplyLine,
   type Command,
 } from '../core/wire/index.ts';
-import { ClientHost } from './host.ts';
+import { ClientHost, type Outcome } from './host.ts';
 import { openConnection, type ConnectOptions, type Endpoint } from './transfer.ts';
 
 /** A password login (AUTH PLAIN) or a key login (AUTH KEY: the key signs the challenge). */
@@ -67,7 +67,7 @@ interface Entry {
 const CHUNK = DEFAULT_WIRE_LIMITS.maxChunk;
 
 /** A session on an open connection. Use `SubmissionClient.connect`. */
-export class SubmissionClient extends ClientHost<SubmissionClientEvent> {
+export class SubmissionClient extends ClientHost<SubmissionClientEvent, SubmissionClientAction> {
   private state: SubmissionClientState;
   /** Serialises queueing, so that jobs keep the order of the calls (file sizes are awaited). */
   private queueing: Promise<unknown> = Promise.resolve();
@@ -86,11 +86,11 @@ export class SubmissionClient extends ClientHost<SubmissionClientEvent> {
       ...(o.maxPayload === undefined ? {} : { maxPayload: o.maxPayload }),
     });
     this.ended = new Promise((resolve) => {
-      readWireItems(socket, this.decoder, (item) => void this.dispatch({ type: 'wire', item }));
+      readWireItems(socket, this.decoder, (item) => this.dispatch({ type: 'wire', item }));
       socket.on('close', () => {
-        void this.dispatch({ type: 'closed' }).then(() => {
+        this.dispatch({ type: 'closed' }, () => {
           this.closing = true;
-          this.setTimer(0);
+          this.stopTimer();
           // The reducer answered every job it knew; anything left never reached it.
           for (const e of this.entries.splice(0)) e.resolve(failed(e.job, 'closed'));
           resolve();
@@ -163,7 +163,7 @@ export class SubmissionClient extends ClientHost<SubmissionClientEvent> {
     await this.queueing;
     // Waiting for 221 is work: the connection keeps the process alive until it closes.
     this.ref(true);
-    void this.dispatch({ type: 'finish' });
+    this.dispatch({ type: 'finish' });
     await this.ended;
   }
 
@@ -211,7 +211,7 @@ export class SubmissionClient extends ClientHost<SubmissionClientEvent> {
       if (this.closing) return resolve(failed(job, 'closed'));
       this.entries.push({ job, payload: [], resolve, ...extra });
       this.ref(true);
-      void this.dispatch({ type: 'job', job });
+      this.dispatch({ type: 'job', job });
     });
   }
 
@@ -257,13 +257,13 @@ export class SubmissionClient extends ClientHost<SubmissionClientEvent> {
     }
   }
 
-  private async perform(a: SubmissionClientAction): Promise<SubmissionClientEvent | undefined> {
+  protected act(): Outcome<SubmissionClientEvent> {
+    const a = this.actions[this.at++]!;
     switch (a.type) {
       case 'command':
       case 'set-timer':
       case 'close':
-        await this.performBase(a);
-        return undefined;
+        return this.performNow(a);
       case 'sign-proof': {
         // "The proof is the RFC 8032 Ed25519 signature of proof-input" (§60.8.1), with the
         // user's key: "the user signs the proof input … with identity = the user's
@@ -274,8 +274,9 @@ export class SubmissionClient extends ClientHost<SubmissionClientEvent> {
         return { type: 'proof-signed', signature: toBase64url(ed25519.sign(key, a.input)) };
       }
       case 'send-message':
-        await this.sendMessage(a.size);
-        return { type: 'message-sent' };
+        return this.sendMessage(a.size).then((): SubmissionClientEvent => ({
+          type: 'message-sent',
+        }));
       case 'payload':
         // A copy: the decoder's view is only valid until the next push. The reducer never
         // hands out more than the size the server announced (≤ maxPayload).
@@ -298,30 +299,22 @@ export class SubmissionClient extends ClientHost<SubmissionClientEvent> {
     }
   }
 
-  protected dispatch(event: SubmissionClientEvent): Promise<void> {
-    this.chain = this.chain.then(async () => {
-      const events: SubmissionClientEvent[] = [event];
-      for (let ev = events.shift(); ev !== undefined; ev = events.shift()) {
-        const out = submissionClient(this.state, ev);
-        this.state = out.state;
-        for (const a of out.actions) {
-          try {
-            const next = await this.perform(a);
-            if (next) events.push(next);
-          } catch (e) {
-            // A local failure (the message file, a bug) in the middle of a transaction: the
-            // server expects octets we cannot send, so the session is dropped.
-            const failure = asNmtpError(e);
-            for (const x of this.entries.splice(0)) x.resolve(failed(x.job, failure));
-            this.closing = true;
-            this.setTimer(0);
-            this.socket.destroy();
-            return;
-          }
-        }
-      }
-    });
-    return this.chain;
+  protected reduce(event: SubmissionClientEvent): readonly SubmissionClientAction[] {
+    const out = submissionClient(this.state, event);
+    this.state = out.state;
+    return out.actions;
+  }
+
+  /**
+   * A local failure (the message file, a bug) in the middle of a transaction: the server
+   * expects octets we cannot send, so the session is dropped.
+   */
+  protected fail(e: unknown): void {
+    const failure = asNmtpError(e);
+    for (const x of this.entries.splice(0)) x.resolve(failed(x.job, failure));
+    this.closing = true;
+    this.stopTimer();
+    this.socket.destroy();
   }
 }
 
