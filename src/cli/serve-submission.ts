@@ -67,13 +67,16 @@ export async function startSubmission(
   const key = keyPairFromSeed(seedFromPem(readFileSync(need(v, 'domain-key'), 'utf8')));
   const dns = v['dns-server'] === undefined ? {} : { servers: v['dns-server'] as string[] };
   const ca = v['peer-ca'] as string | undefined;
-  const deliver =
-    base.deliver ??
-    transferDeliver({
-      identity: { domain, selector, key },
-      srv: dnsSrvResolver(dns),
-      connect: ca === undefined ? {} : { ca: readFileSync(ca) },
-    });
+  // Ours holds a connection pool, closed after the queue; one passed in is the caller's.
+  const own =
+    base.deliver === undefined
+      ? transferDeliver({
+          identity: { domain, selector, key },
+          srv: dnsSrvResolver(dns),
+          connect: ca === undefined ? {} : { ca: readFileSync(ca) },
+        })
+      : undefined;
+  const deliver = base.deliver ?? own!;
   const onError = base.onError ?? ((): void => undefined);
   const queue = await Queue.open({
     dir: (v['queue'] as string | undefined) ?? SUBMISSION_DEFAULTS.queue,
@@ -101,6 +104,7 @@ export async function startSubmission(
     );
   } catch (e) {
     await queue.close();
+    await own?.close();
     throw e;
   }
   return {
@@ -110,6 +114,7 @@ export async function startSubmission(
     async close() {
       await listening.close();
       await queue.close();
+      await own?.close();
     },
   };
 }

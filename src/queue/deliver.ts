@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { NmtpError } from '../core/errors/index.ts';
 import { deliver } from '../client/deliver.ts';
 import {
+  TransferPool,
   transferTo,
   transferToDomain,
   type ClientIdentity,
@@ -26,16 +27,25 @@ export interface TransferDeliverOptions {
   readonly connect?: ConnectOptions;
 }
 
-export function transferDeliver(o: TransferDeliverOptions): DeliverFn {
+/** A DeliverFn that holds connections: `close` QUITs them (after the queue's close). */
+export type ClosableDeliverFn = DeliverFn & { close(): Promise<void> };
+
+export function transferDeliver(o: TransferDeliverOptions): ClosableDeliverFn {
   const c = o.connect ?? {};
   // Plaintext (loopback tests) applies to redirect targets too.
   const redirect: ConnectOptions = c.plaintext === true ? { plaintext: true } : {};
-  return async (r) => {
+  // One pool for every new message: a session to a destination is kept for the next one
+  // (a connection cache, as Postfix's scache), so a busy queue pays the TLS handshake and
+  // the HELLO proof once per session instead of once per message. Idle sessions close
+  // after the pool's idle timeout and never keep the process alive.
+  const pool = new TransferPool(o.identity, c);
+  const fn: DeliverFn = async (r) => {
     if (r.job.kind === 'deliver' && r.message !== undefined) {
       const d = await deliver(r.domain, r.job.recipients, r.message, o.identity, {
         ...c,
         srv: o.srv,
         redirect,
+        pool,
       });
       // Unanswered recipients have no entry: the queue retries them (`failure` says why).
       // An answer from a redirect target keeps the key it proved: a cookie it issued is
@@ -75,4 +85,5 @@ export function transferDeliver(o: TransferDeliverOptions): DeliverFn {
     }
     return transferToDomain(r.domain, o.srv, o.identity, r.job, r.message, c);
   };
+  return Object.assign(fn, { close: () => pool.close() });
 }

@@ -26,6 +26,8 @@ import { UserStore } from '../../src/store/users.ts';
 import { startDnsmasq, type DnsServer } from '../harness/dnsmasq.ts';
 import { freeTcpPort } from '../support/net.ts';
 import { readStored } from '../support/stored.ts';
+import { eventually } from '../support/eventually.ts';
+import { bytesSource, deliverJob } from '../../src/client/transfer.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'nmtp-queue-tls-'));
 const qdir = join(dir, 'queue');
@@ -204,4 +206,32 @@ test('a refused connection is retried after the backoff, then delivered', async 
   carol = queue.get(id2)!.recipients[0]!;
   assert.equal(carol.state, 'accepted', JSON.stringify(carol));
   assert.equal(carol.attempts, 2);
+});
+
+test('new messages to one destination share a session: the deliver function keeps its connections until closed', async () => {
+  const deliver = transferDeliver({
+    identity: { domain: 'example.org', selector: 's1', key: domainKey },
+    srv: dnsSrvResolver({ servers: [dns.address] }),
+    connect: { ca },
+  });
+  const message = encodeMessage({
+    trace: [],
+    root: {
+      fields: [{ name: 'From', value: '<alice@example.org>' }],
+      body: Buffer.from('hello'),
+    },
+  });
+  const before = receiver.connections().sessions;
+  for (let i = 0; i < 3; i++) {
+    const r = await deliver({
+      domain: 'example.net',
+      job: deliverJob(['alice@example.net'], message),
+      message: bytesSource(message),
+    });
+    assert.equal(r.recipients[0]?.reply.code, 250, JSON.stringify(r));
+    // One session, kept for the next message (no new TLS handshake and HELLO proof).
+    assert.equal(receiver.connections().sessions, before + 1);
+  }
+  await deliver.close();
+  await eventually(() => receiver.connections().sessions === before, 'session closed');
 });
