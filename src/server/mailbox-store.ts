@@ -96,23 +96,21 @@ export function materialize(maildir: string, m: StoredMessage): string[] {
       field === '' ? { at: 0, line: new Uint8Array(0) } : withReceived(m.body, field);
     const part = partName(maildir);
     const fd = openSync(part, 'wx', 0o600);
+    let fdOpen = true;
     let renamed = false;
     try {
       writevAll(fd, [m.body.subarray(0, at), line, m.body.subarray(at)]);
+      fdOpen = false;
       closeSync(fd);
       const target = join(maildir, 'new', `${id}.nmtp`);
       renameSync(part, target);
       renamed = true;
       paths.push(target);
     } finally {
-      if (!renamed) {
-        try {
-          closeSync(fd);
-        } catch {
-          // Closed already (the rename failed).
-        }
-        unlinkSync(part);
-      }
+      // Never close an fd twice: this thread shares the fd table with the main thread,
+      // which may have been given the same number meanwhile.
+      if (fdOpen) closeSync(fd);
+      if (!renamed) unlinkSync(part);
     }
   }
   return paths;

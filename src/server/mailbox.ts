@@ -239,11 +239,11 @@ class Incoming implements MessageSink {
   /**
    * A spilled message is written with the first recipient's Received field already in
    * place (`first`), so that, accepted, the spool file is that recipient's copy — renamed,
-   * not copied. Until the end of the trace block is seen, the spool's octets wait here
+   * not copied. Until the end of the trace block is seen, the spool's octets wait (`waiting`)
    * (at most HEAD_MAX); `streamed` then says where the field went.
    */
-  private held: Uint8Array[] = [];
-  private heldSize = 0;
+  private waiting: Uint8Array[] = [];
+  private waitingSize = 0;
   streamed: { readonly at: number; readonly length: number; readonly field: string } | undefined;
   private noStream = false;
 
@@ -333,16 +333,16 @@ class Incoming implements MessageSink {
       await this.file!.write(b);
       return;
     }
-    this.held.push(b);
-    this.heldSize += b.length;
-    const all = this.held.length === 1 ? b : Buffer.concat(this.held);
+    this.waiting.push(b);
+    this.waitingSize += b.length;
+    const all = this.waiting.length === 1 ? b : Buffer.concat(this.waiting);
     // The trace block ends at the first empty line: no field line holds CR or LF (§10.3).
     const end = Buffer.from(all.buffer, all.byteOffset, all.byteLength).indexOf(CRLFCRLF);
-    if (end < 0 && this.heldSize <= HEAD_MAX) {
-      this.held = [all];
+    if (end < 0 && this.waitingSize <= HEAD_MAX) {
+      this.waiting = [all];
       return;
     }
-    this.held = [];
+    this.waiting = [];
     if (end < 0) {
       // No trace block end where one must be: the frame check refuses the message.
       this.noStream = true;
@@ -397,8 +397,8 @@ class Incoming implements MessageSink {
     if (f === undefined) return;
     this.file = undefined;
     // Octets still waiting for the end of the trace block (a message that never had one).
-    if (this.held.length > 0) await f.write(Buffer.concat(this.held));
-    this.held = [];
+    if (this.waiting.length > 0) await f.write(Buffer.concat(this.waiting));
+    this.waiting = [];
     try {
       if (sync) await f.sync();
     } finally {
@@ -641,7 +641,8 @@ export class Mailbox implements TransferDecider {
         const own = st && accepted.find((p) => p.field === st.field);
         // Held copies are links to a file, and the moved copy is renamed: both on disk first.
         await sink.close(holding || own !== undefined);
-        const from = inline ?? sink.path;
+        // (Only a message that went to a file comes here: without the journal every one does.)
+        const from = sink.path;
         const skip = st?.length ?? 0;
         for (const p of accepted) if (p !== own) await this.place(from, sink.head, p, skip);
         if (holding && st !== undefined) {
@@ -718,13 +719,12 @@ export class Mailbox implements TransferDecider {
   }
 
   /**
-   * Writes a recipient's copy of `from` (the octets, or a file whose first octets are
-   * `head`) with its Received field into new/ as `<id>.nmtp`: through tmp/, fsync'd, then
-   * renamed. Durable once new/ is fsync'd (the caller's `fsyncDirShared`). With `target`,
+   * Writes a recipient's copy of the file `from`, whose first octets are `head`, with its
+   * Received field into new/ as `<id>.nmtp`: through tmp/, fsync'd, then renamed. Durable once new/ is fsync'd (the caller's `fsyncDirShared`). With `target`,
    * the copy is written there (fsync'd) and left for the caller.
    */
   private async place(
-    from: string | Uint8Array,
+    from: string,
     head: Uint8Array,
     p: { id?: string; ins: TraceInsertion },
     skip = 0,
@@ -736,8 +736,7 @@ export class Mailbox implements TransferDecider {
     await writeSynced(part, async (h) => {
       await h.writeFile(head.subarray(0, at));
       await h.writeFile(line);
-      if (typeof from !== 'string') await h.writeFile(from.subarray(at));
-      else await copyFrom(from, at + skip, h);
+      await copyFrom(from, at + skip, h);
     });
     if (target !== undefined) return;
     try {

@@ -165,13 +165,13 @@ function words(line: string, offset: number): string[] {
 
 // --- commands -----------------------------------------------------------------------------
 
+/** Commands this parser produced: well-formed by construction (`isWellFormedCommand`). */
+const PARSED = new WeakSet<Command>();
+
 /**
  * Parses one command line (without CRLF). `octets` is the line's length including CRLF, for
  * the per-verb size limit; `offset` is where the line starts in the stream (for errors).
  */
-/** Commands this parser produced: well-formed by construction (`isWellFormedCommand`). */
-const PARSED = new WeakSet<Command>();
-
 export function parseCommandLine(line: string, octets: number, offset: number): Command {
   const w = words(line, offset);
   const verb = w[0]!;
