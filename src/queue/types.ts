@@ -5,6 +5,7 @@
  */
 import type { RecipientStatus } from '../core/session/index.ts';
 import type { Endpoint } from '../client/transfer.ts';
+import type { EntryKind, Json } from './port.ts';
 
 /**
  * Where a cookie was issued. `fingerprint` is set when that endpoint was a redirect
@@ -46,6 +47,8 @@ export interface QueuedRecipient {
   /** Accepted: the receiver's id. */
   readonly id?: string;
   readonly last?: LastResult;
+  /** The queue user's per-recipient data (src/queue/port.ts), stored as given. */
+  readonly meta?: Json;
 }
 
 export interface QueuedSubmission {
@@ -59,6 +62,10 @@ export interface QueuedSubmission {
   readonly expires: number;
   readonly size: number;
   readonly recipients: readonly QueuedRecipient[];
+  /** What the message file holds and who delivers it (src/queue/port.ts); absent = 'nmtp'. */
+  readonly kind?: EntryKind;
+  /** The queue user's data (the gateway's SMTP envelope), stored as given. */
+  readonly meta?: Json;
   /** Unix seconds: when the last recipient reached a final state (the message is gone). */
   readonly done?: number;
 }
