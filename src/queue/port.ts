@@ -20,12 +20,7 @@ import type { QueuedSubmission, RecipientState } from './types.ts';
 
 /** A JSON value: what a backend stores verbatim for its users (the gateway's envelope). */
 export type Json =
-  | null
-  | boolean
-  | number
-  | string
-  | readonly Json[]
-  | { readonly [k: string]: Json | undefined };
+  null | boolean | number | string | readonly Json[] | { readonly [k: string]: Json | undefined };
 
 /**
  * Which deliverer carries a queue entry's recipients, and so what its message file holds:

@@ -20,15 +20,8 @@ import {
   type MessageSource,
   type SessionFailure,
 } from '../client/transfer.ts';
-import {
-  DEFAULT_RETRY,
-  afterCookie,
-  afterDeliver,
-  dueCookieWork,
-  dueDeliverWork,
-  nextDue,
-  type RetryPolicy,
-} from './schedule.ts';
+import { DEFAULT_RETRY, nextDue, type RetryPolicy } from './schedule.ts';
+import { workPass } from './work.ts';
 import { QueueStore } from './store.ts';
 import type { CookieEndpoint, QueuedSubmission } from './types.ts';
 
@@ -301,54 +294,14 @@ export class Queue {
     }
   }
 
-  /** One pass over one submission: cookie work first, then due deliveries. */
+  /** One pass over one submission (src/queue/work.ts). */
   private async work(id: string): Promise<void> {
-    let s = this.subs.get(id)!;
-    let message: MessageSource | undefined;
-    const load = async (): Promise<MessageSource> =>
-      (message ??= await fileSource(this.store.messagePath(id)));
-    const p = this.retry;
-
-    for (const w of dueCookieWork(s, this.now())) {
-      if (w.kind === 'deliver') continue;
-      const domain = w.rcpt.slice(w.rcpt.lastIndexOf('@') + 1);
-      const ep = { rcpt: w.rcpt, ...(w.endpoint === undefined ? {} : { endpoint: w.endpoint }) };
-      const job: ClientJob = { kind: w.kind, cookie: w.cookie };
-      const result = await this.call({ domain, job, message: undefined, ...ep });
-      const reply = isResult(result) ? result.recipients[0]?.reply : undefined;
-      if (w.kind === 'status' && reply?.code === 352) {
-        // "After 352, the sender sends DATA size=… digest=… cookie=<c>" (§60.10.6).
-        const source = await load();
-        const data: ClientJob = {
-          kind: 'data-on-cookie',
-          cookie: w.cookie,
-          ...(await announce(source)),
-        };
-        const r2 = await this.call({ domain, job: data, message: source, ...ep });
-        s = await this.commit(afterCookie(s, w.rcpt, 'data', r2, this.now(), p));
-      } else {
-        s = await this.commit(afterCookie(s, w.rcpt, w.kind, result, this.now(), p));
-      }
-    }
-
-    for (const w of dueDeliverWork(s, this.now())) {
-      if (w.kind !== 'deliver') continue;
-      const source = await load();
-      const job: ClientJob = { kind: 'deliver', recipients: w.rcpts, ...(await announce(source)) };
-      const result = await this.call({ domain: w.domain, job, message: source });
-      s = await this.commit(afterDeliver(s, w.rcpts, result, this.now(), p));
-    }
+    await workPass(this.subs.get(id)!, {
+      deliver: this.o.deliver,
+      retry: this.retry,
+      now: () => this.now(),
+      loadMessage: () => fileSource(this.store.messagePath(id)),
+      commit: (s) => this.commit(s),
+    });
   }
-}
-
-/** What DATA announces (§60.10.4), from one streaming pass over the file. */
-async function announce(
-  source: MessageSource,
-): Promise<{ size: number; digest: string; signers: readonly string[] }> {
-  const { size, digest, signers } = await source.layout();
-  return { size, digest, signers };
-}
-
-function isResult(x: unknown): x is DeliverOutcome {
-  return typeof x === 'object' && x !== null && 'recipients' in x;
 }
