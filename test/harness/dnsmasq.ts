@@ -37,7 +37,20 @@ const txtArg = (s: string): string => {
   return s;
 };
 
-export async function startDnsmasq(records: DnsRecords): Promise<DnsServer> {
+export interface DnsmasqOptions {
+  /**
+   * TTL of every answer, in seconds (dnsmasq's --local-ttl). dnsmasq answers the records it
+   * is given with TTL 0 unless told otherwise, so a test of a TTL cache sets this.
+   */
+  readonly ttl?: number;
+  /** A fixed port (a server restarted with other records at one address); default: a free one. */
+  readonly port?: number;
+}
+
+export async function startDnsmasq(
+  records: DnsRecords,
+  options: DnsmasqOptions = {},
+): Promise<DnsServer> {
   const args = [
     '--keep-in-foreground',
     '--no-resolv',
@@ -51,6 +64,7 @@ export async function startDnsmasq(records: DnsRecords): Promise<DnsServer> {
     // Every name is local: what is not configured here is NXDOMAIN, never forwarded.
     '--local=/#/',
   ];
+  if (options.ttl !== undefined) args.push(`--local-ttl=${options.ttl}`);
   for (const [name, strings] of records.txt ?? []) {
     args.push(`--txt-record=${name},${strings.map(txtArg).join(',')}`);
   }
@@ -61,7 +75,7 @@ export async function startDnsmasq(records: DnsRecords): Promise<DnsServer> {
   }
   // The port is free when probed; if dnsmasq loses the race it exits and we try again.
   for (let attempt = 0; attempt < 5; attempt++) {
-    const port = await freeUdpPort();
+    const port = options.port ?? (await freeUdpPort());
     const child: ChildProcess = spawn('dnsmasq', [...args, `--port=${port}`], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });

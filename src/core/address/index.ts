@@ -47,6 +47,6 @@ export {
   DISPLAY_NAME_MAX_CODE_POINTS,
 } from './display-name.ts';
 export type { Mailbox } from './display-name.ts';
-export { fromLegacyAddress, toLegacyAddress } from './legacy.ts';
+export { fromLegacyAddress, toLegacyAddress, splitLegacy } from './legacy.ts';
 export type { FromLegacyOptions, ToLegacyOptions } from './legacy.ts';
 export { CONFUSABLES_UNICODE_VERSION, CONFUSABLES_SOURCE } from './data/confusables.ts';

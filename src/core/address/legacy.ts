@@ -43,8 +43,9 @@ function syntax(message: string, offset?: number): never {
  * Splits a legacy addr-spec into its local part (quotes removed, quoted-pairs resolved)
  * and its domain text. Comments (CFWS) and obsolete forms are not accepted: envelope
  * addresses (RFC 5321) never have them, and header parsers hand over a clean addr-spec.
+ * Exported for the gateway's router, which routes unmappable legacy addresses to SMTP.
  */
-function splitLegacy(addr: string): { local: string; quoted: boolean; domain: string } {
+export function splitLegacy(addr: string): { local: string; quoted: boolean; domain: string } {
   if (addr.startsWith('"')) {
     let local = '';
     let i = 1;
