@@ -34,5 +34,15 @@ export function ensureDebianPackages(packages: string[]): void {
     }
   };
   run(['update', '-qq']);
+  // Answers for packages that would otherwise configure themselves for the machine (a
+  // system Postfix on port 25): DEBIAN_FRONTEND=noninteractive alone takes the defaults.
+  const selections = readFileSync(new URL('./debconf-selections.txt', import.meta.url), 'utf8');
+  const preseed = spawnSync('debconf-set-selections', [], {
+    input: selections,
+    stdio: ['pipe', 'ignore', 'inherit'],
+  });
+  if (preseed.status !== 0) {
+    throw new Error(`debconf-set-selections failed (exit ${preseed.status ?? preseed.signal})`);
+  }
   run(['install', '-y', '-qq', '--no-install-recommends', ...missing]);
 }
