@@ -87,6 +87,12 @@ export interface QueueBackendOptions {
   readonly now?: () => number;
   /** Entries worked on at the same time in this process (the active window; default 8). */
   readonly concurrency?: number;
+  /**
+   * Delivery jobs to one destination domain at the same time in this process (default 20,
+   * Postfix's default_destination_concurrency_limit); every 'smtp' job goes to one
+   * destination, the smarthost. src/queue/limit.ts.
+   */
+  readonly perDestination?: number;
   /** Seconds the state of a finished entry is kept for STATUS and `queue show` (default 7 days). */
   readonly keepDone?: number;
   readonly onError?: (e: unknown) => void;

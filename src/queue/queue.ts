@@ -1,29 +1,50 @@
 /**
- * The outgoing queue and its delivery manager ("qmgr" in Postfix's split): submissions are
- * added durably by the submission backend, and the manager delivers what is due — due
- * pending recipients grouped by destination domain, one transfer job per domain; STATUS
- * polls of deferred recipients inside the receiver's window; a bigger view when STATUS asks
- * for one (352, §60.10.6); GIVEUP at the deadline — and records every result durably before
- * it becomes visible to STATUS. docs/protocol.md §60.16.
+ * The outgoing queue and its delivery manager ("qmgr" in Postfix's split), the embedded
+ * backend of the queue port (src/queue/port.ts, `backend = 'embedded'`): entries are added
+ * durably (the submission backend's SEND, the gateway's smtp-in), and the manager delivers
+ * what is due through the pass every backend shares (src/queue/work.ts) — due pending
+ * recipients grouped by destination domain, one transfer job per domain; STATUS polls of
+ * deferred recipients inside the receiver's window; a bigger view when STATUS asks for one
+ * (352, §60.10.6); GIVEUP at the deadline — and records every result durably before it
+ * becomes visible to STATUS. docs/protocol.md §60.16.
  *
- * Delivery goes through an injected `deliver` function (src/queue/deliver.ts wires the
- * transfer client); time and timers are injected too, so tests drive the queue with a
- * manual clock and `tick()`.
+ * Delivery goes through injected functions (`deliver`: src/queue/deliver.ts wires the
+ * transfer client; `smtpDeliver` for entries of kind 'smtp'); time and timers are injected
+ * too, so tests drive the queue with a manual clock and `tick()`.
+ *
+ * Changes to one entry are serialised by a per-entry lock held only around file writes,
+ * never around a deliverer or the observer: a pass commits between its jobs, while
+ * `retry`, `delete` and the observer's meta may change the same entry meanwhile (a pass's
+ * commit merges them in, see `merge`). The observer is awaited by the pass that committed,
+ * one observation per entry at a time, so it may call `add`, `get`, `retry` and even
+ * `delete` on this queue without deadlock (not `close`, which waits for it).
+ *
+ * Memory: one state object per entry kept (small JSON: O(recipients), with the user's
+ * meta), for as long as the entry is on disk — until `keepDone` after its last recipient is
+ * final, or `delete`. Message bodies are never held: every job streams the message from its
+ * file (one read buffer per job). So memory is bounded by what the queue directory holds,
+ * plus `concurrency` passes in flight.
  */
 import { NmtpError } from '../core/errors/index.ts';
 import type { ClientJob, RecipientStatus } from '../core/session/index.ts';
 import type { Reply } from '../core/wire/index.ts';
 import { stat } from 'node:fs/promises';
-import {
-  fileSource,
-  type Endpoint,
-  type MessageSource,
-  type SessionFailure,
-} from '../client/transfer.ts';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import type { Endpoint, MessageSource, SessionFailure } from '../client/transfer.ts';
+import { DestinationLimiter } from './limit.ts';
+import type {
+  Json,
+  NewEntry,
+  QueueBackend,
+  QueueBackendOptions,
+  QueueObserver,
+  StateCounts,
+} from './port.ts';
 import { DEFAULT_RETRY, nextDue, type RetryPolicy } from './schedule.ts';
+import { entryFileSource } from './source.ts';
 import { workPass } from './work.ts';
-import { QueueStore } from './store.ts';
-import type { CookieEndpoint, QueuedSubmission } from './types.ts';
+import { QueueStore, SUBMISSION_ID_RE } from './store.ts';
+import type { CookieEndpoint, QueuedRecipient, QueuedSubmission } from './types.ts';
 
 /** One transfer job for the deliver function. */
 export interface DeliverRequest {
@@ -76,51 +97,73 @@ export const realTimers: Timers = {
   },
 };
 
-export interface QueueOptions {
+export interface QueueOptions extends QueueBackendOptions {
   readonly dir: string;
-  readonly deliver: DeliverFn;
-  /** Unix milliseconds now; default Date.now. */
-  readonly now?: () => number;
   /** How to wake up when something is due; `false`: never by itself (tests call tick()). */
   readonly timers?: Timers | false;
-  readonly retry?: Partial<RetryPolicy>;
-  /** Seconds the state of a finished submission is kept for STATUS (default 7 days). */
-  readonly keepDone?: number;
-  /** Submissions worked on at the same time (default 8). */
-  readonly concurrency?: number;
-  readonly onError?: (e: unknown) => void;
 }
 
-export interface NewSubmission {
-  readonly id: string;
-  readonly user: string;
-  readonly recipients: readonly string[];
-  readonly message: Uint8Array;
-}
+/** What `add` takes (the port's new entry with its message). */
+export type NewSubmission = NewEntry & { readonly message: Uint8Array };
 
 /** A wake-up is never further away than this, so a changed clock is noticed. */
 const MAX_SLEEP_MS = 3_600_000;
+const DEFAULT_CONCURRENCY = 8;
+const DEFAULT_KEEP_DONE = 7 * 86400;
 
-export class Queue {
+/** Ends a pass whose entry was deleted meanwhile: nothing more is done or stored for it. */
+class EntryGone extends Error {}
+
+export class Queue implements QueueBackend {
+  readonly backend = 'embedded';
+  readonly policy: RetryPolicy;
   private readonly subs = new Map<string, QueuedSubmission>();
+  /** Ids no visible entry has but which are taken: being added, or deleted mid-pass. */
+  private readonly reserved = new Set<string>();
+  /** Entries in a pass. */
   private readonly busy = new Set<string>();
+  /** Per busy entry, the state its pass last got from us: what its next commit builds on. */
+  private readonly given = new Map<string, QueuedSubmission>();
+  /** Deleted while busy: the message file goes when the pass ends. */
+  private readonly removeAfterPass = new Set<string>();
+  /** Passes and background observations: what close() waits for. */
   private readonly running = new Set<Promise<void>>();
+  private readonly locks = new Map<string, Promise<void>>();
+  private readonly observing = new Map<string, Promise<void>>();
+  /** States already shown to the observer (or written by it): not shown again. */
+  private readonly observed = new WeakSet<QueuedSubmission>();
+  private readonly limiter: DestinationLimiter;
+  private readonly concurrency: number;
   private timer: unknown;
+  /** close() was called: no new passes. */
   private closed = false;
-  readonly retry: RetryPolicy;
+  /** close() finished: nothing is stored any more. */
+  private ended = false;
 
   private constructor(
     readonly store: QueueStore,
     private readonly o: QueueOptions,
   ) {
-    this.retry = { ...DEFAULT_RETRY, ...o.retry };
+    this.policy = { ...DEFAULT_RETRY, ...o.retry };
+    this.concurrency = o.concurrency ?? DEFAULT_CONCURRENCY;
+    if (!Number.isInteger(this.concurrency) || this.concurrency < 1) {
+      throw new NmtpError('NMTP_ERR_CONFIG', 'concurrency must be a positive integer');
+    }
+    this.limiter = new DestinationLimiter(o.perDestination);
   }
 
-  /** Opens the queue directory and reloads every submission in it (restart). */
+  /**
+   * Opens the queue directory and reloads every entry in it (restart). Each entry is shown
+   * to the observer once, after open() has returned (recovery: a change whose observation
+   * a crash interrupted is observed again).
+   */
   static async open(o: QueueOptions): Promise<Queue> {
     const store = await QueueStore.open(o.dir);
     const q = new Queue(store, o);
-    for (const s of await store.load(o.onError)) q.subs.set(s.id, s);
+    // Oldest first; entries of the same second keep their file-name order.
+    const loaded = (await store.load(o.onError)).sort((a, b) => a.created - b.created);
+    for (const s of loaded) q.subs.set(s.id, s);
+    for (const s of loaded) q.observeLater(s.id, true);
     q.schedule();
     return q;
   }
@@ -135,68 +178,110 @@ export class Queue {
   }
 
   /**
-   * Stores a submission durably — message, then state — and only then makes it visible
-   * and due: when this resolves, the submission survives a crash ("accepted means stored").
+   * Stores an entry durably — message, then state — and only then makes it visible and
+   * due: when this resolves, the entry survives a crash ("accepted means stored").
    */
   async add(n: NewSubmission): Promise<QueuedSubmission> {
-    if (this.subs.has(n.id)) throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'duplicate id');
     const s = this.fresh(n, n.message.length);
-    await this.store.writeMessage(s.id, n.message);
+    this.reserve(n.id);
     try {
+      await this.store.writeMessage(s.id, n.message);
       return await this.record(s);
-    } catch (e) {
-      await this.store.removeMessage(s.id).catch(() => undefined);
-      throw e;
+    } finally {
+      this.reserved.delete(n.id);
     }
   }
 
-  private fresh(n: Omit<NewSubmission, 'message'>, size: number): QueuedSubmission {
+  /**
+   * As add(), for a message already written to a file (the submission backend's sealed
+   * spool in `spoolDir`): on the queue's file system the file is fsync'd and renamed into
+   * the queue — no copy, nothing held in memory; elsewhere it is copied. Then the state is
+   * written. The caller's file is gone afterwards.
+   */
+  async addFile(n: NewEntry & { readonly file: string }): Promise<QueuedSubmission> {
+    this.reserve(n.id);
+    try {
+      const s = this.fresh(n, (await stat(n.file)).size);
+      await this.store.adoptMessage(n.id, n.file);
+      return await this.record(s);
+    } finally {
+      this.reserved.delete(n.id);
+    }
+  }
+
+  private reserve(id: string): void {
+    this.assertOpen();
+    if (!SUBMISSION_ID_RE.test(id)) {
+      throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'malformed queue entry id');
+    }
+    if (this.subs.has(id) || this.reserved.has(id)) {
+      throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'duplicate id');
+    }
+    this.reserved.add(id);
+  }
+
+  private fresh(n: NewEntry, size: number): QueuedSubmission {
+    const rm = n.recipientMeta;
+    if (rm !== undefined && rm.length !== n.recipients.length) {
+      throw new NmtpError(
+        'NMTP_ERR_TRANSPORT_LOCAL',
+        'recipientMeta must have one item per recipient',
+      );
+    }
     const now = this.now();
     return {
       version: 1,
       id: n.id,
       user: n.user,
       created: now,
-      expires: now + this.retry.maxAge,
+      expires: now + this.policy.maxAge,
       size,
-      recipients: n.recipients.map((rcpt) => ({
-        rcpt,
-        state: 'pending',
-        attempts: 0,
-        polls: 0,
-        nextAt: now,
-      })),
+      // Stored as JSON and returned as read back, before and after a restart alike.
+      recipients: n.recipients.map((rcpt, i) =>
+        withMeta<QueuedRecipient>(
+          { rcpt, state: 'pending', attempts: 0, polls: 0, nextAt: now },
+          jsonCopy(rm?.[i]),
+        ),
+      ),
+      ...(n.kind === undefined ? {} : { kind: n.kind }),
+      ...(n.meta === undefined ? {} : { meta: jsonCopy(n.meta)! }),
     };
   }
 
-  /** The state after the message: then visible (STATUS) and due (the manager). */
+  /** The state after the message: then visible (STATUS), due (the manager) and observed. */
   private async record(s: QueuedSubmission): Promise<QueuedSubmission> {
-    await this.store.writeState(s);
+    try {
+      await this.store.writeState(s);
+    } catch (e) {
+      // No state, no id: the message is an orphan now rather than at the next start.
+      await this.store.removeMessage(s.id).catch(() => undefined);
+      throw e;
+    }
     this.subs.set(s.id, s);
     this.schedule();
+    this.observeLater(s.id);
     return s;
   }
 
-  /**
-   * As add(), for a message already written to a file in the queue directory (the
-   * submission backend's sealed spool): the file is fsync'd and renamed into the queue,
-   * then the state is written — no copy, nothing held in memory.
-   */
-  async addFile(n: Omit<NewSubmission, 'message'> & { readonly file: string }): Promise<void> {
-    if (this.subs.has(n.id)) throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'duplicate id');
-    const size = (await stat(n.file)).size;
-    await this.store.adoptMessage(n.id, n.file);
-    try {
-      await this.record(this.fresh(n, size));
-    } catch (e) {
-      // No state, no id: the message is an orphan now rather than at the next start.
-      await this.store.removeMessage(n.id).catch(() => undefined);
-      throw e;
-    }
+  async get(id: string): Promise<QueuedSubmission | undefined> {
+    return this.subs.get(id);
   }
 
-  get(id: string): QueuedSubmission | undefined {
-    return this.subs.get(id);
+  /** Every entry kept, oldest first. */
+  async list(): Promise<QueuedSubmission[]> {
+    return [...this.subs.values()].sort((a, b) => a.created - b.created);
+  }
+
+  /** The entry's message as its kind reads it (src/queue/source.ts); undefined when gone. */
+  async message(id: string): Promise<MessageSource | undefined> {
+    const s = this.subs.get(id);
+    if (s === undefined || s.done !== undefined) return undefined;
+    try {
+      return await entryFileSource(s.kind, this.store.messagePath(id));
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENOENT') return undefined;
+      throw e;
+    }
   }
 
   /** Per-recipient state for `user`; undefined for an unknown id or another user's. */
@@ -206,53 +291,127 @@ export class Queue {
     return s.recipients.map((r) => ({ rcpt: r.rcpt, state: r.state }));
   }
 
+  async counts(): Promise<StateCounts> {
+    const c: StateCounts = { pending: 0, deferred: 0, accepted: 0, rejected: 0, 'given-up': 0 };
+    for (const s of this.subs.values()) for (const r of s.recipients) c[r.state]++;
+    return c;
+  }
+
+  async ready(): Promise<boolean> {
+    return !this.closed && (await this.store.writable());
+  }
+
+  /**
+   * Makes every pending or deferred recipient due now (postqueue -i): written, then
+   * scheduled. An entry in a pass keeps the result of the job in progress for its
+   * recipients, the others become due (the pass's commit merges this in).
+   */
+  async retry(id: string): Promise<boolean> {
+    this.assertOpen();
+    const now = this.now();
+    const waiting = (r: QueuedRecipient): boolean =>
+      (r.state === 'pending' || r.state === 'deferred') && r.nextAt > now;
+    const s = await this.change(id, (cur) =>
+      cur.recipients.some(waiting)
+        ? {
+            ...cur,
+            recipients: cur.recipients.map((r) => (waiting(r) ? { ...r, nextAt: now } : r)),
+          }
+        : cur,
+    );
+    if (s === undefined) return false;
+    this.observeLater(id);
+    this.schedule();
+    return true;
+  }
+
+  /**
+   * Removes the entry (postsuper -d): its state file, then its message (a message without
+   * a state is an orphan, removed at the next start, should a crash come between). An
+   * entry in a pass is deleted at once for everyone (get, list, STATUS, the next start),
+   * but its message file stays until the pass ends, so the job in progress is never cut
+   * off half-way; the pass commits nothing more.
+   */
+  async delete(id: string): Promise<boolean> {
+    this.assertOpen();
+    return this.remove(id, () => true);
+  }
+
+  private async remove(id: string, when: (s: QueuedSubmission) => boolean): Promise<boolean> {
+    let removeNow = false;
+    const removed = await this.locked(id, async () => {
+      const s = this.subs.get(id);
+      if (s === undefined || !when(s)) return false;
+      await this.store.removeState(id);
+      this.subs.delete(id);
+      if (this.busy.has(id)) {
+        // The id stays taken until the message file is gone.
+        this.reserved.add(id);
+        this.removeAfterPass.add(id);
+      } else {
+        removeNow = true;
+      }
+      return true;
+    });
+    if (removeNow) {
+      // The entry is gone already (its state was); a message left by an error here is an
+      // orphan, removed at the next start.
+      await this.store.removeMessage(id).catch((e: unknown) => this.o.onError?.(e));
+    }
+    return removed;
+  }
+
   /** Works on everything due now; resolves when that work (and its records) is done. */
   async tick(): Promise<void> {
     if (this.closed) return;
     const now = this.now();
-    const limit = this.o.concurrency ?? 8;
+    const keepDone = this.o.keepDone ?? DEFAULT_KEEP_DONE;
     const started: Promise<void>[] = [];
-    for (const s of [...this.subs.values()]) {
-      if (this.busy.size >= limit) break;
-      if (this.busy.has(s.id)) continue;
+    const expired: string[] = [];
+    for (const s of this.subs.values()) {
       if (s.done !== undefined) {
-        if (now >= s.done + (this.o.keepDone ?? 7 * 86400)) await this.purge(s);
+        if (now >= s.done + keepDone) expired.push(s.id);
         continue;
       }
+      if (this.busy.size >= this.concurrency || this.busy.has(s.id)) continue;
       const due = nextDue(s);
       if (due === undefined || due > now) continue;
-      this.busy.add(s.id);
-      const p = this.work(s.id)
-        .catch((e: unknown) => this.o.onError?.(e))
-        .finally(() => {
-          this.busy.delete(s.id);
-          this.running.delete(p);
-          this.schedule();
-        });
-      this.running.add(p);
-      started.push(p);
+      started.push(this.startPass(s.id));
+    }
+    for (const id of expired) {
+      await this.remove(id, (s) => s.done !== undefined && !this.busy.has(id));
     }
     await Promise.all(started);
   }
 
-  /** Stops waking up and waits for work in progress. */
+  /**
+   * Stops taking new work and waits for work in progress: passes, and what they set off
+   * (observations, entries the observer added meanwhile, which are stored and left for
+   * the next start). Then nothing more is stored.
+   */
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer !== undefined && this.o.timers !== false)
       (this.o.timers ?? realTimers).clear(this.timer);
     this.timer = undefined;
-    await Promise.all([...this.running]);
+    while (this.running.size > 0) await Promise.all([...this.running]);
+    this.ended = true;
+  }
+
+  private assertOpen(): void {
+    if (this.ended) throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'the queue is closed');
   }
 
   /** Sets the one wake-up timer for the earliest due moment. */
   private schedule(): void {
     const timers = this.o.timers ?? realTimers;
     // At the concurrency limit, the next finishing job calls this again.
-    if (timers === false || this.closed || this.busy.size >= (this.o.concurrency ?? 8)) return;
+    if (timers === false || this.closed || this.busy.size >= this.concurrency) return;
+    const keepDone = this.o.keepDone ?? DEFAULT_KEEP_DONE;
     let at: number | undefined;
     for (const s of this.subs.values()) {
       if (this.busy.has(s.id)) continue;
-      const due = s.done === undefined ? nextDue(s) : s.done + (this.o.keepDone ?? 7 * 86400);
+      const due = s.done === undefined ? nextDue(s) : s.done + keepDone;
       if (due !== undefined) at = Math.min(at ?? due, due);
     }
     if (this.timer !== undefined) timers.clear(this.timer);
@@ -267,41 +426,199 @@ export class Queue {
     });
   }
 
-  /** Records a new state: on disk first, then in memory (what STATUS reads). */
-  private async commit(s: QueuedSubmission): Promise<QueuedSubmission> {
-    const before = this.subs.get(s.id);
-    if (before === s) return s;
-    await this.store.writeState(s);
-    this.subs.set(s.id, s);
-    if (s.done !== undefined && before?.done === undefined) {
-      // Every recipient is final: the message is no longer needed, the state is kept.
-      await this.store.removeMessage(s.id).catch((e: unknown) => this.o.onError?.(e));
-    }
-    return s;
-  }
-
-  private async purge(s: QueuedSubmission): Promise<void> {
-    await this.store.removeMessage(s.id).catch(() => undefined);
-    await this.store.removeState(s.id);
-    this.subs.delete(s.id);
-  }
-
-  private async call(r: DeliverRequest): Promise<DeliverOutcome | unknown> {
+  /** Runs `f` after every earlier change of entry `id` (file writes only: never a callback). */
+  private async locked<T>(id: string, f: () => Promise<T>): Promise<T> {
+    const before = this.locks.get(id) ?? Promise.resolve();
+    const run = before.then(f);
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.locks.set(id, tail);
     try {
-      return await this.o.deliver(r);
-    } catch (e) {
-      return e;
+      return await run;
+    } finally {
+      if (this.locks.get(id) === tail) this.locks.delete(id);
     }
   }
 
-  /** One pass over one submission (src/queue/work.ts). */
-  private async work(id: string): Promise<void> {
-    await workPass(this.subs.get(id)!, {
-      deliver: this.o.deliver,
-      retry: this.retry,
-      now: () => this.now(),
-      loadMessage: () => fileSource(this.store.messagePath(id)),
-      commit: (s) => this.commit(s),
+  /**
+   * Records a new state of a visible entry: on disk first, then in memory (what STATUS
+   * reads). Undefined when the entry is gone. When every recipient has become final, the
+   * message is no longer needed; the state is kept.
+   */
+  private async change(
+    id: string,
+    f: (cur: QueuedSubmission) => QueuedSubmission,
+  ): Promise<QueuedSubmission | undefined> {
+    return this.locked(id, async () => {
+      const cur = this.subs.get(id);
+      if (cur === undefined) return undefined;
+      const next = f(cur);
+      if (next === cur) return cur;
+      await this.store.writeState(next);
+      this.subs.set(id, next);
+      if (next.done !== undefined && cur.done === undefined) {
+        await this.store.removeMessage(id).catch((e: unknown) => this.o.onError?.(e));
+      }
+      return next;
     });
   }
+
+  private startPass(id: string): Promise<void> {
+    this.busy.add(id);
+    const p = this.work(id)
+      .catch((e: unknown) => this.o.onError?.(e))
+      .finally(() => {
+        this.running.delete(p);
+        this.schedule();
+      });
+    this.running.add(p);
+    return p;
+  }
+
+  /** One pass over one entry (src/queue/work.ts). */
+  private async work(id: string): Promise<void> {
+    const start = this.subs.get(id)!;
+    this.given.set(id, start);
+    try {
+      await workPass(start, {
+        deliver: this.o.deliver,
+        ...(this.o.smtpDeliver === undefined ? {} : { smtpDeliver: this.o.smtpDeliver }),
+        retry: this.policy,
+        limiter: this.limiter,
+        now: () => this.now(),
+        loadMessage: () => entryFileSource(start.kind, this.store.messagePath(id)),
+        commit: (s) => this.commitPass(id, s),
+      });
+    } catch (e) {
+      if (!(e instanceof EntryGone)) throw e;
+    } finally {
+      this.given.delete(id);
+      await this.locked(id, async () => {
+        this.busy.delete(id);
+        if (this.removeAfterPass.delete(id)) {
+          try {
+            await this.store.removeMessage(id);
+          } finally {
+            this.reserved.delete(id);
+          }
+        }
+      });
+    }
+  }
+
+  /**
+   * A pass's commit: its new state merged with what changed meanwhile, written, observed
+   * (awaited: the pass goes on from what the observer stored), and returned as current.
+   */
+  private async commitPass(id: string, next: QueuedSubmission): Promise<QueuedSubmission> {
+    const prev = this.given.get(id)!;
+    if (next === prev) return next;
+    const s = await this.change(id, (cur) => merge(cur, prev, next));
+    if (s === undefined) throw new EntryGone();
+    this.given.set(id, s);
+    await this.observe(id);
+    const cur = this.subs.get(id);
+    if (cur === undefined) throw new EntryGone();
+    this.given.set(id, cur);
+    return cur;
+  }
+
+  /** Observes in the background (after add, retry, open); close() waits for it. */
+  private observeLater(id: string, nextTurnFirst = false): void {
+    if (this.o.observer === undefined) return;
+    const p = this.observe(id, nextTurnFirst)
+      .catch((e: unknown) => this.o.onError?.(e))
+      .finally(() => this.running.delete(p));
+    this.running.add(p);
+  }
+
+  /** Shows the entry's current state to the observer, after any observation of it in progress. */
+  private observe(id: string, nextTurnFirst = false): Promise<void> {
+    const f = this.o.observer;
+    if (f === undefined) return Promise.resolve();
+    const before = this.observing.get(id) ?? Promise.resolve();
+    const run = before.then(async () => {
+      // At open, after the caller has its queue (an observer may use it).
+      if (nextTurnFirst) await nextTurn();
+      await this.observeNow(id, f);
+    });
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.observing.set(id, tail);
+    void tail.then(() => {
+      if (this.observing.get(id) === tail) this.observing.delete(id);
+    });
+    return run;
+  }
+
+  /**
+   * Its errors go to onError and stop nothing. What it returns is taken for its meta only
+   * (the entry's and each recipient's), stored, and not observed again: the observer sees
+   * what the queue did, not what it wrote itself.
+   */
+  private async observeNow(id: string, f: QueueObserver): Promise<void> {
+    const cur = this.subs.get(id);
+    if (cur === undefined || this.observed.has(cur)) return;
+    this.observed.add(cur);
+    try {
+      const out = await f(cur);
+      if (out === undefined || out === cur) return;
+      if (out.id !== id) throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'observer changed the id');
+      const s = await this.change(id, (c) => metaFrom(c, out));
+      if (s !== undefined) this.observed.add(s);
+    } catch (e) {
+      this.o.onError?.(e);
+    }
+  }
+}
+
+/** A JSON value as stored and read back (undefined members dropped, a fresh copy). */
+function jsonCopy(v: Json | undefined): Json | undefined {
+  return v === undefined ? undefined : (JSON.parse(JSON.stringify(v)) as Json);
+}
+
+const sameJson = (a: Json | undefined, b: Json | undefined): boolean =>
+  JSON.stringify(a) === JSON.stringify(b);
+
+function withMeta<T extends { readonly meta?: Json }>(x: T, meta: Json | undefined): T {
+  if (x.meta === meta) return x;
+  const out: { meta?: Json } = { ...x };
+  if (meta === undefined) delete out.meta;
+  else out.meta = meta;
+  return out as T;
+}
+
+/** `cur` with the meta of `out` (the observer's answer); `cur` itself when none changed. */
+function metaFrom(cur: QueuedSubmission, out: QueuedSubmission): QueuedSubmission {
+  let changed = !sameJson(cur.meta, out.meta);
+  const recipients = cur.recipients.map((r, i) => {
+    const o = out.recipients[i];
+    if (o === undefined || o.rcpt !== r.rcpt || sameJson(r.meta, o.meta)) return r;
+    changed = true;
+    return withMeta(r, jsonCopy(o.meta));
+  });
+  return changed ? withMeta({ ...cur, recipients }, jsonCopy(out.meta)) : cur;
+}
+
+/**
+ * A pass's new state `next`, built on `prev`, onto the current `cur`: the recipients the
+ * pass changed take its result, the others stay as they are now (a retry made them due);
+ * meta is always the current one (a pass never changes it; the observer may have).
+ */
+function merge(
+  cur: QueuedSubmission,
+  prev: QueuedSubmission,
+  next: QueuedSubmission,
+): QueuedSubmission {
+  if (cur === prev) return next;
+  const recipients = next.recipients.map((r, i) => {
+    const c = cur.recipients[i];
+    if (c === undefined) return r;
+    return withMeta(r === prev.recipients[i] ? c : r, c.meta);
+  });
+  return withMeta({ ...next, recipients }, cur.meta);
 }

@@ -152,6 +152,7 @@ export function applyReply(
 ): QueuedRecipient {
   const last = lastOf(reply, now);
   const counted = r.state === 'pending' ? { attempts: r.attempts + 1 } : {};
+  // A fresh recipient record (no stale cookie or id), but the queue user's data stays.
   const clean = {
     rcpt: r.rcpt,
     attempts: r.attempts,
@@ -159,6 +160,7 @@ export function applyReply(
     nextAt: r.nextAt,
     ...counted,
     last,
+    ...(r.meta === undefined ? {} : { meta: r.meta }),
   };
   if (reply.code === 250) {
     if (reply.params.state === 'given-up') return { ...clean, state: 'given-up' };

@@ -1,7 +1,8 @@
 /**
  * The queue's directory ("accepted means stored", §60.15, for the sending side):
  *
- *     <dir>/msg/<id>.nmtp     the signed message, written once
+ *     <dir>/msg/<id>.nmtp     the message, written once: signed NMTP, or for an entry of
+ *                             kind 'smtp' the legacy message (src/queue/port.ts)
  *     <dir>/state/<id>.json   the submission's state (src/queue/types.ts), rewritten per change
  *     <dir>/tmp/              spool files of messages being received (SEND, SIGN)
  *
@@ -12,7 +13,8 @@
  * removed on start; a state file always has its message (until every recipient is final,
  * when the message is removed and the state stays for STATUS).
  */
-import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, copyFile, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { NmtpError } from '../core/errors/index.ts';
@@ -54,18 +56,52 @@ export class QueueStore {
   }
 
   /**
-   * Makes a file written elsewhere in the queue directory (the same file system) the
-   * message of `id`: fsync'd, renamed into msg/, directory fsync'd — durable on return.
+   * Makes a file written elsewhere the message of `id`, durable on return. On the queue's
+   * file system (its tmp/, the submission backend's spool): fsync'd, renamed into msg/,
+   * directory fsync'd — no copy. On another file system, where rename cannot move it:
+   * copied into msg/ (temporary file, fsync, rename), then the caller's file is removed.
    */
   async adoptMessage(id: string, path: string): Promise<void> {
+    const target = this.file('msg', id);
     const h = await open(path, 'r+');
     try {
       await h.sync();
     } finally {
       await h.close();
     }
-    await rename(path, this.file('msg', id));
+    try {
+      await rename(path, target);
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'EXDEV') throw e;
+      const tmp = join(this.dir, 'msg', `.tmp-${randomBytes(8).toString('hex')}`);
+      try {
+        await copyFile(path, tmp, constants.COPYFILE_EXCL);
+        const t = await open(tmp, 'r+');
+        try {
+          await t.sync();
+        } finally {
+          await t.close();
+        }
+        await rename(tmp, target);
+      } catch (e2) {
+        await unlink(tmp).catch(() => undefined);
+        throw e2;
+      }
+      await fsyncDir(join(this.dir, 'msg'));
+      await unlink(path).catch(() => undefined);
+      return;
+    }
     await fsyncDir(join(this.dir, 'msg'));
+  }
+
+  /** True when the directories can be written (readyz). */
+  async writable(): Promise<boolean> {
+    try {
+      for (const d of ['msg', 'state', 'tmp']) await access(join(this.dir, d), constants.W_OK);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   messagePath(id: string): string {

@@ -3,12 +3,19 @@
  * backend shares (src/queue/port.ts): cookie work first (STATUS polls, a bigger view on 352,
  * GIVEUP at the deadline), then the due deliveries, each result committed durably before
  * the next step. A backend decides when an entry is worked on and how a new state is
- * stored (`commit`); what is due and what an answer means is src/queue/schedule.ts.
+ * stored (`commit`); what is due and what an answer means is src/queue/schedule.ts. An
+ * entry of kind 'smtp' has no cookies: its due recipients go in one SMTP transaction to
+ * the smarthost, whatever their domains.
+ *
+ * Each transfer or SMTP job runs inside the per-destination limit (src/queue/limit.ts) when
+ * the context has one: a pass holds its backend's active-window slot and at most one
+ * destination slot at a time.
  */
 import type { ClientJob } from '../core/session/index.ts';
 import type { Reply } from '../core/wire/index.ts';
 import type { MessageSource } from '../client/transfer.ts';
 import type { Json, SmtpDeliverFn, SmtpDeliverOutcome } from './port.ts';
+import { SMARTHOST, type DestinationLimiter } from './limit.ts';
 import type { DeliverFn, DeliverOutcome, DeliverRequest } from './queue.ts';
 import {
   afterCookie,
@@ -25,21 +32,44 @@ export interface WorkContext {
   readonly retry: RetryPolicy;
   /** Unix seconds now. */
   now(): number;
-  /** The entry's message (read lazily, once per pass). */
+  /**
+   * The entry's message (read lazily, once per pass), as its kind needs it: a framed
+   * message for 'nmtp', the legacy octets (`full` view only) for 'smtp' — see
+   * `entryFileSource` / `entryBytesSource` in src/queue/source.ts.
+   */
   loadMessage(): Promise<MessageSource>;
-  /** Stores a new state durably and returns what is now current. */
+  /**
+   * Stores a new state durably and returns what is now current (the backend may have merged
+   * in a concurrent change: the observer's meta, a retry). It may throw to end the pass
+   * (the entry was deleted meanwhile); the pass then stops at once.
+   */
   commit(s: QueuedSubmission): Promise<QueuedSubmission>;
+  /** Jobs per destination in this process (default: no limit beyond the active window). */
+  readonly limiter?: DestinationLimiter;
 }
 
-async function call<T>(f: () => Promise<T>): Promise<T | unknown> {
-  try {
-    return await f();
-  } catch (e) {
-    return e;
-  }
+/** Runs one job inside its destination's limit; an error is the job's (temporary) result. */
+async function call<T>(
+  ctx: WorkContext,
+  destination: string,
+  f: () => Promise<T>,
+): Promise<T | unknown> {
+  const guarded = async (): Promise<T | unknown> => {
+    try {
+      return await f();
+    } catch (e) {
+      return e;
+    }
+  };
+  return ctx.limiter === undefined ? guarded() : ctx.limiter.run(destination, guarded);
 }
 
-/** Works on what of `s` is due now; returns the last committed state. */
+/**
+ * Works on what of `s` is due now; returns the last committed state. Reading the message
+ * is part of the job that needs it: a message file that cannot be read or decoded is that
+ * job's temporary failure (retried, given up at the maximum age), never a pass that fails
+ * again at once.
+ */
 export async function workPass(
   start: QueuedSubmission,
   ctx: WorkContext,
@@ -50,28 +80,27 @@ export async function workPass(
   const p = ctx.retry;
 
   if ((s.kind ?? 'nmtp') === 'smtp') {
-    for (const w of dueDeliverWork(s, ctx.now())) {
-      if (w.kind !== 'deliver') continue;
-      const smtp = ctx.smtpDeliver;
-      const source = await load();
-      const result =
-        smtp === undefined
-          ? new Error('no SMTP deliverer configured')
-          : await call(() =>
-              smtp({
-                id: s.id,
-                mailFrom: s.user,
-                recipients: w.rcpts,
-                ...(s.meta === undefined ? {} : { meta: s.meta }),
-                recipientMeta: w.rcpts.map(
-                  (r) => s.recipients.find((x) => x.rcpt === r)?.meta as Json | undefined,
-                ),
-                message: source,
-              }),
-            );
-      s = await ctx.commit(afterDeliver(s, w.rcpts, smtpAsDeliver(result), ctx.now(), p));
-    }
-    return s;
+    // One SMTP transaction to the smarthost for every due recipient, whatever its domain.
+    const rcpts = dueDeliverWork(s, ctx.now()).flatMap((w) =>
+      w.kind === 'deliver' ? w.rcpts : [],
+    );
+    if (rcpts.length === 0) return s;
+    const smtp = ctx.smtpDeliver;
+    const entry = s;
+    const result = await call(ctx, SMARTHOST, async () => {
+      if (smtp === undefined) throw new Error('no SMTP deliverer configured');
+      return smtp({
+        id: entry.id,
+        mailFrom: entry.user,
+        recipients: rcpts,
+        ...(entry.meta === undefined ? {} : { meta: entry.meta }),
+        recipientMeta: rcpts.map(
+          (r) => entry.recipients.find((x) => x.rcpt === r)?.meta as Json | undefined,
+        ),
+        message: await load(),
+      });
+    });
+    return ctx.commit(afterDeliver(s, rcpts, smtpAsDeliver(result), ctx.now(), p));
   }
 
   for (const w of dueCookieWork(s, ctx.now())) {
@@ -80,17 +109,19 @@ export async function workPass(
     const ep = { rcpt: w.rcpt, ...(w.endpoint === undefined ? {} : { endpoint: w.endpoint }) };
     const job: ClientJob = { kind: w.kind, cookie: w.cookie };
     const req: DeliverRequest = { domain, job, message: undefined, ...ep };
-    const result = await call(() => ctx.deliver(req));
+    const result = await call(ctx, domain, () => ctx.deliver(req));
     const reply = isResult(result) ? result.recipients[0]?.reply : undefined;
     if (w.kind === 'status' && reply?.code === 352) {
       // "After 352, the sender sends DATA size=… digest=… cookie=<c>" (§60.10.6).
-      const source = await load();
-      const data: ClientJob = {
-        kind: 'data-on-cookie',
-        cookie: w.cookie,
-        ...(await announce(source)),
-      };
-      const r2 = await call(() => ctx.deliver({ domain, job: data, message: source, ...ep }));
+      const r2 = await call(ctx, domain, async () => {
+        const source = await load();
+        const data: ClientJob = {
+          kind: 'data-on-cookie',
+          cookie: w.cookie,
+          ...(await announce(source)),
+        };
+        return ctx.deliver({ domain, job: data, message: source, ...ep });
+      });
       s = await ctx.commit(afterCookie(s, w.rcpt, 'data', r2, ctx.now(), p));
     } else {
       s = await ctx.commit(afterCookie(s, w.rcpt, w.kind, result, ctx.now(), p));
@@ -99,9 +130,11 @@ export async function workPass(
 
   for (const w of dueDeliverWork(s, ctx.now())) {
     if (w.kind !== 'deliver') continue;
-    const source = await load();
-    const job: ClientJob = { kind: 'deliver', recipients: w.rcpts, ...(await announce(source)) };
-    const result = await call(() => ctx.deliver({ domain: w.domain, job, message: source }));
+    const result = await call(ctx, w.domain, async () => {
+      const source = await load();
+      const job: ClientJob = { kind: 'deliver', recipients: w.rcpts, ...(await announce(source)) };
+      return ctx.deliver({ domain: w.domain, job, message: source });
+    });
     s = await ctx.commit(afterDeliver(s, w.rcpts, result, ctx.now(), p));
   }
   return s;

@@ -170,7 +170,7 @@ export class ReferenceSubmissionBackend implements SubmissionBackend {
   constructor(private readonly o: ReferenceBackendOptions) {
     this.domain = processDomain(o.domain).ascii;
     const lifetime = o.signatureLifetime ?? 7 * 86400;
-    if (lifetime <= o.queue.retry.maxAge) {
+    if (lifetime <= o.queue.policy.maxAge) {
       throw new NmtpError(
         'NMTP_ERR_CONFIG',
         'the signature lifetime must be longer than the queue maximum age',

@@ -137,7 +137,7 @@ let id = '';
 test('SEND → queue → the mailbox over TLS (SRV and key from DNS): accepted, and deferred', async () => {
   id = await submit(backendOf(queue), ['alice@example.net', 'bob@example.net']);
   await queue.tick();
-  const s = queue.get(id)!;
+  const s = (await queue.get(id))!;
   const [alice, bob] = s.recipients;
   assert.equal(alice?.state, 'accepted', JSON.stringify(alice));
   assert.equal(bob?.state, 'deferred', JSON.stringify(bob));
@@ -167,7 +167,7 @@ test('SEND → queue → the mailbox over TLS (SRV and key from DNS): accepted, 
 test('deferred → polled (still deferred) → queue restarted → approved → polled → accepted', async () => {
   t += 60;
   await queue.tick();
-  const bob = queue.get(id)!.recipients[1]!;
+  const bob = (await queue.get(id))!.recipients[1]!;
   assert.equal(bob.state, 'deferred');
   assert.equal(bob.polls, 1);
   assert.equal(bob.last?.code, 350, 'STATUS answered "still deferred"');
@@ -176,26 +176,30 @@ test('deferred → polled (still deferred) → queue restarted → approved → 
   // The queue process stops and starts again: the state is read back from disk.
   await queue.close();
   queue = await openQueue();
-  assert.deepEqual(queue.get(id)!.recipients[1], bob);
+  assert.deepEqual((await queue.get(id))!.recipients[1], bob);
 
   const decided = await receiver.mailbox.decideCookie(bob.cookie!, 'approve');
   t += 119;
   await queue.tick();
-  assert.equal(queue.get(id)!.recipients[1]!.state, 'deferred', 'not polled before its time');
+  assert.equal(
+    (await queue.get(id))!.recipients[1]!.state,
+    'deferred',
+    'not polled before its time',
+  );
   t += 1;
   await queue.tick();
   assert.deepEqual(queue.status(id, 'alice@example.org'), [
     { rcpt: 'alice@example.net', state: 'accepted' },
     { rcpt: 'bob@example.net', state: 'accepted' },
   ]);
-  assert.equal(queue.get(id)!.recipients[1]!.id, decided.id);
+  assert.equal((await queue.get(id))!.recipients[1]!.id, decided.id);
 });
 
 test('a refused connection is retried after the backoff, then delivered', async () => {
   comTarget = deadPort;
   const id2 = await submit(backendOf(queue), ['carol@example.com']);
   await queue.tick();
-  let carol = queue.get(id2)!.recipients[0]!;
+  let carol = (await queue.get(id2))!.recipients[0]!;
   assert.equal(carol.state, 'pending');
   assert.equal(carol.attempts, 1);
   assert.equal(carol.last?.err, 'NMTP_ERR_TRANSPORT_CONNECT_FAILED');
@@ -203,7 +207,7 @@ test('a refused connection is retried after the backoff, then delivered', async 
   comTarget = receiver.port;
   t += 300;
   await queue.tick();
-  carol = queue.get(id2)!.recipients[0]!;
+  carol = (await queue.get(id2))!.recipients[0]!;
   assert.equal(carol.state, 'accepted', JSON.stringify(carol));
   assert.equal(carol.attempts, 2);
 });

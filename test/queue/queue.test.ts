@@ -114,17 +114,17 @@ test('add() is durable before it resolves; one job per domain; results recorded;
     { rcpt: 'no@example.net', state: 'rejected' },
     { rcpt: 'carol@example.com', state: 'accepted' },
   ]);
-  assert.equal(q.get('sub1')?.recipients[0]?.id, 'id-bob@example.net');
+  assert.equal((await q.get('sub1'))?.recipients[0]?.id, 'id-bob@example.net');
   // STATUS of another user's id, or of an unknown id: undefined (answered as unknown).
   assert.equal(q.status('sub1', 'mallory@example.org'), undefined);
   assert.equal(q.status('nope', 'alice@example.org'), undefined);
   // Every recipient is final: the message file is gone, the state stays for STATUS …
   assert.equal(existsSync(join(dir, 'msg', 'sub1.nmtp')), false);
-  assert.equal(q.get('sub1')?.done, T0);
+  assert.equal((await q.get('sub1'))?.done, T0);
   // … until it is older than keepDone.
   c.advance(7 * 86400);
   await q.tick();
-  assert.equal(q.get('sub1'), undefined);
+  assert.equal(await q.get('sub1'), undefined);
   assert.deepEqual(readdirSync(join(dir, 'state')), []);
   await q.close();
 });
@@ -143,7 +143,7 @@ test('temporary failures are retried with backoff and given up at the maximum ag
   await q.add({ id: 'b', user: 'alice@example.org', recipients: ['eve@example.net'], message });
   await q.tick();
   assert.equal(calls.length, 2);
-  const bob = q.get('a')!.recipients[0]!;
+  const bob = (await q.get('a'))!.recipients[0]!;
   assert.equal(bob.state, 'pending');
   assert.equal(bob.attempts, 1);
   assert.equal(bob.nextAt, T0 + 300);
@@ -154,7 +154,7 @@ test('temporary failures are retried with backoff and given up at the maximum ag
   c.advance(1);
   await q.tick();
   assert.equal(calls.length, 4);
-  assert.equal(q.get('a')!.recipients[0]!.nextAt, T0 + 300 + 600);
+  assert.equal((await q.get('a'))!.recipients[0]!.nextAt, T0 + 300 + 600);
   // The receiver comes back for a: accepted. b keeps failing until the maximum age.
   up = true;
   c.advance(600);
@@ -166,7 +166,7 @@ test('temporary failures are retried with backoff and given up at the maximum ag
     c.advance(3600);
     await q.tick();
   }
-  const eve = q.get('b')!.recipients[0]!;
+  const eve = (await q.get('b'))!.recipients[0]!;
   assert.equal(eve.state, 'given-up');
   // The last attempt was made before the maximum age; no later one was planned.
   assert.ok(eve.last!.at <= T0 + DEFAULT_RETRY.maxAge);
@@ -220,7 +220,7 @@ test('deferred: polls inside the window, a bigger view on 352, accepted; restart
   let q = await Queue.open({ dir, deliver, now: c.now, timers: false });
   await q.add({ id: 's', user: 'alice@example.org', recipients: ['bob@example.net'], message });
   await q.tick();
-  let bob = q.get('s')!.recipients[0]!;
+  let bob = (await q.get('s'))!.recipients[0]!;
   assert.equal(bob.state, 'deferred');
   assert.equal(bob.cookie, 'ck1');
   assert.deepEqual(bob.endpoint, endpoint);
@@ -237,13 +237,13 @@ test('deferred: polls inside the window, a bigger view on 352, accepted; restart
   );
   // The poll went to the endpoint that issued the cookie.
   assert.deepEqual(calls[1]!.endpoint, endpoint);
-  bob = q.get('s')!.recipients[0]!;
+  bob = (await q.get('s'))!.recipients[0]!;
   assert.equal(bob.nextAt, T0 + 60 + 120, 'the interval doubles');
 
   // Restart: a new queue on the same directory carries on where the old one stopped.
   await q.close();
   q = await Queue.open({ dir, deliver, now: c.now, timers: false });
-  assert.deepEqual(q.get('s')!.recipients[0], bob);
+  assert.deepEqual((await q.get('s'))!.recipients[0], bob);
   statusAnswer = reply(352, { cookie: 'ck1', rcpt: 'bob@example.net', view: 'full' });
   c.advance(120);
   await q.tick();
@@ -260,7 +260,7 @@ test('deferred: polls inside the window, a bigger view on 352, accepted; restart
   assert.deepEqual(q.status('s', 'alice@example.org'), [
     { rcpt: 'bob@example.net', state: 'accepted' },
   ]);
-  assert.equal(q.get('s')!.recipients[0]!.id, 'r1');
+  assert.equal((await q.get('s'))!.recipients[0]!.id, 'r1');
   await q.close();
 });
 
@@ -302,7 +302,7 @@ test('GIVEUP at the deadline; a decision that raced it stands; an unknown cookie
     message,
   });
   await q.tick();
-  const r = q.get('g')!.recipients;
+  const r = (await q.get('g'))!.recipients;
   assert.deepEqual(
     r.map((x) => [x.state, x.nextAt]),
     [
@@ -423,12 +423,12 @@ test('a GIVEUP that reaches nobody still ends the wait, with the reason recorded
   await q.tick();
   c.advance(60);
   await q.tick(); // a poll that reaches nobody: polled again, never later than the deadline
-  const bob = q.get('n')!.recipients[0]!;
+  const bob = (await q.get('n'))!.recipients[0]!;
   assert.equal(bob.state, 'deferred');
   assert.equal(bob.nextAt, T0 + 100);
   c.advance(40);
   await q.tick();
-  const last = q.get('n')!.recipients[0]!;
+  const last = (await q.get('n'))!.recipients[0]!;
   assert.equal(last.state, 'given-up');
   assert.equal(last.last?.err, 'NMTP_ERR_TRANSPORT_CONNECT_FAILED');
   await q.close();

@@ -240,7 +240,7 @@ test('a large message is spooled and sealed in pieces, byte for byte', async () 
   assert.ok(Buffer.from(body).equals(Buffer.from((m.root as { body: Uint8Array }).body)));
   const v = await verifyMessage(stored, { resolveTxt, now: NOW, recipient: 'bob@example.net' });
   assert.equal(v.signatures[0]?.status, 'valid');
-  assert.equal(queue.get(id)?.size, stored.length);
+  assert.equal((await queue.get(id))?.size, stored.length);
 });
 
 test('no id when the queue could not store the submission', async () => {
