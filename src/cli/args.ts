@@ -3,6 +3,8 @@
  * readers of flags and standard input. One copy, so a fix (a bounded stdin, a stricter
  * HOST:PORT) reaches every command.
  */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import type { ParseArgsConfig } from 'node:util';
 import { NmtpError } from '../core/errors/index.ts';
 import { DEFAULT_SESSION_LIMITS } from '../core/wire/index.ts';
@@ -94,4 +96,18 @@ export function positionalsLast(args: readonly string[], options: Options): stri
     }
   }
   return positionals.length === 0 ? flags : [...flags, '--', ...positionals];
+}
+
+/**
+ * Whether the module at `url` is the program being run: also through a symlink, as when
+ * npm's bin link (`npx nmtp`, an installed `nmtp-gateway`) starts it.
+ */
+export function isMain(url: string): boolean {
+  const arg = process.argv[1];
+  if (arg === undefined) return false;
+  try {
+    return realpathSync(arg) === fileURLToPath(url);
+  } catch {
+    return false;
+  }
 }

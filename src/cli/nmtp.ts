@@ -38,7 +38,15 @@ import { framedToLegacyChunks } from '../../adapters/legacy/index.ts';
 import { hostname } from 'node:os';
 import { TRANSPORT_COMMANDS } from './transport-commands.ts';
 import { SUBMISSION_COMMANDS } from './submission-commands.ts';
-import { need, out, positionalsLast, readStdin, UsageError, type CliCommand } from './args.ts';
+import {
+  isMain,
+  need,
+  out,
+  positionalsLast,
+  readStdin,
+  UsageError,
+  type CliCommand,
+} from './args.ts';
 
 type Command = CliCommand;
 
@@ -395,6 +403,6 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('nmtp.ts')) {
+if (isMain(import.meta.url)) {
   process.exitCode = await main(process.argv.slice(2));
 }

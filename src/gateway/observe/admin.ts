@@ -30,6 +30,20 @@ export interface AdminOptions {
   readonly onError?: (e: unknown) => void;
   /** How long /metrics or /readyz may take (ms; default 10000). */
   readonly timeout?: number;
+  /**
+   * The queue, for `nmtp-gateway queue` while the gateway runs (the embedded backend's
+   * directory has one owner): GET /queue, GET /queue/ID, POST /queue/ID/retry,
+   * DELETE /queue/ID. Loopback only, as the listener is by default.
+   */
+  readonly queue?: AdminQueue;
+}
+
+/** What the queue routes need of a queue backend (src/queue/port.ts). */
+export interface AdminQueue {
+  list(): Promise<unknown[]>;
+  get(id: string): Promise<unknown>;
+  retry(id: string): Promise<boolean>;
+  delete(id: string): Promise<boolean>;
 }
 
 export interface AdminServer {
@@ -94,6 +108,9 @@ export async function startAdmin(o: AdminOptions): Promise<AdminServer> {
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?', 1)[0];
+    if (o.queue !== undefined && (path === '/queue' || path?.startsWith('/queue/') === true)) {
+      return queueRoute(req, res, o.queue, path);
+    }
     const known = path === '/metrics' || path === '/healthz' || path === '/readyz';
     // A body is never read: say so by closing the connection after the answer, rather than
     // letting node drain whatever the client sends.
@@ -118,6 +135,31 @@ export async function startAdmin(o: AdminOptions): Promise<AdminServer> {
     const ok = r.ok && Object.values(r.checks).every(Boolean);
     const body = `${JSON.stringify({ ok, checks: r.checks })}\n`;
     return send(req, res, ok ? 200 : 503, 'application/json', body);
+  }
+
+  async function queueRoute(
+    req: IncomingMessage,
+    res: ServerResponse,
+    q: AdminQueue,
+    path: string,
+  ): Promise<void> {
+    const json = (status: number, v: unknown): void =>
+      send(req, res, status, 'application/json', `${JSON.stringify(v)}\n`);
+    const m = /^\/queue(?:\/([A-Za-z0-9_-]{1,64})(\/retry)?)?$/.exec(path);
+    if (m === null) return send(req, res, 404, 'text/plain; charset=utf-8', 'not found\n');
+    const [, id, retry] = m;
+    const method = req.method ?? 'GET';
+    const allow =
+      id === undefined ? 'GET, HEAD' : retry !== undefined ? 'POST' : 'GET, HEAD, DELETE';
+    if (!allow.split(', ').includes(method)) {
+      res.setHeader('Allow', allow);
+      return send(req, res, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
+    }
+    if (id === undefined) return json(200, await q.list());
+    if (retry !== undefined) return (await q.retry(id)) ? json(200, { id }) : json(404, { id });
+    if (method === 'DELETE') return (await q.delete(id)) ? json(200, { id }) : json(404, { id });
+    const s = await q.get(id);
+    return s === undefined ? json(404, { id }) : json(200, s);
   }
 
   function send(
