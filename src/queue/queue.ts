@@ -29,6 +29,8 @@ import { NmtpError } from '../core/errors/index.ts';
 import type { ClientJob, RecipientStatus } from '../core/session/index.ts';
 import type { Reply } from '../core/wire/index.ts';
 import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { claimDirectory } from '../store/claim.ts';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Endpoint, MessageSource, SessionFailure } from '../client/transfer.ts';
 import { DestinationLimiter } from './limit.ts';
@@ -139,6 +141,8 @@ export class Queue implements QueueBackend {
   private closed = false;
   /** close() finished: nothing is stored any more. */
   private ended = false;
+  /** Gives up the claim on the directory (at close). */
+  private release: () => void = () => undefined;
 
   private constructor(
     readonly store: QueueStore,
@@ -159,7 +163,15 @@ export class Queue implements QueueBackend {
    */
   static async open(o: QueueOptions): Promise<Queue> {
     const store = await QueueStore.open(o.dir);
+    // One process per queue directory: load() removes what it takes for crash leftovers.
+    const release = await claimDirectory(o.dir, {
+      owner: join(o.dir, 'owner'),
+      lockName: 'nmtp-queue',
+      code: 'NMTP_ERR_QUEUE_IN_USE',
+      what: 'used',
+    });
     const q = new Queue(store, o);
+    q.release = release;
     // Oldest first; entries of the same second keep their file-name order.
     const loaded = (await store.load(o.onError)).sort((a, b) => a.created - b.created);
     for (const s of loaded) q.subs.set(s.id, s);
@@ -395,6 +407,20 @@ export class Queue implements QueueBackend {
       (this.o.timers ?? realTimers).clear(this.timer);
     this.timer = undefined;
     while (this.running.size > 0) await Promise.all([...this.running]);
+    if (!this.ended) this.release();
+    this.ended = true;
+  }
+
+  /**
+   * Drops everything as a killed process would (tests of crash recovery): no timer, no
+   * claim; work in flight is left to itself and stores nothing more.
+   */
+  abandon(): void {
+    this.closed = true;
+    if (this.timer !== undefined && this.o.timers !== false)
+      (this.o.timers ?? realTimers).clear(this.timer);
+    this.timer = undefined;
+    if (!this.ended) this.release();
     this.ended = true;
   }
 
@@ -453,12 +479,15 @@ export class Queue implements QueueBackend {
   ): Promise<QueuedSubmission | undefined> {
     return this.locked(id, async () => {
       const cur = this.subs.get(id);
-      if (cur === undefined) return undefined;
+      // Abandoned (a crash, in tests): nothing more is stored.
+      if (cur === undefined || this.ended) return undefined;
       const next = f(cur);
       if (next === cur) return cur;
       await this.store.writeState(next);
       this.subs.set(id, next);
-      if (next.done !== undefined && cur.done === undefined) {
+      // With an observer, the message stays until it has seen the final state (a DSN may
+      // return the original, RET=FULL): observeNow removes it then.
+      if (next.done !== undefined && cur.done === undefined && this.o.observer === undefined) {
         await this.store.removeMessage(id).catch((e: unknown) => this.o.onError?.(e));
       }
       return next;
@@ -566,10 +595,16 @@ export class Queue implements QueueBackend {
     this.observed.add(cur);
     try {
       const out = await f(cur);
-      if (out === undefined || out === cur) return;
-      if (out.id !== id) throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'observer changed the id');
-      const s = await this.change(id, (c) => metaFrom(c, out));
-      if (s !== undefined) this.observed.add(s);
+      if (out !== undefined && out !== cur) {
+        if (out.id !== id) {
+          throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'observer changed the id');
+        }
+        const s = await this.change(id, (c) => metaFrom(c, out));
+        if (s !== undefined) this.observed.add(s);
+      }
+      // The observer has seen the final state: the message is no longer needed. (If it
+      // failed, the message stays, and the observation at the next open tries again.)
+      if (cur.done !== undefined && !this.ended) await this.store.removeMessage(id);
     } catch (e) {
       this.o.onError?.(e);
     }

@@ -19,25 +19,14 @@
  * at one session, bench/transport.bench.ts). A reader sees the files moments after the
  * answer; `Mailbox.settled()` waits for them.
  */
-import {
-  closeSync,
-  linkSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  realpathSync,
-  renameSync,
-  unlinkSync,
-  writeFileSync,
-  writevSync,
-} from 'node:fs';
-import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, renameSync, unlinkSync, writevSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { open, readdir, unlink } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { NmtpError } from '../core/errors/index.ts';
 import { traceInsertion, type TraceInsertion } from '../core/frame/index.ts';
 import { RECEIVED_FIELD } from '../core/session/index.ts';
+import { claimDirectory } from '../store/claim.ts';
 import { fsyncDir } from '../store/durable.ts';
 import { recoverJournal, type Entry } from '../store/journal.ts';
 
@@ -209,125 +198,18 @@ export async function recoverMailbox(
 
 export const journalDir = (maildir: string): string => join(maildir, 'journal');
 
-/** Maildirs this process has claimed (by real path). */
-const claimed = new Set<string>();
-
 /**
  * One writer per maildir: a second server on the same maildir would replay (and remove)
  * the first one's live journal, and answer 250 for entries in a segment nobody replays.
- *
- * On Linux the claim is a kernel lock: a listening socket in the abstract namespace named
- * after the maildir's real path. Only one process can hold it, and it goes away with the
- * process (a crash leaves nothing stale to judge). Elsewhere (or if that socket cannot be
- * made) the claim is `journal/owner` alone, created atomically (a complete file linked
- * into place); a claim whose process no longer runs is taken over — that check cannot see
- * across pid namespaces, and two starters taking over one stale claim at the same instant
- * could both win, which the kernel lock rules out. `journal/owner` always names the
- * holder's pid, for people. Returns the release.
+ * The claim (src/store/claim.ts) is a kernel lock where there is one; `journal/owner`
+ * names the holder's pid. Returns the release.
  */
 export async function claimMaildir(maildir: string): Promise<() => void> {
   mkdirSync(journalDir(maildir), { recursive: true, mode: 0o700 });
-  const key = realpathSync(maildir);
-  // Within one process the pid says nothing: a second claim is refused here.
-  if (claimed.has(key)) {
-    throw new NmtpError(
-      'NMTP_ERR_TRANSPORT_MAILDIR_IN_USE',
-      `${maildir} is served by this process`,
-    );
-  }
-  claimed.add(key);
-  let lock: Server | undefined;
-  try {
-    lock = await kernelLock(maildir, key);
-    const releaseFile = claimFile(maildir, lock !== undefined);
-    return () => {
-      claimed.delete(key);
-      releaseFile();
-      lock?.close();
-    };
-  } catch (e) {
-    claimed.delete(key);
-    lock?.close();
-    throw e;
-  }
-}
-
-async function kernelLock(maildir: string, key: string): Promise<Server | undefined> {
-  if (process.platform !== 'linux') return undefined;
-  const name = `\0nmtp-maildir-${createHash('sha256').update(key).digest('hex').slice(0, 40)}`;
-  const server = createServer();
-  try {
-    await new Promise<void>((ok, fail) => {
-      server.once('error', fail);
-      server.listen(name, ok);
-    });
-  } catch (e) {
-    server.close();
-    if ((e as { code?: string }).code === 'EADDRINUSE') {
-      throw new NmtpError(
-        'NMTP_ERR_TRANSPORT_MAILDIR_IN_USE',
-        `${maildir} is served by another process (${join(journalDir(maildir), 'owner')} names it)`,
-      );
-    }
-    return undefined; // no abstract sockets here: the owner file alone
-  }
-  // It holds the lock, never the process.
-  server.unref();
-  return server;
-}
-
-/** `journal/owner` with our pid, written whole and then put in place. */
-function claimFile(maildir: string, locked: boolean): () => void {
-  const owner = join(journalDir(maildir), 'owner');
-  const mine = `${process.pid}\n`;
-  const temp = `${owner}.${process.pid}.${randomBytes(6).toString('hex')}`;
-  writeFileSync(temp, mine, { mode: 0o600 });
-  const release = (): void => {
-    try {
-      // Only our own claim: never another process's.
-      if (readFileSync(owner, 'utf8') === mine) unlinkSync(owner);
-    } catch {
-      // Gone already.
-    }
-  };
-  try {
-    if (locked) {
-      // The lock is ours: whatever the file says is stale.
-      renameSync(temp, owner);
-      return release;
-    }
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        linkSync(temp, owner);
-        return release;
-      } catch (e) {
-        if ((e as { code?: string }).code !== 'EEXIST') throw e;
-      }
-      const pid = Number(readFileSync(owner, 'utf8').trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
-        throw new NmtpError(
-          'NMTP_ERR_TRANSPORT_MAILDIR_IN_USE',
-          `${maildir} is served by process ${pid} (${owner})`,
-        );
-      }
-      unlinkSync(owner);
-    }
-    throw new NmtpError('NMTP_ERR_TRANSPORT_MAILDIR_IN_USE', `${owner}: could not claim`);
-  } finally {
-    try {
-      unlinkSync(temp);
-    } catch {
-      // Renamed into place.
-    }
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    // EPERM: it runs, as another user.
-    return (e as { code?: string }).code === 'EPERM';
-  }
+  return claimDirectory(maildir, {
+    owner: join(journalDir(maildir), 'owner'),
+    lockName: 'nmtp-maildir',
+    code: 'NMTP_ERR_TRANSPORT_MAILDIR_IN_USE',
+    what: 'served',
+  });
 }

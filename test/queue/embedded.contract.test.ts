@@ -15,4 +15,9 @@ const root = mkdtempSync(join(tmpdir(), 'nmtp-queue-contract-'));
 const make = ({ dirOrPrefix, ...o }: ContractOptions): Promise<Queue> =>
   Queue.open({ ...o, dir: join(root, dirOrPrefix) });
 
-queueContract('embedded', make);
+// A killed process's kernel lock on the directory goes with it: abandon() lets go of it.
+queueContract('embedded', make, make, {
+  crash: async (b) => {
+    (b as Queue).abandon();
+  },
+});

@@ -132,16 +132,25 @@ test('SEND: Date and Message-Id added, signed for the RCPT list, durable before 
   ]);
   const id = await submit(bytes, ['bob@example.net', 'carol@example.com']);
   assert.match(id, /^[A-Za-z0-9_-]{1,64}$/);
-  // When submit() resolved, both files were on disk; a fresh queue on the directory sees it.
+  // When submit() resolved, both files were on disk, the state naming the owner and each
+  // recipient. (A second queue may not open the directory while this one owns it.)
   const qdir = join(dir, 'queue');
   assert.ok(existsSync(join(qdir, 'msg', `${id}.nmtp`)));
-  assert.ok(existsSync(join(qdir, 'state', `${id}.json`)));
-  const again = await Queue.open({ dir: qdir, deliver: queue['o'].deliver, timers: false });
-  assert.deepEqual(again.status(id, 'alice@example.org'), [
-    { rcpt: 'bob@example.net', state: 'pending' },
-    { rcpt: 'carol@example.com', state: 'pending' },
-  ]);
-  await again.close();
+  const onDisk = JSON.parse(readFileSync(join(qdir, 'state', `${id}.json`), 'utf8')) as {
+    user: string;
+    recipients: { rcpt: string; state: string }[];
+  };
+  assert.equal(onDisk.user, 'alice@example.org');
+  assert.deepEqual(
+    onDisk.recipients.map((r) => ({ rcpt: r.rcpt, state: r.state })),
+    [
+      { rcpt: 'bob@example.net', state: 'pending' },
+      { rcpt: 'carol@example.com', state: 'pending' },
+    ],
+  );
+  await assert.rejects(Queue.open({ dir: qdir, deliver: queue['o'].deliver, timers: false }), {
+    code: 'NMTP_ERR_QUEUE_IN_USE',
+  });
   assert.deepEqual(readdirSync(join(qdir, 'tmp')), [], 'the spool file is gone');
 
   const stored = new Uint8Array(readFileSync(join(qdir, 'msg', `${id}.nmtp`)));

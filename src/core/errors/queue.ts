@@ -16,6 +16,12 @@ export const QUEUE_ERRORS = defineErrors({
     scope: 'message',
     summary: "The message is larger than the queue backend's configured maximum.",
   },
+  NMTP_ERR_QUEUE_IN_USE: {
+    temporary: true,
+    scope: 'local',
+    summary:
+      'Another running process owns this queue directory (its owner file names it); a second one would take its live files for crash leftovers.',
+  },
   NMTP_ERR_QUEUE_LOCK_LOST: {
     temporary: true,
     scope: 'local',
