@@ -10,13 +10,36 @@ export const GATEWAY_ERRORS = defineErrors({
     temporary: false,
     scope: 'session',
     summary:
-      'A bare LF or bare CR in an SMTP command or in DATA (SMTP smuggling class, CVE-2023-51764); refused, never relayed.',
+      'A bare LF or bare CR in an SMTP command or in DATA (SMTP smuggling class, CVE-2023-51764); refused, never relayed. A NUL octet is refused the same way.',
+  },
+  NMTP_ERR_GW_SMTPUTF8_REQUIRED: {
+    temporary: false,
+    scope: 'recipient',
+    summary:
+      'A MAIL FROM or RCPT TO address is not ASCII but MAIL FROM did not carry SMTPUTF8 (RFC 6531 §3.4): 553 5.6.7.',
+  },
+  NMTP_ERR_GW_TLS_REQUIRED: {
+    temporary: false,
+    scope: 'session',
+    summary: 'MAIL before STARTTLS on a listener that requires TLS (smtp.requireTls): 530 5.7.0.',
+  },
+  NMTP_ERR_GW_TIMEOUT: {
+    temporary: true,
+    scope: 'session',
+    summary:
+      'The SMTP client was too slow: silent past smtp.limits.commandTimeout, DATA longer than dataTimeout, or DATA slower than minDataRate; 421 4.4.2 and the connection closes.',
   },
   NMTP_ERR_GW_RELAY_DENIED: {
     temporary: false,
     scope: 'recipient',
     summary:
       'The recipient is not in a relay domain or address and the client is neither in a permitted network nor authenticated (no open relay).',
+  },
+  NMTP_ERR_GW_SMTPUTF8_NOT_OFFERED: {
+    temporary: false,
+    scope: 'recipient',
+    summary:
+      'The message needs SMTPUTF8 (a non-ASCII envelope address, or UTF-8 header fields of a message received with SMTPUTF8) and the smarthost does not offer it (RFC 6531 §3.2): refused with 553 5.6.7 / 554 5.6.9, never sent as is.',
   },
   NMTP_ERR_GW_CONFIG_INVALID: {
     temporary: false,
