@@ -1,0 +1,286 @@
+/**
+ * The gateway's composition root: reads the configuration and wires adapters to services.
+ * Nothing else in the tree chooses an adapter (a queue backend, the SMTP listener, the
+ * SMTP deliverer); a test or a second backend plugs in here.
+ *
+ *   smtp-in ─────────▶ queue (embedded | bullmq) ──▶ qmgr pass (src/queue/work.ts)
+ *   (adapters/smtp-    ▲         │ observer            ├─ nmtp entries: transfer client ──▶ NMTP peer
+ *    server + src/     │         ▼                      └─ smtp entries: nodemailer ──▶ smarthost
+ *    gateway/smtp-in)  └── dsn (src/gateway/dsn.ts: final outcomes → a DSN entry)
+ *
+ *   nmtp-receiver: the reference mailbox (src/server) for the gateway's local NMTP domains
+ *   admin: /metrics, /healthz, /readyz (src/gateway/observe)
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { rootCertificates } from 'node:tls';
+import { smtpDeliverer } from '../../adapters/nodemailer/smtp-deliver.ts';
+import { startSmtpListener } from '../../adapters/smtp-server/listener.ts';
+import {
+  domainKeyName,
+  keyPairFromSeed,
+  printDomainKeyRecord,
+  seedFromPem,
+  seedToPem,
+} from '../core/keys/index.ts';
+import { NmtpError } from '../core/errors/index.ts';
+import type { SigningKey } from '../core/sign/index.ts';
+import type { GatewayConfig } from '../gateway/config.ts';
+import { createSrvLookup, createTxtLookup } from '../gateway/dns.ts';
+import { createDsnService } from '../gateway/dsn.ts';
+import { readiness, startAdmin } from '../gateway/observe/admin.ts';
+import {
+  createGatewayLog,
+  errorFields,
+  eventSink,
+  type GatewayLog,
+} from '../gateway/observe/log.ts';
+import { createMetrics, type Metrics } from '../gateway/observe/metrics.ts';
+import { createRouter } from '../gateway/route.ts';
+import { SmtpIn } from '../gateway/smtp-in.ts';
+import { transferDeliver } from '../queue/deliver.ts';
+import type { QueueBackend, QueueBackendOptions } from '../queue/port.ts';
+import { Queue } from '../queue/queue.ts';
+import { generateSelfSigned } from '../server/certs.ts';
+import { serveMailbox } from '../server/serve.ts';
+
+export interface StartOptions {
+  /** Replaces the logger (tests: a silent one, or one that records). */
+  readonly log?: GatewayLog;
+  /** Opens the BullMQ backend (only the composition root imports it: see below). */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+export interface RunningGateway {
+  readonly config: GatewayConfig;
+  readonly queue: QueueBackend;
+  readonly metrics: Metrics;
+  /** Bound ports by listener name: `smtp:0`, `lmtp:1`, `nmtp`, `admin`. */
+  readonly ports: Readonly<Record<string, number>>;
+  /** The gateway's public key record (what to publish as TXT at `keyName`). */
+  readonly keyName: string;
+  readonly keyRecord: string;
+  /** Graceful: stop accepting, finish or hand back work in flight, release everything. */
+  close(): Promise<void>;
+}
+
+/** The gateway's key: the configured file, or a demo key made once under stateDir. */
+function loadKey(c: GatewayConfig): SigningKey {
+  const file = c.gateway.keyFile ?? join(c.gateway.stateDir, 'domain.key');
+  if (c.gateway.keyFile === undefined && !existsSync(file)) {
+    mkdirSync(c.gateway.stateDir, { recursive: true, mode: 0o700 });
+    writeFileSync(file, seedToPem(randomBytes(32)), { mode: 0o600, flag: 'wx' });
+  }
+  return keyPairFromSeed(seedFromPem(readFileSync(file, 'utf8')));
+}
+
+function hostPort(s: string): { host: string; port: number } {
+  const i = s.lastIndexOf(':');
+  return { host: s.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(s.slice(i + 1)) };
+}
+
+export async function startGateway(
+  c: GatewayConfig,
+  o: StartOptions = {},
+): Promise<RunningGateway> {
+  const env = o.env ?? process.env;
+  const log = o.log ?? createGatewayLog(c.log);
+  const metrics = createMetrics();
+  const run = new Set(c.gateway.services);
+  const key = loadKey(c);
+  const keyName = domainKeyName(c.gateway.selector, c.gateway.domain);
+  const keyRecord = printDomainKeyRecord({ publicKey: key.publicKey, flags: '' });
+  const closers: (() => Promise<void>)[] = [];
+  const ports: Record<string, number> = {};
+  const close = async (): Promise<void> => {
+    // Reverse order: listeners first (stop accepting), then the queue (work in flight
+    // finishes and is recorded), then what the queue delivered through.
+    for (const f of closers.reverse())
+      await f().catch((e: unknown) => log.event('gateway.error', { detail: String(e) }));
+    closers.length = 0;
+  };
+
+  try {
+    // The demo certificate serves STARTTLS and the NMTP receiver when none is configured.
+    const demo = (): { certFile: string; keyFile: string } =>
+      generateSelfSigned(join(c.gateway.stateDir, 'tls'), c.gateway.hostname, 365, true);
+
+    const receiver = c.nmtp.receiver;
+    const own = hostPort(receiver.listen);
+    // The key record is known without DNS: our receiver verifies our signature with it.
+    const ownTxt = [...c.routing.staticRecords.txt, { name: keyName, value: keyRecord }];
+    if (run.has('nmtp-receiver') && receiver.enabled) {
+      const tls =
+        receiver.cert !== undefined && receiver.key !== undefined
+          ? { certFile: receiver.cert, keyFile: receiver.key }
+          : demo();
+      const serving = await serveMailbox({
+        ...own,
+        ...tls,
+        serverName: c.gateway.hostname,
+        maildir: receiver.maildir,
+        resolveTxt: createTxtLookup({ ...c.routing, staticRecords: { srv: [], txt: ownTxt } }),
+        onError: (e) => log.event('gateway.error', { service: 'nmtp-receiver', detail: String(e) }),
+      });
+      ports['nmtp'] = serving.port;
+      closers.push(() => serving.close());
+      log.event('gateway.listening', { service: 'nmtp-receiver', port: serving.port });
+    }
+
+    // Local NMTP domains are served by the gateway's own receiver: static SRV records point
+    // there, and its key record is known without DNS (the receiver verifies our signature).
+    const staticSrv = [
+      ...c.routing.staticRecords.srv,
+      ...(receiver.enabled
+        ? receiver.domains.map((domain) => ({
+            domain,
+            target: c.gateway.hostname,
+            port: ports['nmtp'] ?? own.port,
+            priority: 0,
+            weight: 0,
+          }))
+        : []),
+    ];
+    const routing = {
+      ...c.routing,
+      staticRecords: {
+        srv: staticSrv,
+        txt: ownTxt,
+      },
+    };
+    const srv = createSrvLookup(routing);
+
+    const ca = [
+      ...(c.nmtp.peerCa === undefined ? [] : [readFileSync(c.nmtp.peerCa, 'utf8')]),
+      // Our own receiver's demo certificate is trusted by our own client.
+      ...(receiver.enabled && receiver.cert === undefined
+        ? [readFileSync(demo().certFile, 'utf8')]
+        : []),
+    ];
+    const deliver = transferDeliver({
+      identity: { domain: c.gateway.domain, selector: c.gateway.selector, key },
+      srv,
+      connect: {
+        // `ca` replaces the system store: keep the system's roots beside ours.
+        ...(ca.length === 0 ? {} : { ca: [...rootCertificates, ...ca].join('\n') }),
+        ...(c.nmtp.insecurePeers ? { insecureTls: true } : {}),
+      },
+    });
+    const smarthost = hostPort(c.smarthost.host);
+    const smtpOut = smtpDeliverer({
+      ...smarthost,
+      tls: c.smarthost.tls,
+      name: c.gateway.hostname,
+      ...(c.smarthost.userEnv !== undefined && c.smarthost.passwordEnv !== undefined
+        ? {
+            auth: {
+              user: env[c.smarthost.userEnv] ?? '',
+              pass: env[c.smarthost.passwordEnv] ?? '',
+            },
+          }
+        : {}),
+    });
+
+    // The DSN service adds its reports to the queue it observes: known once it is open.
+    const opened: { queue?: QueueBackend } = {};
+    const observer = createDsnService({
+      queue: () => opened.queue!,
+      hostname: c.gateway.hostname,
+      domain: c.gateway.domain,
+      delayWarning: c.dsn.delayWarning,
+      log,
+    });
+    const qo: QueueBackendOptions = {
+      deliver,
+      smtpDeliver: smtpOut,
+      observer,
+      retry: c.queue.retry,
+      concurrency: c.queue.concurrency,
+      perDestination: c.queue.perDestination,
+      keepDone: c.queue.keepDone,
+      onError: (e) => log.event('gateway.error', { service: 'qmgr', detail: String(e) }),
+    };
+    const q = await openQueue(c, qo, env, run.has('qmgr'));
+    opened.queue = q;
+    metrics.collectFrom({ queue: q });
+    closers.push(async () => {
+      await q.close();
+      await deliver.close();
+      await smtpOut.close();
+    });
+
+    if (run.has('smtp-in')) {
+      const handler = new SmtpIn({
+        config: c,
+        router: createRouter({ config: c, srv }),
+        queue: q,
+        key,
+        log,
+        metrics,
+      });
+      const tls =
+        c.smtp.tls !== undefined ? { certFile: c.smtp.tls.cert, keyFile: c.smtp.tls.key } : demo();
+      for (const [i, l] of c.smtp.listeners.entries()) {
+        const at = hostPort(l.listen);
+        const server = await startSmtpListener({
+          protocol: l.protocol,
+          ...at,
+          config: c.smtp,
+          hostname: c.smtp.banner ?? c.gateway.hostname,
+          tls: { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) },
+          handler,
+          onEvent: eventSink(log),
+        });
+        ports[`${l.protocol}:${i}`] = server.port;
+        closers.push(() => server.close());
+        log.event('gateway.listening', {
+          service: 'smtp-in',
+          protocol: l.protocol,
+          port: server.port,
+        });
+      }
+    }
+
+    if (run.has('admin') && c.admin.listen !== '') {
+      const admin = await startAdmin({
+        listen: c.admin.listen,
+        metrics,
+        queue: q,
+        ready: readiness({ queue: () => q.ready() }),
+        onError: (e) => log.event('gateway.error', errorFields(e)),
+      });
+      ports['admin'] = admin.port;
+      closers.push(() => admin.close());
+    }
+    log.event('gateway.ready', { ports, backend: q.backend, key: keyName });
+    return { config: c, queue: q, metrics, ports, keyName, keyRecord, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+/**
+ * The queue backend: the embedded queue by default; BullMQ is imported only when chosen,
+ * so a site without Redis never loads it.
+ */
+export async function openQueue(
+  c: GatewayConfig,
+  o: QueueBackendOptions,
+  env: NodeJS.ProcessEnv,
+  work: boolean,
+): Promise<QueueBackend> {
+  if (c.queue.backend === 'embedded') {
+    return Queue.open({ ...o, dir: c.queue.dir, ...(work ? {} : { timers: false }) });
+  }
+  const url = env[c.queue.redisUrlEnv];
+  if (url === undefined || url === '') {
+    throw new NmtpError(
+      'NMTP_ERR_GW_CONFIG_INVALID',
+      `queue.backend is bullmq: set ${c.queue.redisUrlEnv} to the Redis URL (redis://host:port/db)`,
+    );
+  }
+  const { BullmqQueue } = await import('../../adapters/bullmq/index.ts');
+  return BullmqQueue.open({ ...o, redis: url, prefix: c.queue.prefix, work });
+}
