@@ -119,8 +119,9 @@ export function formatList(entries: readonly QueuedSubmission[]): string {
           ? ''
           : ` — ${[r.last.code, r.last.enhanced, r.last.err, r.last.text].filter((x) => x !== undefined).join(' ')}`;
       const next = r.state === 'pending' || r.state === 'deferred' ? ` next ${when(r.nextAt)}` : '';
+      const cookie = r.cookie === undefined ? '' : ` cookie=${r.cookie}`;
       if (r.state === 'pending' || r.state === 'deferred') pending++;
-      lines.push(`    ${r.state.padEnd(9)} ${who}${next}${last}`);
+      lines.push(`    ${r.state.padEnd(9)} ${who}${next}${cookie}${last}`);
     }
     lines.push('');
   }

@@ -14,6 +14,7 @@
  * 75 temporary failure, 78 configuration error.
  */
 import { parseArgs } from 'node:util';
+import { stringify } from 'yaml';
 import { classify } from '../core/errors/policy.ts';
 import { loadConfig, type GatewayConfig } from '../gateway/config.ts';
 import { routeCommand } from '../gateway/route-command.ts';
@@ -62,7 +63,6 @@ const COMMANDS: Record<string, Command> = {
     summary: 'validate the configuration; print the effective configuration as YAML',
     usage: 'nmtp-gateway check-config [--config FILE] [--quiet]',
     async run(c, _args, file) {
-      const { stringify } = await import('yaml');
       process.stderr.write(`nmtp-gateway: ${file ?? 'embedded defaults'}: valid\n`);
       out(stringify(c));
       return 0;

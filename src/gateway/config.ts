@@ -189,8 +189,8 @@ const admin = z.strictObject({
 
 const log = z.strictObject({
   level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-  /** `json` (one line per event) or `pretty` (for a terminal). */
-  format: z.enum(['json', 'pretty']).default('json'),
+  /** `json` (one line per event), `pretty` (for a terminal), `auto` (pretty on a terminal). */
+  format: z.enum(['json', 'pretty', 'auto']).default('auto'),
 });
 
 export const SERVICES = ['smtp-in', 'qmgr', 'nmtp-receiver', 'admin'] as const;

@@ -26,7 +26,8 @@ import {
 } from './events.ts';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
-export type LogFormat = 'json' | 'pretty';
+/** `auto`: pretty when stderr is a terminal, JSON lines otherwise. */
+export type LogFormat = 'json' | 'pretty' | 'auto';
 
 type Args<T> = object extends T ? [fields?: T] : [fields: T];
 
@@ -69,8 +70,12 @@ export function createGatewayLog(options: LogOptions = {}): GatewayLog {
   const sink: DestinationStream =
     options.destination ??
     (level === 'silent' ? { write: () => undefined } : pino.destination({ fd: 2, sync: true }));
-  const stream: DestinationStream =
-    options.format === 'pretty' ? { write: (line) => void sink.write(prettyLine(line)) } : sink;
+  const pretty =
+    options.format === 'pretty' ||
+    (options.format === 'auto' && options.destination === undefined && process.stderr.isTTY);
+  const stream: DestinationStream = pretty
+    ? { write: (line) => void sink.write(prettyLine(line)) }
+    : sink;
   const logger = pino(
     {
       level,
