@@ -13,6 +13,7 @@ import { LEGACY_ERRORS } from './legacy.ts';
 import { MIME_ERRORS } from './mime.ts';
 import { DSN_ERRORS } from './dsn.ts';
 import { TRANSPORT_ERRORS } from './transport.ts';
+import { QUEUE_ERRORS } from './queue.ts';
 import { GATEWAY_ERRORS } from './gateway.ts';
 
 export type { ErrorScope, ErrorSpec } from './define.ts';
@@ -26,6 +27,7 @@ export const ERROR_TABLES = {
   legacy: LEGACY_ERRORS,
   dsn: DSN_ERRORS,
   transport: TRANSPORT_ERRORS,
+  queue: QUEUE_ERRORS,
   gateway: GATEWAY_ERRORS,
 } as const;
 
@@ -38,6 +40,7 @@ export const CATALOG = {
   ...LEGACY_ERRORS,
   ...DSN_ERRORS,
   ...TRANSPORT_ERRORS,
+  ...QUEUE_ERRORS,
   ...GATEWAY_ERRORS,
 } as const satisfies Record<string, ErrorSpec>;
 
