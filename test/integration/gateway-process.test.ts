@@ -1,0 +1,157 @@
+/**
+ * The gateway as a process, as an operator runs it: `nmtp-gateway start` with a config
+ * file in a fresh directory delivers a first message and stops cleanly on SIGTERM; and a
+ * gateway killed with SIGKILL while it is delivering, then started again on the same
+ * directories, loses nothing it answered 250 for (at-least-once: every message arrives,
+ * identified by its Message-ID).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { decodeAndValidate } from '../../src/core/message/index.ts';
+import { getField } from '../../src/core/frame/index.ts';
+import { RawSmtp } from '../harness/swaks.ts';
+
+const cli = fileURLToPath(new URL('../../src/cli/gateway.ts', import.meta.url));
+const tsx = import.meta.resolve('tsx');
+
+interface Child {
+  readonly proc: ChildProcess;
+  readonly ports: Record<string, number>;
+  readonly exited: Promise<number | null>;
+  readonly stderr: () => string;
+}
+
+/** Starts `nmtp-gateway start --config FILE` in `dir`; resolves with its bound ports. */
+async function start(dir: string, config: string): Promise<Child> {
+  const proc = spawn(process.execPath, ['--import', tsx, cli, 'start', '--config', config], {
+    cwd: dir,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', resolve));
+  let err = '';
+  const ports = await new Promise<Record<string, number>>((resolve, reject) => {
+    proc.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+      const m = /nmtp-gateway: ready \(([^;]*);/.exec(err);
+      if (m) {
+        resolve(
+          Object.fromEntries(
+            m[1]!.split(' ').map((kv) => {
+              const [k, v] = kv.split('=');
+              return [k!, Number(v)];
+            }),
+          ),
+        );
+      }
+    });
+    proc.once('exit', (code) => reject(new Error(`gateway exited ${code}:\n${err}`)));
+  });
+  return { proc, ports, exited, stderr: () => err };
+}
+
+function configIn(dir: string): string {
+  const file = join(dir, 'gateway.yaml');
+  writeFileSync(
+    file,
+    stringify({
+      smtp: { listeners: [{ protocol: 'smtp', listen: '127.0.0.1:0' }] },
+      nmtp: { receiver: { listen: '127.0.0.1:0' } },
+      admin: { listen: '127.0.0.1:0' },
+      queue: { retry: { initial: 1, maxInterval: 1 } },
+      log: { format: 'json', level: 'warn' },
+    }),
+  );
+  return file;
+}
+
+async function send(port: number, n: number, tag: string): Promise<void> {
+  const c = await RawSmtp.connect(port);
+  try {
+    assert.equal((await c.command('EHLO test.example')).code, 250);
+    for (let i = 0; i < n; i++) {
+      assert.equal((await c.command('MAIL FROM:<alice@example.org>')).code, 250);
+      assert.equal((await c.command('RCPT TO:<bob@demo.nmtp.test>')).code, 250);
+      assert.equal((await c.command('DATA')).code, 354);
+      await c.send(
+        Buffer.from(
+          `From: alice@example.org\r\nTo: bob@demo.nmtp.test\r\nSubject: ${tag} ${i}\r\n` +
+            `Message-ID: <${tag}-${i}@example.org>\r\n\r\n${'body line\r\n'.repeat(50)}.\r\n`,
+        ),
+      );
+      const r = await c.reply();
+      assert.equal(r.code, 250, r.text);
+    }
+    await c.quit();
+  } finally {
+    c.close();
+  }
+}
+
+/** Message-IDs of the messages in the demo maildir's new/. */
+function delivered(dir: string): Set<string> {
+  const newDir = join(dir, '.nmtp-run/gateway/maildir/new');
+  const out = new Set<string>();
+  let names: string[];
+  try {
+    names = readdirSync(newDir);
+  } catch {
+    return out;
+  }
+  for (const n of names) {
+    const m = decodeAndValidate(new Uint8Array(readFileSync(join(newDir, n))));
+    const id = getField(m.root.fields, 'Message-Id');
+    if (id !== undefined) out.add(id);
+  }
+  return out;
+}
+
+async function until(ok: () => boolean, what: string, ms = 60_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test('nmtp-gateway start: a first message arrives in the NMTP mailbox; SIGTERM stops it cleanly', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gw-proc-'));
+  const g = await start(dir, configIn(dir));
+  try {
+    await send(g.ports['smtp:0']!, 1, 'first');
+    await until(() => delivered(dir).has('<first-0@example.org>'), 'the first message');
+  } finally {
+    g.proc.kill('SIGTERM');
+  }
+  assert.equal(await g.exited, 0, g.stderr());
+});
+
+test('SIGKILL while delivering, then a restart: every message answered 250 arrives', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gw-kill-'));
+  const config = configIn(dir);
+  const g = await start(dir, config);
+  const n = 30;
+  // Three sessions at once; the gateway delivers while it receives.
+  await Promise.all([0, 1, 2].map((k) => send(g.ports['smtp:0']!, n / 3, `kill${k}`)));
+  g.proc.kill('SIGKILL');
+  await g.exited;
+  const before = delivered(dir).size;
+  const g2 = await start(dir, config);
+  try {
+    const want = [0, 1, 2].flatMap((k) =>
+      Array.from({ length: n / 3 }, (_, i) => `<kill${k}-${i}@example.org>`),
+    );
+    await until(() => {
+      const got = delivered(dir);
+      return want.every((id) => got.has(id));
+    }, `all ${n} messages (had ${before} at the kill)`);
+  } finally {
+    g2.proc.kill('SIGTERM');
+  }
+  assert.equal(await g2.exited, 0, g2.stderr());
+});
