@@ -85,7 +85,7 @@ async function send(port: number, n: number, tag: string): Promise<void> {
         ),
       );
       const r = await c.reply();
-      assert.equal(r.code, 250, r.text);
+      assert.equal(r.code, 250, r.raw);
     }
     await c.quit();
   } finally {
