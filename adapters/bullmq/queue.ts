@@ -393,6 +393,35 @@ export class BullmqQueue implements QueueBackend {
     }
   }
 
+  async annotate(
+    id: string,
+    f: (s: QueuedSubmission) => QueuedSubmission | undefined,
+  ): Promise<QueuedSubmission | undefined> {
+    this.assertOpen();
+    if (!SUBMISSION_ID_RE.test(id)) return undefined;
+    const token = randomUUID();
+    // A worker may hold the entry for one delivery: wait for it, at most twice its lock.
+    const end = Date.now() + 2 * this.lockMs;
+    while (!(await this.lock(id, token))) {
+      if (Date.now() > end) {
+        throw new NmtpError('NMTP_ERR_QUEUE_LOCK_LOST', `entry ${id} stayed locked`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    try {
+      const s = await this.get(id);
+      if (s === undefined) return undefined;
+      const out = f(s);
+      const next = out === undefined || out === s ? s : metaFrom(s, out);
+      return next === s ? s : await this.commit(s, next, token);
+    } catch (e) {
+      if (e instanceof Gone) return undefined;
+      throw e;
+    } finally {
+      await this.unlock(id, token);
+    }
+  }
+
   async delete(id: string): Promise<boolean> {
     this.assertOpen();
     if (!SUBMISSION_ID_RE.test(id)) return false;

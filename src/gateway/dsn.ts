@@ -129,6 +129,10 @@ export function createDsnService(o: DsnServiceOptions): QueueObserver {
     const nowMs = now();
     const at = new Date(nowMs);
     const nowSec = Math.floor(nowMs / 1000);
+    // smtp-in may still give the receiver's answers in the LMTP session: nothing is
+    // reported before it has marked what it answered (it then shows the entry again) or
+    // its time is up (a crash in between: the observation at the next start reports).
+    if (meta.answerUntil !== undefined && nowSec < meta.answerUntil) return undefined;
 
     const finals: Item[] = [];
     const quiet: number[] = [];

@@ -41,6 +41,12 @@ export interface EntryMeta {
    * return the headers (RET=HDRS) whatever happened to the message file.
    */
   readonly headers?: string;
+  /**
+   * Unix seconds: until then smtp-in may answer recipients in the LMTP session with the
+   * receiver's own answer, and no DSN is written; it clears this once it has marked the
+   * recipients it answered (`answered`).
+   */
+  readonly answerUntil?: number;
   /** A "delayed" DSN has been queued for this entry (sent once, RFC 3464 §2.3.3). */
   readonly delayReported?: boolean;
 }

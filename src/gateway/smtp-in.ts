@@ -21,16 +21,23 @@ import { randomBytes } from 'node:crypto';
 import { BlockList, isIPv6 } from 'node:net';
 import { legacyToFramed, type ConvertOptions } from '../../adapters/mime/index.ts';
 import { fromLegacyAddress, processDomain } from '../core/address/index.ts';
-import { NmtpError, type ErrorCode } from '../core/errors/index.ts';
+import { CATALOG, NmtpError, type ErrorCode } from '../core/errors/index.ts';
 import { classify } from '../core/errors/policy.ts';
 import { encodeMessage } from '../core/frame/index.ts';
 import { signMessage } from '../core/message/index.ts';
 import type { SigningKey } from '../core/sign/index.ts';
-import type { QueueBackend } from '../queue/port.ts';
+import type { Json, QueueBackend } from '../queue/port.ts';
+import type { QueuedRecipient } from '../queue/types.ts';
 import type { GatewayConfig } from './config.ts';
 import { silentLog, type GatewayLog } from './observe/log.ts';
 import type { Metrics } from './observe/metrics.ts';
-import { asJson, type EntryMeta, type RecipientMeta } from './envelope.ts';
+import {
+  asJson,
+  entryMeta,
+  recipientMeta,
+  type EntryMeta,
+  type RecipientMeta,
+} from './envelope.ts';
 import { LineEndScanner } from './line-ends.ts';
 import type {
   AcceptedRcpt,
@@ -72,6 +79,47 @@ function refusal(e: unknown, permanent: [number, string] = [554, '5.6.0']): Smtp
   return v.temporary
     ? reply(451, '4.3.0', `temporary failure: ${text}`, v.code)
     : reply(permanent[0], permanent[1], text, v.code);
+}
+
+/** How often the LMTP answer wait looks at the queue. */
+const ANSWER_POLL_MS = 20;
+/** Seconds past the budget during which DSNs still wait for smtp-in's marks. */
+const ANSWER_SLACK_S = 30;
+
+/** The SMTP reply for a recipient whose NMTP answer is final; undefined while it waits. */
+function finalReply(r: QueuedRecipient, id: string): SmtpReply | undefined {
+  const last = r.last;
+  const detail = [last?.text].filter((x) => x !== undefined && x !== '').join(' ');
+  if (r.state === 'accepted') {
+    return reply(
+      250,
+      '2.0.0',
+      `delivered over NMTP${r.id === undefined ? '' : ` as ${r.id}`} (queue ${id})`,
+    );
+  }
+  if (r.state === 'rejected') {
+    const enhanced =
+      last?.enhanced !== undefined && /^5\.\d{1,3}\.\d{1,3}$/.test(last.enhanced)
+        ? last.enhanced
+        : '5.0.0';
+    const code = last?.code !== undefined && last.code >= 500 && last.code <= 599 ? last.code : 550;
+    const err = last?.err !== undefined && isErrorCode(last.err) ? last.err : undefined;
+    return reply(
+      code,
+      enhanced,
+      `refused by the NMTP receiver${detail === '' ? '' : `: ${detail}`}`,
+      err,
+    );
+  }
+  return undefined;
+}
+
+function withoutHold(j: Json | undefined): Json | undefined {
+  const m = entryMeta(j);
+  if (m === undefined) return j;
+  const rest: { -readonly [K in keyof EntryMeta]?: EntryMeta[K] } = { ...m };
+  delete rest.answerUntil;
+  return asJson(rest as EntryMeta);
 }
 
 /** Seven days: the signature outlives the queue's maximum age (5 days by default). */
@@ -207,7 +255,7 @@ export class SmtpIn implements SmtpInHandler {
     rcpts: readonly AcceptedRcpt[],
     message: AsyncIterable<Uint8Array>,
   ): Promise<SmtpReply | readonly SmtpReply[]> {
-    const one = await this.receive(s, m, rcpts, message);
+    const { reply: one, nmtpId } = await this.receive(s, m, rcpts, message);
     this.o.metrics?.smtpIn('data', one);
     if (one.code >= 400) {
       this.log.event('smtp.message.refused', {
@@ -217,9 +265,16 @@ export class SmtpIn implements SmtpInHandler {
         ...replyFields(one),
       });
     }
-    // LMTP (RFC 2033 §4.2): one reply per accepted recipient; until the receiver's own
-    // answer is waited for, each recipient gets the message's outcome.
-    return s.protocol === 'lmtp' ? rcpts.map(() => one) : one;
+    if (s.protocol !== 'lmtp') return one;
+    // LMTP (RFC 2033 §4.2): one reply per accepted recipient. NMTP recipients get the
+    // receiver's own answer when it comes within the budget (§52.5 rule 1: "the gateway
+    // answers in the SMTP session whenever it can"), else "queued" and a DSN later.
+    const answers =
+      nmtpId === undefined ? new Map<string, SmtpReply>() : await this.answers(nmtpId);
+    return rcpts.map((r) => {
+      const n = r.note as RcptNote;
+      return (n.transport === 'nmtp' ? answers.get(n.address) : undefined) ?? one;
+    });
   }
 
   private async receive(
@@ -227,7 +282,55 @@ export class SmtpIn implements SmtpInHandler {
     m: MailFrom,
     rcpts: readonly AcceptedRcpt[],
     message: AsyncIterable<Uint8Array>,
-  ): Promise<SmtpReply> {
+  ): Promise<{ readonly reply: SmtpReply; readonly nmtpId?: string }> {
+    const r = await this.store(s, m, rcpts, message);
+    return 'code' in r ? { reply: r } : r;
+  }
+
+  /**
+   * Waits up to `smtp.answerBudget` for the NMTP recipients of entry `id` to reach a final
+   * answer; returns the SMTP reply for each recipient that did, marks those `answered` (no
+   * DSN will repeat them) and ends the entry's hold on DSNs.
+   */
+  private async answers(id: string): Promise<Map<string, SmtpReply>> {
+    const budgetMs = this.o.config.smtp.answerBudget * 1000;
+    // Real time: the wait is a real timer whatever clock stamps the entries.
+    const end = Date.now() + budgetMs;
+    let s = await this.o.queue.get(id);
+    while (s !== undefined && s.done === undefined && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, ANSWER_POLL_MS));
+      s = await this.o.queue.get(id);
+    }
+    const out = new Map<string, SmtpReply>();
+    if (s === undefined) return out;
+    for (const r of s.recipients) {
+      const reply = finalReply(r, s.id);
+      if (reply !== undefined) out.set(r.rcpt, reply);
+    }
+    await this.o.queue
+      .annotate(id, (cur) => ({
+        ...cur,
+        meta: withoutHold(cur.meta),
+        recipients: cur.recipients.map((r) =>
+          out.has(r.rcpt)
+            ? { ...r, meta: asJson({ ...recipientMeta(r.meta)!, answered: true }) }
+            : r,
+        ),
+      }))
+      .catch((e: unknown) => {
+        // The answers stand; a DSN may repeat one of them later (never lose one instead).
+        this.log.event('gateway.error', { service: 'smtp-in', queueId: id, detail: String(e) });
+        out.clear();
+      });
+    return out;
+  }
+
+  private async store(
+    s: SmtpSession,
+    m: MailFrom,
+    rcpts: readonly AcceptedRcpt[],
+    message: AsyncIterable<Uint8Array>,
+  ): Promise<SmtpReply | { readonly reply: SmtpReply; readonly nmtpId?: string }> {
     const L = this.o.config.smtp.limits;
     const scan = new LineEndScanner();
     const chunks: Uint8Array[] = [];
@@ -273,6 +376,11 @@ export class SmtpIn implements SmtpInHandler {
       },
       headers: bytes.subarray(0, headerEnd).toString('latin1'),
     };
+    const budget = this.o.config.smtp.answerBudget;
+    const nmtpMeta: EntryMeta =
+      s.protocol === 'lmtp' && budget > 0
+        ? { ...meta, answerUntil: Math.ceil(nowMs / 1000) + budget + ANSWER_SLACK_S }
+        : meta;
     const rmeta = (r: AcceptedRcpt): RecipientMeta => ({
       legacy: r.address,
       ...(r.notify === undefined ? {} : { notify: r.notify }),
@@ -305,7 +413,7 @@ export class SmtpIn implements SmtpInHandler {
           user: m.address,
           recipients: nmtp.map((r) => (r.note as RcptNote).address),
           kind: 'nmtp',
-          meta: asJson(meta),
+          meta: asJson(nmtpMeta),
           recipientMeta: nmtp.map((r) => asJson(rmeta(r))),
           message: framed,
         });
@@ -353,7 +461,8 @@ export class SmtpIn implements SmtpInHandler {
       rcpts: rcpts.length,
       size,
     });
-    return reply(250, '2.0.0', `Ok: queued as ${id}`);
+    const queued = reply(250, '2.0.0', `Ok: queued as ${id}`);
+    return framed === undefined ? queued : { reply: queued, nmtpId: id };
   }
 
   private async convertAndSign(
@@ -413,6 +522,8 @@ function replyFields(r: SmtpReply): {
     ...(r.err === undefined ? {} : { err: r.err }),
   };
 }
+
+const isErrorCode = (x: string): x is ErrorCode => Object.hasOwn(CATALOG, x);
 
 function addNetwork(list: BlockList, cidr: string): void {
   const [addr, bits] = cidr.split('/') as [string, string | undefined];

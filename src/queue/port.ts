@@ -112,6 +112,16 @@ export interface QueueBackend {
   list(): Promise<QueuedSubmission[]>;
   /** The message of an entry still holding one (not after every recipient is final). */
   message(id: string): Promise<MessageSource | undefined>;
+  /**
+   * Stores a change of the entry's `meta` and its recipients' `meta` (nothing else of what
+   * `f` returns is taken), durably, under the entry's lock; the observer then sees the
+   * entry. The stored entry, or undefined for an unknown id. (smtp-in marks the recipients
+   * it answered in the LMTP session, so no DSN repeats the answer.)
+   */
+  annotate(
+    id: string,
+    f: (s: QueuedSubmission) => QueuedSubmission | undefined,
+  ): Promise<QueuedSubmission | undefined>;
   /** Makes every pending or deferred recipient due now (postqueue -i); false if unknown. */
   retry(id: string): Promise<boolean>;
   /** Removes the entry and its message (postsuper -d); false if unknown. */

@@ -180,6 +180,19 @@ export class Queue implements QueueBackend {
     return q;
   }
 
+  async annotate(
+    id: string,
+    f: (s: QueuedSubmission) => QueuedSubmission | undefined,
+  ): Promise<QueuedSubmission | undefined> {
+    this.assertOpen();
+    const s = await this.change(id, (cur) => {
+      const out = f(cur);
+      return out === undefined || out === cur ? cur : metaFrom(cur, out);
+    });
+    if (s !== undefined) this.observeLater(id);
+    return s;
+  }
+
   /** Unix seconds. */
   now(): number {
     return Math.floor((this.o.now ?? Date.now)() / 1000);

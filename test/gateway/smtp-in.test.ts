@@ -24,6 +24,7 @@ import type {
   SmtpSession,
 } from '../../src/gateway/ports.ts';
 import { SmtpIn } from '../../src/gateway/smtp-in.ts';
+import type { Reply } from '../../src/core/wire/index.ts';
 
 const key = keyPairFromSeed(new Uint8Array(32).fill(9));
 const T = 1_800_000_000_000;
@@ -281,13 +282,81 @@ test('DATA: size and header limits, and a message that cannot be converted is re
   await queue.close();
 });
 
-test('LMTP: one reply per accepted recipient', async () => {
-  const { gw, queue } = await setup();
+test('LMTP without an answer budget: one "queued" reply per accepted recipient', async () => {
+  const { gw, queue } = await setup({ answerBudget: 0 });
   const s = session('10.0.0.1', { protocol: 'lmtp' });
   const m = mail('a@sender.example');
   const rcpts = await accept(gw, s, m, ['b@relay.nmtp.test', 'c@legacy.test']);
   const r = (await gw.data(s, m, rcpts, chunks(MSG))) as SmtpReply[];
   assert.equal(r.length, 2);
   assert.ok(r.every((x) => x.code === 250));
+  await queue.close();
+});
+
+test("LMTP with an answer budget: the receiver's own answers per recipient, marked so no DSN repeats them", async () => {
+  const config = validateConfig({ smtp: { relay: { networks: ['10.0.0.0/8'] }, answerBudget: 5 } });
+  const seen: string[][] = [];
+  const queue = await Queue.open({
+    dir: mkdtempSync(join(tmpdir(), 'gw-smtp-in-')),
+    // The receiver accepts bob, refuses carol for good, and defers dave.
+    deliver: async (r) => ({
+      recipients: (r.job.kind === 'deliver' ? r.job.recipients : []).map((rcpt) => ({
+        rcpt,
+        reply: (rcpt.startsWith('bob')
+          ? { code: 250, enhanced: '2.0.0', params: { id: 'R1' }, text: '' }
+          : rcpt.startsWith('carol')
+            ? {
+                code: 550,
+                enhanced: '5.1.1',
+                params: { err: 'NMTP_ERR_TRANSPORT_RCPT_UNKNOWN' },
+                text: 'no such mailbox',
+              }
+            : {
+                code: 350,
+                enhanced: '2.0.0',
+                params: { cookie: 'C1', min: '60', max: '600' },
+                text: '',
+              }) as Reply,
+      })),
+    }),
+    observer: async (s) => {
+      seen.push(
+        s.recipients.map((r) => `${r.rcpt}:${r.state}:${recipientMeta(r.meta)?.answered === true}`),
+      );
+      return undefined;
+    },
+  });
+  let n = 0;
+  const gw = new SmtpIn({ config, router, queue, key, random: (k) => new Uint8Array(k).fill(++n) });
+  const s = session('10.0.0.1', { protocol: 'lmtp' });
+  const m = mail('a@sender.example');
+  const rcpts = await accept(gw, s, m, [
+    'bob@relay.nmtp.test',
+    'carol@relay.nmtp.test',
+    'dave@relay.nmtp.test',
+    'erin@legacy.test',
+  ]);
+  const r = (await gw.data(s, m, rcpts, chunks(MSG))) as SmtpReply[];
+  assert.deepEqual(
+    r.map((x) => x.code),
+    [250, 550, 250, 250],
+  );
+  assert.match(r[0]!.text, /delivered over NMTP as R1/);
+  assert.equal(r[1]!.enhanced, '5.1.1');
+  assert.match(r[1]!.text, /no such mailbox/);
+  assert.match(r[2]!.text, /queued as/);
+  const id = /queued as (\S+)/.exec(r[2]!.text)![1]!;
+  const stored = (await queue.get(id))!;
+  assert.deepEqual(
+    stored.recipients.map((x) => [x.rcpt, recipientMeta(x.meta)?.answered === true]),
+    [
+      ['bob@relay.nmtp.test', true],
+      ['carol@relay.nmtp.test', true],
+      ['dave@relay.nmtp.test', false],
+    ],
+  );
+  assert.equal(entryMeta(stored.meta)?.answerUntil, undefined, 'the hold on DSNs is lifted');
+  // The observer saw the entry once more after the marks.
+  assert.ok(seen.some((x) => x.includes('carol@relay.nmtp.test:rejected:true')));
   await queue.close();
 });

@@ -700,6 +700,51 @@ export function queueContract(
       }
     });
 
+    test('annotate() stores meta only, durably, and the observer sees the result', async () => {
+      const h = harness();
+      try {
+        const seen: unknown[] = [];
+        const observer: QueueObserver = async (s) => {
+          seen.push(s.meta);
+          return undefined;
+        };
+        const deliver: DeliverFn = async (r) =>
+          answers(...rcptsOf(r).map((rcpt): [string, Reply] => [rcpt, reply(550)]));
+        const o = { dirOrPrefix: storage(), retry: FAST, deliver, observer };
+        const b = await h.make(o);
+        await b.add({
+          id: 'ann-1',
+          user: USER,
+          recipients: ['bob@example.net'],
+          message: frame('a'),
+          meta: { hold: true },
+          recipientMeta: [{ n: 1 }],
+        });
+        await done(b, 'ann-1');
+        const out = await b.annotate('ann-1', (s) => ({
+          ...s,
+          // Only meta is taken: a changed state or id would be ignored.
+          meta: { hold: false },
+          recipients: s.recipients.map((r) => ({ ...r, state: 'accepted', meta: { n: 2 } })),
+        }));
+        assert.ok(out);
+        assert.deepEqual(out.meta, { hold: false });
+        assert.deepEqual(states(out), ['rejected']);
+        await until(
+          () => seen.some((m) => (m as { hold?: boolean } | undefined)?.hold === false),
+          'the annotated entry observed',
+        );
+        assert.equal(await b.annotate('no-such-entry', (s) => s), undefined);
+        await h.close(b);
+        const b2 = await h.make(o, true);
+        const again = await entry(b2, 'ann-1');
+        assert.deepEqual(again.meta, { hold: false });
+        assert.deepEqual(again.recipients[0]!.meta, { n: 2 });
+      } finally {
+        await h.end();
+      }
+    });
+
     test('an observer that fails is reported and stops nothing', async () => {
       const h = harness();
       try {
