@@ -1,0 +1,167 @@
+/**
+ * The SMTP listener's bounds on real sockets: connections at once and per client address
+ * (421 4.7.0), the command timeout, the whole-DATA timeout and the minimum data rate
+ * (421 4.4.2), and close() telling connected clients 421 4.3.2. Timeouts are configured in
+ * fractions of a second (the listener takes seconds as given); no test measures time.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startSmtpListener, type SmtpListener } from '../../adapters/smtp-server/index.ts';
+import { NmtpError } from '../../src/core/errors/index.ts';
+import type { SmtpInHandler } from '../../src/gateway/ports.ts';
+import {
+  RawClient,
+  scripted,
+  smtpConfig,
+  type SmtpConfig,
+} from '../adapters/smtp-server/support.ts';
+
+const listeners: SmtpListener[] = [];
+after(async () => {
+  await Promise.all(listeners.map((l) => l.close()));
+});
+
+async function start(config: SmtpConfig, script: Partial<SmtpInHandler> = {}) {
+  const { handler, seen } = scripted(script);
+  const listener = await startSmtpListener({
+    protocol: 'smtp',
+    host: '127.0.0.1',
+    port: 0,
+    config,
+    hostname: 'mx.gateway.test',
+    tls: undefined,
+    handler,
+    reverseLookup: false,
+  });
+  listeners.push(listener);
+  return { listener, port: listener.port, seen };
+}
+
+async function greeted(port: number, localAddress = '127.0.0.1'): Promise<RawClient> {
+  const c = await RawClient.open(port, localAddress);
+  assert.equal(await c.reply(), '220 mx.gateway.test ESMTP');
+  return c;
+}
+
+const TOO_MANY_FROM =
+  /^421 4\.7\.0 mx\.gateway\.test Error: too many connections from 127\.0\.0\.1 # NMTP_ERR_TRANSPORT_TOO_MANY_CONNECTIONS$/;
+
+test('connections per client: the one past the limit gets 421 4.7.0 and is closed; others still come in', async () => {
+  const { listener, port } = await start(smtpConfig({ connectionsPerClient: 2, connections: 10 }));
+  const a = await greeted(port);
+  const b = await greeted(port);
+  const c = await RawClient.open(port);
+  const refused = await c.rest();
+  assert.equal(refused.length, 1);
+  assert.match(refused[0]!, TOO_MANY_FROM);
+  // Another client address is not affected.
+  const other = await greeted(port, '127.0.0.2');
+  assert.equal(listener.connections().perClient.get('127.0.0.1'), 2);
+  assert.equal(listener.connections().perClient.get('127.0.0.2'), 1);
+  // A closed connection gives its place back.
+  assert.equal(await a.cmd('QUIT'), '221 2.0.0 Bye');
+  await a.closed;
+  while ((listener.connections().perClient.get('127.0.0.1') ?? 0) > 1) {
+    await new Promise((r) => setImmediate(r));
+  }
+  const d = await greeted(port);
+  for (const x of [b, d, other]) x.destroy();
+});
+
+test('connections at once: past the total the client gets 421 4.7.0', async () => {
+  const { port } = await start(smtpConfig({ connectionsPerClient: 10, connections: 2 }));
+  const a = await greeted(port, '127.0.0.3');
+  const b = await greeted(port, '127.0.0.4');
+  const c = await RawClient.open(port, '127.0.0.5');
+  assert.deepEqual(await c.rest(), [
+    '421 4.7.0 mx.gateway.test Error: too many connections # NMTP_ERR_TRANSPORT_TOO_MANY_CONNECTIONS',
+  ]);
+  a.destroy();
+  b.destroy();
+});
+
+test('command timeout: a silent client gets 421 4.4.2 and is disconnected', async () => {
+  const { port } = await start(smtpConfig({ commandTimeout: 0.2 }));
+  const c = await greeted(port);
+  assert.match((await c.cmd('EHLO client.example')) ?? '', /^250-/);
+  assert.deepEqual(await c.rest(), [
+    '421 4.4.2 mx.gateway.test Error: timeout exceeded # NMTP_ERR_GW_TIMEOUT',
+  ]);
+});
+
+/** Up to the 354, then octets one at a time every `everyMs` until the server hangs up. */
+async function trickleData(port: number, everyMs: number): Promise<string[]> {
+  const c = await greeted(port);
+  c.write(
+    'EHLO client.example\r\nMAIL FROM:<a@sender.example>\r\nRCPT TO:<b@x.example>\r\nDATA\r\n',
+  );
+  for (let i = 0; i < 4; i++) await c.reply();
+  let stop = false;
+  void c.closed.then(() => (stop = true));
+  const pump = (async () => {
+    while (!stop) {
+      c.write('x');
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  })();
+  const rest = await c.rest();
+  await pump;
+  return rest;
+}
+
+test('minimum data rate: a client trickling DATA slower than minDataRate gets 421 4.4.2', async () => {
+  const { port, seen } = await start(
+    smtpConfig({ commandTimeout: 1, dataTimeout: 0, minDataRate: 1000 }),
+  );
+  // One octet per 20 ms: never idle for a commandTimeout (1 s, also the grace period), far
+  // below 1000 octets/s.
+  assert.deepEqual(await trickleData(port, 20), [
+    '421 4.4.2 mx.gateway.test Error: DATA slower than 1000 octets/s # NMTP_ERR_GW_TIMEOUT',
+  ]);
+  assert.equal(seen.data.length, 1);
+  assert.ok(seen.data[0]!.error instanceof NmtpError);
+  assert.equal(seen.data[0]!.bytes, undefined);
+});
+
+test('DATA timeout: the whole DATA phase is bounded', async () => {
+  const { port, seen } = await start(
+    smtpConfig({ commandTimeout: 5, dataTimeout: 0.3, minDataRate: 0 }),
+  );
+  assert.deepEqual(await trickleData(port, 20), [
+    '421 4.4.2 mx.gateway.test Error: DATA not finished within 0.3 s # NMTP_ERR_GW_TIMEOUT',
+  ]);
+  assert.equal(seen.data[0]!.bytes, undefined);
+});
+
+test('a client silent inside DATA meets the command timeout there too', async () => {
+  const { port } = await start(smtpConfig({ commandTimeout: 0.2, dataTimeout: 0, minDataRate: 0 }));
+  const c = await greeted(port);
+  c.write(
+    'EHLO client.example\r\nMAIL FROM:<a@sender.example>\r\nRCPT TO:<b@x.example>\r\nDATA\r\n',
+  );
+  for (let i = 0; i < 4; i++) await c.reply();
+  c.write('Subject: x\r\n');
+  assert.deepEqual(await c.rest(), [
+    '421 4.4.2 mx.gateway.test Error: timeout exceeded # NMTP_ERR_GW_TIMEOUT',
+  ]);
+});
+
+test('close(): connected clients get 421 4.3.2 and the listener stops accepting', async () => {
+  const { handler } = scripted();
+  const listener = await startSmtpListener({
+    protocol: 'smtp',
+    host: '127.0.0.1',
+    port: 0,
+    config: smtpConfig(),
+    hostname: 'mx.gateway.test',
+    tls: undefined,
+    handler,
+    reverseLookup: false,
+  });
+  const c = await greeted(listener.port);
+  const closing = listener.close();
+  assert.deepEqual(await c.rest(), ['421 4.3.2 mx.gateway.test Service shutting down']);
+  await closing;
+  assert.equal(listener.connections().open, 0);
+  await assert.rejects(RawClient.open(listener.port));
+});
