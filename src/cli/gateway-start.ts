@@ -15,8 +15,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
-import { smtpDeliverer } from '../../adapters/nodemailer/smtp-deliver.ts';
-import { startSmtpListener } from '../../adapters/smtp-server/listener.ts';
+import { smtpDeliverer } from '../../adapters/smtp-sender/smtp-deliver.ts';
+import { startSmtpListener } from '../../adapters/smtp-listener/listener.ts';
 import {
   domainKeyName,
   keyPairFromSeed,

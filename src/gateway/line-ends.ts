@@ -10,7 +10,7 @@
  *
  * Incremental: input may be split anywhere. A chunk ending in CR is not an error but a
  * state (`pendingCr`): only the next octet, or the end of input, decides. Pure: no I/O.
- * Used by the listener adapter (adapters/smtp-server) on command lines and DATA, and by
+ * Used by the listener adapter (adapters/smtp-listener) on command lines and DATA, and by
  * smtp-in (src/gateway/smtp-in.ts) on the message it is given.
  */
 

@@ -1,7 +1,7 @@
 /**
  * The gateway's ports: the interfaces its services talk to. Adapters implement them
- * (adapters/smtp-server: the SMTP/LMTP listener; adapters/bullmq and src/queue: the queue;
- * src/client: NMTP delivery; adapters/nodemailer: SMTP delivery), and only the composition
+ * (adapters/smtp-listener: the SMTP/LMTP listener; adapters/bullmq and src/queue: the queue;
+ * src/client: NMTP delivery; adapters/smtp-sender: SMTP delivery), and only the composition
  * root (src/cli/gateway.ts) chooses which. Services never import an adapter.
  *
  *   SMTP client ──▶ [SmtpListener adapter] ──SmtpInHandler──▶ smtp-in ──▶ QueueBackend

@@ -15,7 +15,7 @@
  *          ("accepted means stored"); a message that cannot be converted is refused in the
  *          session with its NMTP_ERR_* code, never accepted and lost.
  *
- * No socket, no smtp-server: the adapter in adapters/smtp-server calls this.
+ * No socket, no smtp-server: the adapter in adapters/smtp-listener calls this.
  */
 import { randomBytes } from 'node:crypto';
 import { BlockList, isIPv6 } from 'node:net';

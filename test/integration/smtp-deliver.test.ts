@@ -1,5 +1,5 @@
 /**
- * The SMTP deliverer (adapters/nodemailer/smtp-deliver.ts) against real SMTP servers on
+ * The SMTP deliverer (adapters/smtp-sender/smtp-deliver.ts) against real SMTP servers on
  * 127.0.0.1 and ephemeral ports: Postfix's smtp-sink (test/harness/postfix.ts; it offers
  * DSN and 8BITMIME but not SMTPUTF8), and a scripted SMTP responder written here over
  * node:net that answers each recipient as told, offers the extensions a test asks for, and
@@ -11,7 +11,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { smtpDeliverer, type SmtpDeliverer } from '../../adapters/nodemailer/smtp-deliver.ts';
+import { smtpDeliverer, type SmtpDeliverer } from '../../adapters/smtp-sender/smtp-deliver.ts';
 import { parseDsn } from '../../adapters/dsn/index.ts';
 import { createDsnService } from '../../src/gateway/dsn.ts';
 import { asJson, type EntryMeta } from '../../src/gateway/envelope.ts';

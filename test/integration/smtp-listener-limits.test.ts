@@ -6,7 +6,7 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startSmtpListener, type SmtpListener } from '../../adapters/smtp-server/index.ts';
+import { startSmtpListener, type SmtpListener } from '../../adapters/smtp-listener/index.ts';
 import { NmtpError } from '../../src/core/errors/index.ts';
 import type { SmtpInHandler } from '../../src/gateway/ports.ts';
 import {
@@ -14,7 +14,7 @@ import {
   scripted,
   smtpConfig,
   type SmtpConfig,
-} from '../adapters/smtp-server/support.ts';
+} from '../adapters/smtp-listener/support.ts';
 
 const listeners: SmtpListener[] = [];
 after(async () => {

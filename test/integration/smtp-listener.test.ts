@@ -1,5 +1,5 @@
 /**
- * The SMTP/LMTP listener adapter (adapters/smtp-server) on real sockets, 127.0.0.1 and
+ * The SMTP/LMTP listener adapter (adapters/smtp-listener) on real sockets, 127.0.0.1 and
  * ephemeral ports, in front of a scripted SmtpInHandler (the adapter is what is tested):
  * extensions announced, parameters decoded, pipelining, LMTP per-recipient replies,
  * STARTTLS, every SMTP smuggling shape, size, SMTPUTF8, one enhanced code per reply.
@@ -14,7 +14,7 @@ import {
   startSmtpListener,
   type SmtpListener,
   type SmtpListenerEvent,
-} from '../../adapters/smtp-server/index.ts';
+} from '../../adapters/smtp-listener/index.ts';
 import { generateSelfSigned } from '../../src/server/certs.ts';
 import { findLineEndFault } from '../../src/gateway/line-ends.ts';
 import { NmtpError } from '../../src/core/errors/index.ts';
@@ -27,7 +27,7 @@ import {
   smtpConfig,
   type Seen,
   type SmtpConfig,
-} from '../adapters/smtp-server/support.ts';
+} from '../adapters/smtp-listener/support.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'smtp-listener-'));
 let cert: Buffer;

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseReply } from '../../../adapters/nodemailer/smtp-deliver.ts';
+import { parseReply } from '../../../adapters/smtp-sender/smtp-deliver.ts';
 
 test('one line, with and without an enhanced code', () => {
   assert.deepEqual(parseReply('250 2.0.0 Ok: queued as 4XyZ'), {

@@ -13,7 +13,7 @@ import {
   rcptToOf,
   replyText,
   splitReplyText,
-} from '../../../adapters/smtp-server/envelope.ts';
+} from '../../../adapters/smtp-listener/envelope.ts';
 
 test('pathOf: the token smtp-server validated, without brackets and source route', () => {
   assert.equal(pathOf('MAIL FROM:<a@xn--bcher-kva.example> SIZE=10'), 'a@xn--bcher-kva.example');
