@@ -76,8 +76,6 @@ const smtp = z.strictObject({
    * answer, given instead of a later DSN (seconds; 0 = answer 250 once queued).
    */
   answerBudget: seconds.default(5),
-  /** Probe NMTP recipients at RCPT time (a live RCPT to the receiver, no DATA). */
-  probeRecipients: z.boolean().default(false),
 });
 
 const srvRecord = z.strictObject({
