@@ -88,6 +88,13 @@ export async function startGateway(
   const log = o.log ?? createGatewayLog(c.log);
   const metrics = createMetrics();
   const run = new Set(c.gateway.services);
+  if (c.queue.backend === 'embedded' && run.has('smtp-in') && !run.has('qmgr')) {
+    // One process owns the embedded queue's directory: what it accepts, it must deliver.
+    throw new NmtpError(
+      'NMTP_ERR_GW_CONFIG_INVALID',
+      'gateway.services: smtp-in without qmgr needs queue.backend bullmq (the embedded queue has one owner)',
+    );
+  }
   const key = loadKey(c);
   const keyName = domainKeyName(c.gateway.selector, c.gateway.domain);
   const keyRecord = printDomainKeyRecord({ publicKey: key.publicKey, flags: '' });
