@@ -127,6 +127,8 @@ export async function startGateway(
         ...tls,
         serverName: c.gateway.hostname,
         maildir: receiver.maildir,
+        minPoll: receiver.minPoll,
+        maxPoll: receiver.maxPoll,
         resolveTxt: createTxtLookup({ ...c.routing, staticRecords: { srv: [], txt: ownTxt } }),
         onError: (e) => log.event('gateway.error', { service: 'nmtp-receiver', detail: String(e) }),
       });

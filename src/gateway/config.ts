@@ -119,6 +119,9 @@ const nmtp = z.strictObject({
       /** Domains whose mailboxes this receiver holds (the demo domain by default). */
       domains: z.array(z.string().min(1)).default(['demo.nmtp.test']),
       maildir: z.string().default('.nmtp-run/gateway/maildir'),
+      /** The poll window given to senders of deferred recipients (§60.10.5), seconds. */
+      minPoll: z.number().int().positive().default(60),
+      maxPoll: z.number().int().positive().default(3600),
       cert: z.string().optional(),
       key: z.string().optional(),
     })
@@ -127,6 +130,8 @@ const nmtp = z.strictObject({
       listen: '127.0.0.1:4025',
       domains: ['demo.nmtp.test'],
       maildir: '.nmtp-run/gateway/maildir',
+      minPoll: 60,
+      maxPoll: 3600,
     }),
   /** CA file trusted for NMTP peers' certificates (besides the system's). */
   peerCa: z.string().optional(),

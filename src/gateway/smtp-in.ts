@@ -311,8 +311,11 @@ export class SmtpIn implements SmtpInHandler {
       .annotate(id, (cur) => ({
         ...cur,
         meta: withoutHold(cur.meta),
+        // A refusal given in the session is the client's to report (RFC 3461 §5.2.2); an
+        // acceptance is not a report to the sender: with NOTIFY=SUCCESS the client passed
+        // the request on (we announce DSN), so the "relayed" DSN is still ours to send.
         recipients: cur.recipients.map((r) =>
-          out.has(r.rcpt)
+          out.has(r.rcpt) && r.state !== 'accepted'
             ? { ...r, meta: asJson({ ...recipientMeta(r.meta)!, answered: true }) }
             : r,
         ),

@@ -350,7 +350,8 @@ test("LMTP with an answer budget: the receiver's own answers per recipient, mark
   assert.deepEqual(
     stored.recipients.map((x) => [x.rcpt, recipientMeta(x.meta)?.answered === true]),
     [
-      ['bob@relay.nmtp.test', true],
+      // An acceptance is not a report: NOTIFY=SUCCESS still gets its DSN (RFC 3461 §5.2).
+      ['bob@relay.nmtp.test', false],
       ['carol@relay.nmtp.test', true],
       ['dave@relay.nmtp.test', false],
     ],
