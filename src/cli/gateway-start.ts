@@ -37,6 +37,7 @@ import {
   type GatewayLog,
 } from '../gateway/observe/log.ts';
 import { createMetrics, type Metrics } from '../gateway/observe/metrics.ts';
+import { composeObservers, createOutcomeLog } from '../gateway/outcomes.ts';
 import { createRouter } from '../gateway/route.ts';
 import { SmtpIn } from '../gateway/smtp-in.ts';
 import { transferDeliver } from '../queue/deliver.ts';
@@ -193,17 +194,19 @@ export async function startGateway(
 
     // The DSN service adds its reports to the queue it observes: known once it is open.
     const opened: { queue?: QueueBackend } = {};
-    const observer = createDsnService({
+    const dsnService = createDsnService({
       queue: () => opened.queue!,
       hostname: c.gateway.hostname,
       domain: c.gateway.domain,
       delayWarning: c.dsn.delayWarning,
       log,
+      metrics,
     });
     const qo: QueueBackendOptions = {
       deliver,
       smtpDeliver: smtpOut,
-      observer,
+      // The delivery log first (its marks are stored with what the DSN service writes).
+      observer: composeObservers(createOutcomeLog({ log, metrics }), dsnService),
       retry: c.queue.retry,
       concurrency: c.queue.concurrency,
       perDestination: c.queue.perDestination,

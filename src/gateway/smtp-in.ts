@@ -21,7 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { BlockList, isIPv6 } from 'node:net';
 import { legacyToFramed, type ConvertOptions } from '../../adapters/mime/index.ts';
 import { fromLegacyAddress, processDomain } from '../core/address/index.ts';
-import { CATALOG, NmtpError, type ErrorCode } from '../core/errors/index.ts';
+import { isErrorCode, NmtpError, type ErrorCode } from '../core/errors/index.ts';
 import { classify } from '../core/errors/policy.ts';
 import { encodeMessage } from '../core/frame/index.ts';
 import { signMessage } from '../core/message/index.ts';
@@ -525,8 +525,6 @@ function replyFields(r: SmtpReply): {
     ...(r.err === undefined ? {} : { err: r.err }),
   };
 }
-
-const isErrorCode = (x: string): x is ErrorCode => Object.hasOwn(CATALOG, x);
 
 function addNetwork(list: BlockList, cidr: string): void {
   const [addr, bits] = cidr.split('/') as [string, string | undefined];
