@@ -175,5 +175,20 @@ test('/metrics counts what went through', async () => {
       .on('error', reject)
       .end();
   });
-  assert.match(text, /nmtp_gateway_/);
+  // The first test's message: accepted at the end of DATA, queued, delivered over NMTP.
+  const value = (re: RegExp): number => Number(re.exec(text)?.[1] ?? 0);
+  assert.ok(
+    value(/^nmtp_gateway_smtp_in_total\{stage="data",class="2xx"[^}]*\} (\d+)/m) >= 1,
+    text,
+  );
+  assert.ok(value(/^nmtp_gateway_queued_total\{kind="nmtp"\} (\d+)/m) >= 1, text);
+  assert.ok(
+    value(/^nmtp_gateway_recipients_out_total\{direction="nmtp",outcome="accepted"\} (\d+)/m) >= 1,
+    text,
+  );
+  assert.ok(
+    value(/^nmtp_gateway_recipients_out_total\{direction="nmtp",outcome="rejected"\} (\d+)/m) >= 1,
+    text,
+  );
+  assert.match(text, /^nmtp_gateway_queue_recipients\{state="accepted"\} \d+/m);
 });
