@@ -21,6 +21,10 @@
  *                client owes input, in DATA too); `dataTimeout` bounds the whole DATA phase
  *                and `minDataRate` its average pace: 421 4.4.2 and close. Values are seconds;
  *                fractions are accepted (the schema's are whole; tests use fractions).
+ *   greeting     sent as soon as the handler's `connect` allows it, or after `greetPause`
+ *                seconds; a client that talks before it gets 421 4.7.0 "you talk too
+ *                soon" and is disconnected (smtp-server's own fixed 100 ms pause is
+ *                replaced: see `greetAfter`).
  *
  * Replies. Every reply carries exactly one RFC 3463 enhanced code (ENHANCEDSTATUSCODES is
  * announced). smtp-server prefixes an enhanced code of its own choosing to every reply it
@@ -437,6 +441,7 @@ export async function startSmtpListener(o: SmtpListenerOptions): Promise<SmtpLis
       'NMTP_ERR_GW_SMTPUTF8_REQUIRED',
     );
 
+  const greetMs = Math.max(0, cfg.greetPause * 1000);
   const commandMs = L.commandTimeout > 0 ? Math.max(1, L.commandTimeout * 1000) : NEVER_MS;
   const smtp = new SMTPServer({
     name,
@@ -549,6 +554,28 @@ export async function startSmtpListener(o: SmtpListenerOptions): Promise<SmtpLis
     }
     byId.set(id, c);
     installHooks(c);
+    greetAfter(conn, greetMs);
+  };
+
+  /**
+   * smtp-server's init() always waits 100 ms before connectionReady() (reverse lookup,
+   * onConnect, then the 220), to catch early talkers: 100 ms of latency per session that
+   * Postfix's smtpd does not have. Its timer calls `this.connectionReady()` when it fires,
+   * so the instance's own property, set here, turns that call into nothing, and the real
+   * one runs after `greetPause` instead. Until connectionReady's onConnect has answered,
+   * `_ready` is false and any command gets 421 "You talk too soon" (which closes).
+   */
+  const greetAfter = (conn: SMTPConnection, ms: number): void => {
+    // Implicit TLS (not configured here): init() sets its timer only after the handshake.
+    if (conn.needsUpgrade) return;
+    const ready = conn.connectionReady.bind(conn);
+    conn.connectionReady = () => undefined;
+    if (ms <= 0) return ready();
+    const t = setTimeout(() => {
+      if (!conn._closing && !conn._closed) ready();
+    }, ms);
+    // Like smtp-server's own timer: a pending greeting keeps no process alive.
+    t.unref();
   };
 
   const installHooks = (c: Conn): void => {
@@ -588,6 +615,12 @@ export async function startSmtpListener(o: SmtpListenerOptions): Promise<SmtpLis
           client: c.ip,
           detail: `no command within ${L.commandTimeout} s`,
         });
+      }
+      if (code === 421 && text === `${name} You talk too soon`) {
+        // smtp-server's early-talker refusal (greetPause): one enhanced code, as every reply.
+        const r = reply(421, '4.7.0', `${name} Error: you talk too soon`);
+        text = replyText(r);
+        emit('smtp.refused', { session: c.id, client: c.ip, ...replyFields(r) });
       }
       // Ours (and the handler's) start with their enhanced code: no second one.
       const own = typeof text === 'string' && ENHANCED_PREFIX.test(text);

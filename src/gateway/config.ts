@@ -69,6 +69,12 @@ const smtp = z.strictObject({
   tls: z.strictObject({ cert: z.string(), key: z.string() }).optional(),
   /** Refuse MAIL before STARTTLS (Postfix smtpd_tls_security_level = encrypt). */
   requireTls: z.boolean().default(false),
+  /**
+   * Seconds to wait before the 220 greeting; a client that talks first gets 421 and is
+   * disconnected (postscreen_greet_wait, an early-talker test). 0 = greet at once, as
+   * Postfix's smtpd does. Fractions allowed (smtp-server's fixed pause was 0.1).
+   */
+  greetPause: z.number().nonnegative().max(60).default(0),
   limits: smtpLimits.default(smtpLimits.parse({})),
   relay: relay.default(relay.parse({})),
   /**

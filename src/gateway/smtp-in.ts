@@ -23,8 +23,7 @@ import { legacyToFramed, type ConvertOptions } from '../../adapters/mime/index.t
 import { fromLegacyAddress, processDomain } from '../core/address/index.ts';
 import { isErrorCode, NmtpError, type ErrorCode } from '../core/errors/index.ts';
 import { classify } from '../core/errors/policy.ts';
-import { encodeMessage } from '../core/frame/index.ts';
-import { signMessage } from '../core/message/index.ts';
+import { encodeAndSign } from '../core/message/index.ts';
 import type { SigningKey } from '../core/sign/index.ts';
 import type { Json, QueueBackend } from '../queue/port.ts';
 import type { QueuedRecipient } from '../queue/types.ts';
@@ -494,7 +493,9 @@ export class SmtpIn implements SmtpInHandler {
     };
     const { message } = await legacyToFramed(bytes, opts);
     const t = Math.floor(nowMs / 1000);
-    return signMessage(encodeMessage(message), {
+    // Signed as it is encoded: the message is ours, so no decoding it again for the digest
+    // (encodeAndSign still refuses what signMessage would).
+    return encodeAndSign(message, {
       key: this.o.key,
       domain: c.gateway.domain,
       selector: c.gateway.selector,

@@ -1,8 +1,9 @@
 /**
  * The SMTP listener's bounds on real sockets: connections at once and per client address
  * (421 4.7.0), the command timeout, the whole-DATA timeout and the minimum data rate
- * (421 4.4.2), and close() telling connected clients 421 4.3.2. Timeouts are configured in
- * fractions of a second (the listener takes seconds as given); no test measures time.
+ * (421 4.4.2), the greeting pause (421 to an early talker), and close() telling connected
+ * clients 421 4.3.2. Timeouts are configured in fractions of a second (the listener takes
+ * seconds as given); no test measures time.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -78,6 +79,46 @@ test('connections at once: past the total the client gets 421 4.7.0', async () =
   ]);
   a.destroy();
   b.destroy();
+});
+
+test("greetPause 0 (the default): the 220 needs no timer, smtp-server's 100 ms pause is gone", async (t) => {
+  assert.equal(smtpConfig().greetPause, 0);
+  // With setTimeout frozen, a greeting that waited for any timer would never come.
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const { port, seen } = await start(smtpConfig());
+  const c = await greeted(port);
+  assert.equal(seen.connects.length, 1);
+  assert.equal(await c.cmd('QUIT'), '221 2.0.0 Bye');
+  await c.closed;
+});
+
+test('greetPause: the 220 comes after it; a client that talks first gets 421 and is closed', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const { listener, port, seen } = await start(smtpConfig({}, { greetPause: 5 }));
+  // An early talker: EHLO before any greeting. The handler never hears of it.
+  const early = await RawClient.open(port);
+  early.write('EHLO early.example\r\n');
+  assert.deepEqual(await early.rest(), ['421 4.7.0 mx.gateway.test Error: you talk too soon']);
+  assert.equal(seen.connects.length, 0);
+  // Its pause running out after the close greets nobody.
+  t.mock.timers.tick(5000);
+  assert.equal(seen.connects.length, 0);
+
+  await early.closed;
+  while (listener.connections().open > 0) await new Promise((r) => setImmediate(r));
+
+  // A patient client is greeted once the pause has passed (its timer is set once the
+  // listener has counted it).
+  const c = await RawClient.open(port);
+  while (listener.connections().open === 0) await new Promise((r) => setImmediate(r));
+  t.mock.timers.tick(4999);
+  assert.equal(seen.connects.length, 0);
+  t.mock.timers.tick(1);
+  assert.equal(await c.reply(), '220 mx.gateway.test ESMTP');
+  assert.equal(seen.connects.length, 1);
+  assert.match((await c.cmd('EHLO client.example')) ?? '', /^250-/);
+  assert.equal(await c.cmd('QUIT'), '221 2.0.0 Bye');
+  await c.closed;
 });
 
 test('command timeout: a silent client gets 421 4.4.2 and is disconnected', async () => {

@@ -44,8 +44,36 @@ export type ParseResult =
 /** No valid address is longer than this many UTF-16 code units (work bound, §20.6.3). */
 export const ADDRESS_MAX_INPUT = LOCAL_MAX_OCTETS * 2 + 1 + DOMAIN_MAX_INPUT;
 
+/**
+ * Bounded memo of parseAddress's results, for the same reason as processDomain's (the same
+ * addresses are parsed at every step of a message's way, and by every message of a
+ * correspondence), and under the same rules: pure, cleared when full, refusals not kept.
+ * Results are deep-frozen, since every caller of the same address shares one.
+ */
+const ADDRESS_CACHE_MAX = 4096;
+const addressCache = new Map<string, Address>();
+
 /** Parses an NMTP address; throws NmtpError (NMTP_ERR_ADDR_*) when it is not valid. */
 export function parseAddress(input: string, options: ParseOptions = {}): Address {
+  // One letter of mode, then the input: distinct inputs or modes give distinct keys.
+  const key = (options.mode === 'wire' ? 'w' : 'i') + input;
+  const hit = addressCache.get(key);
+  if (hit !== undefined) return hit;
+  const result = deepFreeze(parseAddressUncached(input, options));
+  if (addressCache.size >= ADDRESS_CACHE_MAX) addressCache.clear();
+  addressCache.set(key, result);
+  return result;
+}
+
+function deepFreeze<T>(o: T): T {
+  if (typeof o === 'object' && o !== null && !Object.isFrozen(o)) {
+    Object.freeze(o);
+    for (const v of Object.values(o)) deepFreeze(v);
+  }
+  return o;
+}
+
+function parseAddressUncached(input: string, options: ParseOptions): Address {
   if (input.length === 0) throw new NmtpError('NMTP_ERR_ADDR_EMPTY', 'the address is empty');
   // Bound all further work by the input size, before normalising anything (§20.6.3).
   if (input.length > ADDRESS_MAX_INPUT) {

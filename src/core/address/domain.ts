@@ -45,8 +45,30 @@ function fail(code: DomainCode, message: string): never {
   throw new NmtpError(code, message);
 }
 
+/**
+ * Bounded memo of processDomain's results. A message names the same few domains many times
+ * over (conversion, the encoder's checks, signing, the transfer client, the receiver) and a
+ * gateway sees the same correspondents again and again, while UTS #46 processing is among
+ * its costliest steps. Pure function, so a hit is exactly what a call would give. Cleared
+ * when full: crude, but bounded, and it refills at once with what is in use.
+ * Refusals are not kept: each throw then carries its own stack, no error object is shared
+ * between callers, and a flood of refused input does not push out the domains in use
+ * (refusing is no costlier than before).
+ */
+const DOMAIN_CACHE_MAX = 4096;
+const domainCache = new Map<string, ProcessedDomain>();
+
 /** Validates and converts a domain (U-labels, A-labels or a mix, any case). */
 export function processDomain(raw: string): ProcessedDomain {
+  const hit = domainCache.get(raw);
+  if (hit !== undefined) return hit;
+  const result = Object.freeze(processDomainUncached(raw));
+  if (domainCache.size >= DOMAIN_CACHE_MAX) domainCache.clear();
+  domainCache.set(raw, result);
+  return result;
+}
+
+function processDomainUncached(raw: string): ProcessedDomain {
   if (raw.length === 0) fail('NMTP_ERR_ADDR_DOMAIN_INVALID', 'the domain is empty');
   if (raw.length > DOMAIN_MAX_INPUT) fail('NMTP_ERR_ADDR_DOMAIN_TOO_LONG', 'domain input too long');
   // "Address literals ("[" ... "]") MUST be rejected." (§20.5.3) — NMTP finds peers by

@@ -6,15 +6,19 @@
  * limits: those are the receiver's policy (appendTraceField, which edits a message in
  * place, does check them).
  */
+import { createHash } from 'node:crypto';
 import { NmtpError } from '../errors/index.ts';
 import {
+  type AddressValidator,
   type Field,
+  ADDRESS_LIST_FIELDS,
   DEFAULT_CONTENT_TYPE,
   SINGLETON_FIELDS,
   fieldNameEquals,
   formatContentLength,
   isMessageNmtp,
   isMultipart,
+  parseAddressList,
   parseContentType,
   validateField,
 } from './fields.ts';
@@ -106,8 +110,11 @@ export function encodePreamble(trace: readonly Field[]): Uint8Array {
   return utf8.encode('NMTP/1\r\n' + blockText(trace));
 }
 
+/** Called by writePart with each part's fields, encoded header block and depth. */
+type PartHook = (fields: readonly Field[], header: Uint8Array, depth: number) => void;
+
 /** Appends the encoded part to `out` and returns its length in octets. */
-function writePart(part: Part, out: Uint8Array[], depth: number): number {
+function writePart(part: Part, out: Uint8Array[], depth: number, hook?: PartHook): number {
   if (depth > 10_000) invalid('part tree too deep to encode');
   const ctValue = part.fields.find((f) => fieldNameEquals(f.name, 'Content-Type'))?.value;
   const ct = ctValue === undefined ? DEFAULT_CONTENT_TYPE : parseContentType(ctValue);
@@ -119,14 +126,16 @@ function writePart(part: Part, out: Uint8Array[], depth: number): number {
     }
     const inner: Uint8Array[] = [];
     let length = 0;
-    for (const child of part.children) length += writePart(child, inner, depth + 1);
+    for (const child of part.children) length += writePart(child, inner, depth + 1, hook);
     const header = encodeHeader(part.fields, length);
+    hook?.(part.fields, header, depth);
     out.push(header, ...inner, SENTINEL_BYTES);
     return header.length + length + SENTINEL_BYTES.length;
   }
   // A container's body is parsed as parts, so raw octets cannot be labelled as one.
   if (container) invalid(`${ctValue} is a container type: give children, not a body`);
   const header = encodeHeader(part.fields, part.body.length);
+  hook?.(part.fields, header, depth);
   out.push(header, part.body, SENTINEL_BYTES);
   return header.length + part.body.length + SENTINEL_BYTES.length;
 }
@@ -153,6 +162,89 @@ export function encodeMessage(message: FramedMessage): Uint8Array {
   const pieces: Uint8Array[] = [preamble];
   const length = writePart(message.root, pieces, 0);
   return concat(pieces, preamble.length + length);
+}
+
+/** What `decodeMessage` checks beyond syntax, for `encodeMessageWithDigest` to check too. */
+export interface EncodeChecks {
+  /** The decoder's limits (default DEFAULT_LIMITS). */
+  readonly limits?: Partial<FrameLimits>;
+  /** As the decoder's `validateAddress`: every address of every address-list field. */
+  readonly validateAddress?: AddressValidator;
+}
+
+export interface EncodedMessage {
+  readonly bytes: Uint8Array;
+  /** SHA-256 over the root part's bytes, as the decoder's `end` event gives it. */
+  readonly contentDigest: Uint8Array;
+}
+
+/**
+ * `encodeMessage`, plus the content digest, and refusing what `decodeMessage(bytes, limits,
+ * { validateAddress })` would refuse: the result is what decoding the bytes again would
+ * give, without decoding them (a signer needs the digest, and the bytes' validity, of a
+ * message it has just built). Refused with the decoder's codes; when a message breaks
+ * several rules at once, which one is named may differ from the decoder's choice.
+ */
+export function encodeMessageWithDigest(
+  message: FramedMessage,
+  checks: EncodeChecks = {},
+): EncodedMessage {
+  const L = resolveLimits(checks.limits);
+  const validate = checks.validateAddress;
+  const block = (fields: readonly Field[], count: number, header: Uint8Array): void => {
+    // §10.8: "header line, including its CRLF", "fields per header block", "header block,
+    // all field lines and the empty line".
+    if (count > L.maxFields) {
+      throw new NmtpError('NMTP_ERR_FRAME_TOO_MANY_FIELDS', `more than ${L.maxFields}`);
+    }
+    if (header.length > L.maxHeaderBytes) {
+      throw new NmtpError('NMTP_ERR_FRAME_HEADER_TOO_LARGE', 'header block exceeds a limit');
+    }
+    for (
+      let at = 0, lf = header.indexOf(0x0a);
+      lf >= 0;
+      at = lf + 1, lf = header.indexOf(0x0a, at)
+    ) {
+      if (lf - at + 1 > L.maxLineBytes) {
+        throw new NmtpError('NMTP_ERR_FRAME_LINE_TOO_LONG', 'header line exceeds a limit');
+      }
+    }
+    if (validate === undefined) return;
+    for (const f of fields) {
+      if (ADDRESS_LIST_FIELDS.has(f.name.toLowerCase())) parseAddressList(f.value, validate);
+    }
+  };
+  let parts = 0;
+  let rootHeader = 0;
+  const preamble = encodePreamble(message.trace);
+  block(message.trace, message.trace.length, preamble.subarray(VERSION_LINE_BYTES.length));
+  const pieces: Uint8Array[] = [preamble];
+  const length = writePart(message.root, pieces, 0, (fields, header, depth) => {
+    if (depth > L.maxDepth) throw new NmtpError('NMTP_ERR_FRAME_TOO_DEEP', `depth ${depth}`);
+    if (++parts > L.maxParts) {
+      throw new NmtpError('NMTP_ERR_FRAME_TOO_MANY_PARTS', `more than ${L.maxParts} parts`);
+    }
+    // Content-Length is a field of the block too (encodeHeader adds it when absent).
+    const count = fields.some((f) => fieldNameEquals(f.name, 'Content-Length'))
+      ? fields.length
+      : fields.length + 1;
+    block(fields, count, header);
+    if (depth === 0) rootHeader = header.length;
+  });
+  if (preamble.length + length > L.maxTotalBytes) {
+    // As the decoder: a header line past the limit, else the root's declared length.
+    if (preamble.length + rootHeader > L.maxTotalBytes) {
+      throw new NmtpError('NMTP_ERR_FRAME_TOO_LARGE', 'message exceeds the size limit');
+    }
+    throw new NmtpError('NMTP_ERR_FRAME_LENGTH_OVER_LIMIT', 'root Content-Length too large');
+  }
+  const bytes = concat(pieces, preamble.length + length);
+  // "SHA-256 (FIPS 180-4) over the root part's octets: from the first octet of its first
+  // field line through the last octet of its sentinel" (§10.7): all after the preamble.
+  const contentDigest = new Uint8Array(
+    createHash('sha256').update(bytes.subarray(preamble.length)).digest(),
+  );
+  return { bytes, contentDigest };
 }
 
 /** Where a trace field goes in a message, and its line (CRLF included). */

@@ -8,8 +8,12 @@ import { NmtpError } from '../errors/index.ts';
 import {
   appendTraceField,
   decodeMessage,
+  encodeMessageWithDigest,
   fieldNameEquals,
+  type AddressValidator,
   type DecodedMessage,
+  type Field,
+  type FramedMessage,
   type FrameLimits,
 } from '../frame/index.ts';
 import { parseAddress, processDomain, validateDisplayName } from '../address/index.ts';
@@ -33,15 +37,15 @@ export function decodeAndValidate(
   bytes: Uint8Array,
   limits?: Partial<FrameLimits>,
 ): DecodedMessage {
-  return decodeMessage(bytes, limits, {
-    validateAddress: (address, displayName) => {
-      parseAddress(address, { mode: 'wire' });
-      if (displayName !== undefined) validateDisplayName(displayName);
-    },
-  });
+  return decodeMessage(bytes, limits, { validateAddress: wireMailbox });
 }
 
-function traceValues(message: DecodedMessage, name: string): string[] {
+const wireMailbox: AddressValidator = (address, displayName) => {
+  parseAddress(address, { mode: 'wire' });
+  if (displayName !== undefined) validateDisplayName(displayName);
+};
+
+function traceValues(message: { readonly trace: readonly Field[] }, name: string): string[] {
   return message.trace.filter((f) => fieldNameEquals(f.name, name)).map((f) => f.value);
 }
 
@@ -74,20 +78,40 @@ export interface SignMessageOptions {
  */
 export function signMessage(bytes: Uint8Array, opts: SignMessageOptions): Uint8Array {
   const message = decodeAndValidate(bytes, opts.limits);
+  return sign(bytes, message.contentDigest, traceValues(message, 'Certificate'), opts);
+}
+
+/**
+ * `signMessage(encodeMessage(message), opts)`, the same bytes out, without decoding the
+ * message it has just encoded: the encoder computes the content digest and refuses what
+ * `decodeAndValidate` would refuse (same checks, `opts.limits`, mailboxes included). For a
+ * signer that builds the message itself (the gateway's smtp-in).
+ */
+export function encodeAndSign(message: FramedMessage, opts: SignMessageOptions): Uint8Array {
+  const { bytes, contentDigest } = encodeMessageWithDigest(message, {
+    ...(opts.limits === undefined ? {} : { limits: opts.limits }),
+    validateAddress: wireMailbox,
+  });
+  return sign(bytes, contentDigest, traceValues(message, 'Certificate'), opts);
+}
+
+function sign(
+  bytes: Uint8Array,
+  digest: Uint8Array,
+  certificates: readonly string[],
+  opts: SignMessageOptions,
+): Uint8Array {
   if (opts.recipients.length === 0) {
     throw new NmtpError('NMTP_ERR_INVALID_ARGUMENT', 'a signature binds at least one recipient');
   }
   const recipients = opts.recipients.map((r) => parseAddress(r).canonical);
   const domain = processDomain(opts.domain).ascii;
   let out = bytes;
-  if (
-    opts.user !== undefined &&
-    !traceValues(message, 'Certificate').includes(opts.user.certificate)
-  ) {
+  if (opts.user !== undefined && !certificates.includes(opts.user.certificate)) {
     out = appendTraceField(out, { name: 'Certificate', value: opts.user.certificate }, opts.limits);
   }
   const value = signContent({
-    digest: message.contentDigest,
+    digest,
     domain,
     selector: opts.selector,
     ...(opts.user === undefined
