@@ -61,16 +61,17 @@ import {
   type SMTPServerSession,
 } from 'smtp-server';
 import type { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
-import { NmtpError, type ErrorCode } from '../../src/core/errors/index.ts';
+import { NmtpError } from '../../src/core/errors/index.ts';
 import { classify } from '../../src/core/errors/policy.ts';
 import type { GatewayConfig } from '../../src/gateway/config.ts';
 import type { EventFields, EventName } from '../../src/gateway/observe/events.ts';
-import type {
-  AcceptedRcpt,
-  MailFrom,
-  SmtpInHandler,
-  SmtpReply,
-  SmtpSession,
+import {
+  replyFields,
+  type AcceptedRcpt,
+  type MailFrom,
+  type SmtpInHandler,
+  type SmtpReply,
+  type SmtpSession,
 } from '../../src/gateway/ports.ts';
 import { watchData } from './data.ts';
 import {
@@ -688,19 +689,5 @@ export async function startSmtpListener(o: SmtpListenerOptions): Promise<SmtpLis
       if (live > 0) await new Promise<void>((resolve) => idle.push(resolve));
       clearTimeout(force);
     },
-  };
-}
-
-function replyFields(r: SmtpReply): {
-  code: number;
-  enhanced: string;
-  text: string;
-  err?: ErrorCode;
-} {
-  return {
-    code: r.code,
-    enhanced: r.enhanced,
-    text: r.text,
-    ...(r.err === undefined ? {} : { err: r.err }),
   };
 }

@@ -19,6 +19,21 @@ export interface SmtpReply {
   readonly err?: ErrorCode;
 }
 
+/** A reply's fields as log events carry them (src/gateway/observe/events.ts). */
+export function replyFields(r: SmtpReply): {
+  code: number;
+  enhanced: string;
+  text: string;
+  err?: ErrorCode;
+} {
+  return {
+    code: r.code,
+    enhanced: r.enhanced,
+    text: r.text,
+    ...(r.err === undefined ? {} : { err: r.err }),
+  };
+}
+
 /** What the listener knows of a connection when it asks the handler. */
 export interface SmtpSession {
   /** The listener's session id (logs). */

@@ -38,15 +38,16 @@ import {
   type RecipientMeta,
 } from './envelope.ts';
 import { LineEndScanner } from './line-ends.ts';
-import type {
-  AcceptedRcpt,
-  Clock,
-  MailFrom,
-  RcptTo,
-  Router,
-  SmtpInHandler,
-  SmtpReply,
-  SmtpSession,
+import {
+  replyFields,
+  type AcceptedRcpt,
+  type Clock,
+  type MailFrom,
+  type RcptTo,
+  type Router,
+  type SmtpInHandler,
+  type SmtpReply,
+  type SmtpSession,
 } from './ports.ts';
 
 export interface SmtpInOptions {
@@ -408,47 +409,37 @@ export class SmtpIn implements SmtpInHandler {
       }
     }
     const added: string[] = [];
+    const enqueue = async (
+      qid: string,
+      kind: 'nmtp' | 'smtp',
+      of: readonly AcceptedRcpt[],
+      entry: EntryMeta,
+      message: Uint8Array,
+    ): Promise<void> => {
+      await this.o.queue.add({
+        id: qid,
+        user: m.address,
+        recipients: of.map((r) => (r.note as RcptNote).address),
+        kind,
+        meta: asJson(entry),
+        recipientMeta: of.map((r) => asJson(rmeta(r))),
+        message,
+      });
+      added.push(qid);
+      this.o.metrics?.queued(kind);
+      this.log.event('queue.added', {
+        queueId: qid,
+        kind,
+        from: m.address,
+        rcpts: of.length,
+        size: message.length,
+      });
+    };
     try {
-      if (framed !== undefined) {
-        await this.o.queue.add({
-          id,
-          user: m.address,
-          recipients: nmtp.map((r) => (r.note as RcptNote).address),
-          kind: 'nmtp',
-          meta: asJson(nmtpMeta),
-          recipientMeta: nmtp.map((r) => asJson(rmeta(r))),
-          message: framed,
-        });
-        added.push(id);
-        this.o.metrics?.queued('nmtp');
-        this.log.event('queue.added', {
-          queueId: id,
-          kind: 'nmtp',
-          from: m.address,
-          rcpts: nmtp.length,
-          size: framed.length,
-        });
-      }
+      if (framed !== undefined) await enqueue(id, 'nmtp', nmtp, nmtpMeta, framed);
       if (smtp.length > 0) {
-        const sid = `${id}-s`;
-        await this.o.queue.add({
-          id: sid,
-          user: m.address,
-          recipients: smtp.map((r) => (r.note as RcptNote).address),
-          kind: 'smtp',
-          meta: asJson(meta),
-          recipientMeta: smtp.map((r) => asJson(rmeta(r))),
-          message: Buffer.concat([received(this.o.config, s, m, smtp, id, nowMs), bytes]),
-        });
-        added.push(sid);
-        this.o.metrics?.queued('smtp');
-        this.log.event('queue.added', {
-          queueId: sid,
-          kind: 'smtp',
-          from: m.address,
-          rcpts: smtp.length,
-          size,
-        });
+        const trace = received(this.o.config, s, m, smtp, id, nowMs);
+        await enqueue(`${id}-s`, 'smtp', smtp, meta, Buffer.concat([trace, bytes]));
       }
     } catch (e) {
       // Not stored: say so (4xx), and take back what was, so the client's retry is the
@@ -512,20 +503,6 @@ const who = (s: SmtpSession): { session: string; client: string } => ({
   session: s.id,
   client: s.remoteAddress,
 });
-
-function replyFields(r: SmtpReply): {
-  code: number;
-  enhanced: string;
-  text: string;
-  err?: ErrorCode;
-} {
-  return {
-    code: r.code,
-    enhanced: r.enhanced,
-    text: r.text,
-    ...(r.err === undefined ? {} : { err: r.err }),
-  };
-}
 
 function addNetwork(list: BlockList, cidr: string): void {
   const [addr, bits] = cidr.split('/') as [string, string | undefined];
