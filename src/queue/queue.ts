@@ -23,7 +23,8 @@
  * meta), for as long as the entry is on disk — until `keepDone` after its last recipient is
  * final, or `delete`. Message bodies are never held: every job streams the message from its
  * file (one read buffer per job). So memory is bounded by what the queue directory holds,
- * plus `concurrency` passes in flight.
+ * plus `concurrency` passes in flight. What is due is found through an index (two min-heaps:
+ * next due moment, purge time), so a wake-up costs O(log n), not a walk over every entry.
  */
 import { NmtpError } from '../core/errors/index.ts';
 import type { ClientJob, RecipientStatus } from '../core/session/index.ts';
@@ -33,6 +34,7 @@ import { join } from 'node:path';
 import { claimDirectory } from '../store/claim.ts';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Endpoint, MessageSource, SessionFailure } from '../client/transfer.ts';
+import { compact, WakeHeap, type Wake } from './heap.ts';
 import { DestinationLimiter } from './limit.ts';
 import type {
   Json,
@@ -47,6 +49,12 @@ import { entryFileSource } from './source.ts';
 import { workPass } from './work.ts';
 import { QueueStore, SUBMISSION_ID_RE } from './store.ts';
 import type { CookieEndpoint, QueuedRecipient, QueuedSubmission } from './types.ts';
+
+/** Where an entry not in a pass is indexed: when it is due, or when its state is purged. */
+interface Indexed {
+  readonly at: number;
+  readonly heap: 'due' | 'purge';
+}
 
 /** One transfer job for the deliver function. */
 export interface DeliverRequest {
@@ -120,6 +128,27 @@ export class Queue implements QueueBackend {
   readonly backend = 'embedded';
   readonly policy: RetryPolicy;
   private readonly subs = new Map<string, QueuedSubmission>();
+  /**
+   * The wake-up index, so that neither schedule() nor tick() walks every entry kept (at
+   * 100 msg/s and `keepDone` a day, millions of finished ones): unfinished entries by when
+   * they are next due, finished ones by when their state is purged, each entry not in a
+   * pass in one of them at the moment `indexed` names (other pairs are stale, skipped).
+   */
+  private readonly heaps = { due: new WakeHeap(), purge: new WakeHeap() };
+  private readonly indexed = new Map<string, Indexed>();
+  /** Per entry, its place in `subs` order (oldest first): tick() starts due entries in it. */
+  private readonly seq = new Map<string, number>();
+  private nextSeq = 0;
+  /** Recipients by state over `subs`, kept as entries change (counts()). */
+  private readonly tally: StateCounts = {
+    pending: 0,
+    deferred: 0,
+    accepted: 0,
+    rejected: 0,
+    'given-up': 0,
+  };
+  /** Index pairs looked at by schedule() and tick(): tests show no scan of every entry. */
+  readonly visited = { count: 0 };
   /** Ids no visible entry has but which are taken: being added, or deleted mid-pass. */
   private readonly reserved = new Set<string>();
   /** Entries in a pass. */
@@ -174,7 +203,7 @@ export class Queue implements QueueBackend {
     q.release = release;
     // Oldest first; entries of the same second keep their file-name order.
     const loaded = (await store.load(o.onError)).sort((a, b) => a.created - b.created);
-    for (const s of loaded) q.subs.set(s.id, s);
+    for (const s of loaded) q.put(s);
     for (const s of loaded) q.observeLater(s.id, true);
     q.schedule();
     return q;
@@ -282,7 +311,7 @@ export class Queue implements QueueBackend {
       await this.store.removeMessage(s.id).catch(() => undefined);
       throw e;
     }
-    this.subs.set(s.id, s);
+    this.put(s);
     this.schedule();
     this.observeLater(s.id);
     return s;
@@ -317,9 +346,7 @@ export class Queue implements QueueBackend {
   }
 
   async counts(): Promise<StateCounts> {
-    const c: StateCounts = { pending: 0, deferred: 0, accepted: 0, rejected: 0, 'given-up': 0 };
-    for (const s of this.subs.values()) for (const r of s.recipients) c[r.state]++;
-    return c;
+    return { ...this.tally };
   }
 
   async ready(): Promise<boolean> {
@@ -368,7 +395,7 @@ export class Queue implements QueueBackend {
       const s = this.subs.get(id);
       if (s === undefined || !when(s)) return false;
       await this.store.removeState(id);
-      this.subs.delete(id);
+      this.drop(id);
       if (this.busy.has(id)) {
         // The id stays taken until the message file is gone.
         this.reserved.add(id);
@@ -390,21 +417,24 @@ export class Queue implements QueueBackend {
   async tick(): Promise<void> {
     if (this.closed) return;
     const now = this.now();
-    const keepDone = this.o.keepDone ?? DEFAULT_KEEP_DONE;
     const started: Promise<void>[] = [];
-    const expired: string[] = [];
-    for (const s of this.subs.values()) {
-      if (s.done !== undefined) {
-        if (now >= s.done + keepDone) expired.push(s.id);
-        continue;
-      }
-      if (this.busy.size >= this.concurrency || this.busy.has(s.id)) continue;
-      const due = nextDue(s);
-      if (due === undefined || due > now) continue;
-      started.push(this.startPass(s.id));
+    // Due entries start oldest first, as far as the active window allows; the others stay
+    // indexed for the wake-up after the next pass ends.
+    const due = this.takeDue('due', now).sort(
+      (a, b) => (this.seq.get(a) ?? 0) - (this.seq.get(b) ?? 0),
+    );
+    for (const id of due) {
+      if (this.busy.size >= this.concurrency) this.index(id);
+      else started.push(this.startPass(id));
     }
-    for (const id of expired) {
-      await this.remove(id, (s) => s.done !== undefined && !this.busy.has(id));
+    const expired = this.takeDue('purge', now);
+    try {
+      for (const id of expired) {
+        await this.remove(id, (s) => s.done !== undefined && !this.busy.has(id));
+      }
+    } finally {
+      // Those still kept (a pass holds one, an error stopped the loop): indexed again.
+      for (const id of expired) this.index(id);
     }
     await Promise.all(started);
   }
@@ -446,13 +476,9 @@ export class Queue implements QueueBackend {
     const timers = this.o.timers ?? realTimers;
     // At the concurrency limit, the next finishing job calls this again.
     if (timers === false || this.closed || this.busy.size >= this.concurrency) return;
-    const keepDone = this.o.keepDone ?? DEFAULT_KEEP_DONE;
-    let at: number | undefined;
-    for (const s of this.subs.values()) {
-      if (this.busy.has(s.id)) continue;
-      const due = s.done === undefined ? nextDue(s) : s.done + keepDone;
-      if (due !== undefined) at = Math.min(at ?? due, due);
-    }
+    const due = this.top('due')?.at;
+    const purge = this.top('purge')?.at;
+    const at = due === undefined ? purge : purge === undefined ? due : Math.min(due, purge);
     if (this.timer !== undefined) timers.clear(this.timer);
     this.timer = undefined;
     if (at === undefined) return;
@@ -463,6 +489,81 @@ export class Queue implements QueueBackend {
         .catch((e: unknown) => this.o.onError?.(e))
         .finally(() => this.schedule());
     });
+  }
+
+  /** Makes `s` the entry's current state: in `subs`, the tally and the wake-up index. */
+  private put(s: QueuedSubmission): void {
+    const old = this.subs.get(s.id);
+    if (old !== undefined) for (const r of old.recipients) this.tally[r.state]--;
+    for (const r of s.recipients) this.tally[r.state]++;
+    if (!this.seq.has(s.id)) this.seq.set(s.id, this.nextSeq++);
+    this.subs.set(s.id, s);
+    this.index(s.id);
+  }
+
+  private drop(id: string): void {
+    const old = this.subs.get(id);
+    if (old === undefined) return;
+    for (const r of old.recipients) this.tally[r.state]--;
+    this.subs.delete(id);
+    this.seq.delete(id);
+    this.indexed.delete(id);
+  }
+
+  /**
+   * Indexes the entry at its next moment: due (unfinished) or purged (finished). Not while
+   * a pass holds it (the pass's end indexes it), nor when gone.
+   */
+  private index(id: string): void {
+    const s = this.subs.get(id);
+    const at =
+      s === undefined || this.busy.has(id)
+        ? undefined
+        : s.done === undefined
+          ? nextDue(s)
+          : s.done + (this.o.keepDone ?? DEFAULT_KEEP_DONE);
+    if (s === undefined || at === undefined) {
+      this.indexed.delete(id);
+      return;
+    }
+    const heap = s.done === undefined ? 'due' : 'purge';
+    const cur = this.indexed.get(id);
+    if (cur !== undefined && cur.at === at && cur.heap === heap) return;
+    this.indexed.set(id, { at, heap });
+    this.heaps[heap].push({ at, id });
+    // Stale pairs go when they reach the top; those that do not for long are dropped here.
+    if (this.heaps.due.size + this.heaps.purge.size > 2 * this.indexed.size + 1024) {
+      for (const k of ['due', 'purge'] as const) {
+        this.heaps[k] = compact(this.heaps[k], (w) => this.current(k, w));
+      }
+    }
+  }
+
+  private current(heap: 'due' | 'purge', w: Wake): boolean {
+    const cur = this.indexed.get(w.id);
+    return cur !== undefined && cur.heap === heap && cur.at === w.at;
+  }
+
+  /** The heap's earliest current pair, stale ones dropped on the way. */
+  private top(heap: 'due' | 'purge'): Wake | undefined {
+    const h = this.heaps[heap];
+    for (let w = h.peek(); w !== undefined; w = h.peek()) {
+      this.visited.count++;
+      if (this.current(heap, w)) return w;
+      h.pop();
+    }
+    return undefined;
+  }
+
+  /** Takes every entry of `heap` due at `now` out of the index. */
+  private takeDue(heap: 'due' | 'purge', now: number): string[] {
+    const out: string[] = [];
+    for (let w = this.top(heap); w !== undefined && w.at <= now; w = this.top(heap)) {
+      this.heaps[heap].pop();
+      this.indexed.delete(w.id);
+      out.push(w.id);
+    }
+    return out;
   }
 
   /** Runs `f` after every earlier change of entry `id` (file writes only: never a callback). */
@@ -497,7 +598,7 @@ export class Queue implements QueueBackend {
       const next = f(cur);
       if (next === cur) return cur;
       await this.store.writeState(next);
-      this.subs.set(id, next);
+      this.put(next);
       // With an observer, the message stays until it has seen the final state (a DSN may
       // return the original, RET=FULL): observeNow removes it then.
       if (next.done !== undefined && cur.done === undefined && this.o.observer === undefined) {
@@ -509,6 +610,7 @@ export class Queue implements QueueBackend {
 
   private startPass(id: string): Promise<void> {
     this.busy.add(id);
+    this.indexed.delete(id);
     const p = this.work(id)
       .catch((e: unknown) => this.o.onError?.(e))
       .finally(() => {
@@ -539,6 +641,7 @@ export class Queue implements QueueBackend {
       this.given.delete(id);
       await this.locked(id, async () => {
         this.busy.delete(id);
+        this.index(id);
         if (this.removeAfterPass.delete(id)) {
           try {
             await this.store.removeMessage(id);

@@ -7,7 +7,10 @@
  *     <dir>/tmp/              spool files of messages being received (SEND, SIGN)
  *
  * Every write is a whole file: temporary file, fsync, rename, fsync of the directory
- * (src/store/durable.ts), so a file is either its old or its new content. A submission is
+ * (src/store/durable.ts), so a file is either its old or its new content. The directory
+ * fsync is shared by the writes that happen at the same time (group commit,
+ * `fsyncDirShared`): each still returns only after an fsync of its directory that started
+ * after its rename, but n entries written meanwhile cost one directory fsync, not n. A submission is
  * written message first, state second, and only then is its id returned: after a crash, a
  * message without a state file belongs to a submission whose id nobody was given, and is
  * removed on start; a state file always has its message (until every recipient is final,
@@ -18,7 +21,7 @@ import { access, copyFile, mkdir, open, readdir, readFile, rename, unlink } from
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { NmtpError } from '../core/errors/index.ts';
-import { fsyncDir, writeDurable } from '../store/durable.ts';
+import { fsyncDirShared, writeDurable } from '../store/durable.ts';
 import type { QueuedSubmission } from './types.ts';
 
 /** "submission id = 1*64( ALPHA / DIGIT / "-" / "_" )" (§60.4): also safe as a file name. */
@@ -52,7 +55,7 @@ export class QueueStore {
   }
 
   async writeMessage(id: string, bytes: Uint8Array): Promise<void> {
-    await writeDurable(this.file('msg', id), bytes);
+    await writeDurable(this.file('msg', id), bytes, { group: true });
   }
 
   /**
@@ -87,11 +90,11 @@ export class QueueStore {
         await unlink(tmp).catch(() => undefined);
         throw e2;
       }
-      await fsyncDir(join(this.dir, 'msg'));
+      await fsyncDirShared(join(this.dir, 'msg'));
       await unlink(path).catch(() => undefined);
       return;
     }
-    await fsyncDir(join(this.dir, 'msg'));
+    await fsyncDirShared(join(this.dir, 'msg'));
   }
 
   /** True when the directories can be written (readyz). */
@@ -113,15 +116,35 @@ export class QueueStore {
   }
 
   async writeState(s: QueuedSubmission): Promise<void> {
-    await writeDurable(this.file('state', s.id), `${JSON.stringify(s, null, 1)}\n`);
+    await writeDurable(this.file('state', s.id), `${JSON.stringify(s, null, 1)}\n`, {
+      group: true,
+    });
   }
 
+  /**
+   * Removes the message, without a directory fsync: a removal a crash undoes is harmless.
+   * The message goes only once its state no longer needs it — every recipient final (a
+   * finished entry's message is never read again, and the observer's recovery observation
+   * removes it again), or the state removed first (an orphan, removed by `load`).
+   */
   async removeMessage(id: string): Promise<void> {
-    await unlinkDurable(this.file('msg', id));
+    try {
+      await unlink(this.file('msg', id));
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'ENOENT') throw e;
+    }
   }
 
+  /** Removes the state durably (a deleted entry never comes back). */
   async removeState(id: string): Promise<void> {
-    await unlinkDurable(this.file('state', id));
+    const path = this.file('state', id);
+    try {
+      await unlink(path);
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'ENOENT') throw e;
+      return;
+    }
+    await fsyncDirShared(join(path, '..'));
   }
 
   /**
@@ -159,14 +182,4 @@ export class QueueStore {
     }
     return out;
   }
-}
-
-async function unlinkDurable(path: string): Promise<void> {
-  try {
-    await unlink(path);
-  } catch (e) {
-    if ((e as { code?: string }).code !== 'ENOENT') throw e;
-    return;
-  }
-  await fsyncDir(join(path, '..'));
 }
