@@ -40,9 +40,10 @@ export function createOutcomeLog(o: OutcomeLogOptions): QueueObserver {
     let changed = false;
     const recipients = s.recipients.map((r) => {
       const m = mark(r);
-      if (loggedOf(r.meta) === m) return r;
-      // A fresh entry's recipients are not news: the queue.added line said so.
-      if (!(r.state === 'pending' && r.attempts === 0)) report(s, r);
+      // A fresh entry's recipients are not news (the queue.added line said so), and leaving
+      // them unmarked spares a state write per message.
+      if (loggedOf(r.meta) === m || (r.state === 'pending' && r.attempts === 0)) return r;
+      report(s, r);
       changed = true;
       return { ...r, meta: withLogged(r.meta, m) };
     });
