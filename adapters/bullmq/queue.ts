@@ -48,8 +48,8 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { NmtpError } from '../../src/core/errors/index.ts';
 import type { MessageSource } from '../../src/client/source.ts';
 import { DestinationLimiter } from '../../src/queue/limit.ts';
+import { jsonCopy, metaFrom, withMeta } from '../../src/queue/meta.ts';
 import type {
-  Json,
   NewEntry,
   QueueBackend,
   QueueBackendOptions,
@@ -745,33 +745,6 @@ function dueNow(s: QueuedSubmission, now: number): QueuedSubmission {
     (r.state === 'pending' || r.state === 'deferred') && r.nextAt > now;
   if (!s.recipients.some(waiting)) return s;
   return { ...s, recipients: s.recipients.map((r) => (waiting(r) ? { ...r, nextAt: now } : r)) };
-}
-
-/** A JSON value as stored and read back (undefined members dropped, a fresh copy). */
-function jsonCopy(v: Json | undefined): Json | undefined {
-  return v === undefined ? undefined : (JSON.parse(JSON.stringify(v)) as Json);
-}
-
-const sameJson = (a: Json | undefined, b: Json | undefined): boolean =>
-  JSON.stringify(a) === JSON.stringify(b);
-
-function withMeta<T extends { readonly meta?: Json }>(x: T, meta: Json | undefined): T {
-  if (x.meta === meta) return x;
-  const out = { ...x, meta };
-  if (meta === undefined) delete out.meta;
-  return out;
-}
-
-/** `cur` with the meta of `out` (the observer's answer); `cur` itself when none changed. */
-function metaFrom(cur: QueuedSubmission, out: QueuedSubmission): QueuedSubmission {
-  let changed = !sameJson(cur.meta, out.meta);
-  const recipients = cur.recipients.map((r, i) => {
-    const o = out.recipients[i];
-    if (o === undefined || o.rcpt !== r.rcpt || sameJson(r.meta, o.meta)) return r;
-    changed = true;
-    return withMeta(r, jsonCopy(o.meta));
-  });
-  return changed ? withMeta({ ...cur, recipients }, jsonCopy(out.meta)) : cur;
 }
 
 /**

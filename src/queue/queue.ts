@@ -37,7 +37,6 @@ import type { Endpoint, MessageSource, SessionFailure } from '../client/transfer
 import { compact, WakeHeap, type Wake } from './heap.ts';
 import { DestinationLimiter } from './limit.ts';
 import type {
-  Json,
   NewEntry,
   QueueBackend,
   QueueBackendOptions,
@@ -47,6 +46,7 @@ import type {
 import { DEFAULT_RETRY, nextDue, type RetryPolicy } from './schedule.ts';
 import { entryFileSource } from './source.ts';
 import { workPass } from './work.ts';
+import { jsonCopy, metaFrom, withMeta } from './meta.ts';
 import { QueueStore, SUBMISSION_ID_RE } from './store.ts';
 import type { CookieEndpoint, QueuedRecipient, QueuedSubmission } from './types.ts';
 
@@ -725,34 +725,6 @@ export class Queue implements QueueBackend {
       this.o.onError?.(e);
     }
   }
-}
-
-/** A JSON value as stored and read back (undefined members dropped, a fresh copy). */
-function jsonCopy(v: Json | undefined): Json | undefined {
-  return v === undefined ? undefined : (JSON.parse(JSON.stringify(v)) as Json);
-}
-
-const sameJson = (a: Json | undefined, b: Json | undefined): boolean =>
-  JSON.stringify(a) === JSON.stringify(b);
-
-function withMeta<T extends { readonly meta?: Json }>(x: T, meta: Json | undefined): T {
-  if (x.meta === meta) return x;
-  const out: { meta?: Json } = { ...x };
-  if (meta === undefined) delete out.meta;
-  else out.meta = meta;
-  return out as T;
-}
-
-/** `cur` with the meta of `out` (the observer's answer); `cur` itself when none changed. */
-function metaFrom(cur: QueuedSubmission, out: QueuedSubmission): QueuedSubmission {
-  let changed = !sameJson(cur.meta, out.meta);
-  const recipients = cur.recipients.map((r, i) => {
-    const o = out.recipients[i];
-    if (o === undefined || o.rcpt !== r.rcpt || sameJson(r.meta, o.meta)) return r;
-    changed = true;
-    return withMeta(r, jsonCopy(o.meta));
-  });
-  return changed ? withMeta({ ...cur, recipients }, jsonCopy(out.meta)) : cur;
 }
 
 /**
