@@ -46,6 +46,13 @@ import { Queue } from '../queue/queue.ts';
 import { generateSelfSigned } from '../server/certs.ts';
 import { serveMailbox } from '../server/serve.ts';
 
+/** The package's version, for the start line of the log. */
+const VERSION = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  }
+).version;
+
 export interface StartOptions {
   /** Replaces the logger (tests: a silent one, or one that records). */
   readonly log?: GatewayLog;
@@ -96,17 +103,22 @@ export async function startGateway(
       'gateway.services: smtp-in without qmgr needs queue.backend bullmq (the embedded queue has one owner)',
     );
   }
+  log.event('gateway.start', { version: VERSION, services: [...run], backend: c.queue.backend });
   const key = loadKey(c);
   const keyName = domainKeyName(c.gateway.selector, c.gateway.domain);
   const keyRecord = printDomainKeyRecord({ publicKey: key.publicKey, flags: '' });
   const closers: (() => Promise<void>)[] = [];
   const ports: Record<string, number> = {};
   const close = async (): Promise<void> => {
+    if (closers.length === 0) return;
+    const t0 = Date.now();
+    log.event('gateway.stop', {});
     // Reverse order: listeners first (stop accepting), then the queue (work in flight
     // finishes and is recorded), then what the queue delivered through.
     for (const f of closers.reverse())
       await f().catch((e: unknown) => log.event('gateway.error', { detail: String(e) }));
     closers.length = 0;
+    log.event('gateway.stopped', { seconds: (Date.now() - t0) / 1000 });
   };
 
   try {
