@@ -360,7 +360,8 @@ export class BullmqQueue implements QueueBackend {
   /** The entry's message as its kind reads it (src/queue/source.ts), held in memory. */
   async message(id: string): Promise<MessageSource | undefined> {
     const s = await this.get(id);
-    if (s === undefined || s.done !== undefined) return undefined;
+    // A finished entry's message is kept until the observer has seen the end (then removed).
+    if (s === undefined) return undefined;
     const b = await this.redis.getBuffer(this.keys.msg(id));
     if (b === null) return undefined;
     return entryBytesSource(s.kind, new Uint8Array(b.buffer, b.byteOffset, b.length));
@@ -655,7 +656,7 @@ export class BullmqQueue implements QueueBackend {
       const ttl = out.done === undefined ? '' : String(Math.max(1, out.done + keep - this.now()));
       const r = await this.scripts.commit(
         [k.state(id), k.lock(id), k.msg(id), k.unobserved, k.again(id)],
-        [token, JSON.stringify(out), ttl, id, seen],
+        [token, JSON.stringify(out), ttl, id, seen, this.o.observer === undefined ? '' : '1'],
       );
       if (r === 1) break;
       if (r === 0) throw new Gone(id);
@@ -691,8 +692,8 @@ export class BullmqQueue implements QueueBackend {
     }
     const k = this.keys;
     const r = await this.scripts.observed(
-      [k.state(s.id), k.lock(s.id), k.unobserved],
-      [token, next === s ? '' : JSON.stringify(next), s.id],
+      [k.state(s.id), k.lock(s.id), k.unobserved, k.msg(s.id)],
+      [token, next === s ? '' : JSON.stringify(next), s.id, s.done === undefined ? '' : '1'],
     );
     if (r === 0) throw new Gone(s.id);
     if (r !== 1) throw new NmtpError('NMTP_ERR_QUEUE_LOCK_LOST', `entry ${s.id}`);

@@ -41,11 +41,13 @@ redis.call('ZADD', KEYS[4], redis.call('INCR', KEYS[5]), ARGV[1])
 redis.call('SADD', KEYS[6], ARGV[1])
 return 1`,
   /**
-   * KEYS state lock msg unobserved again; ARGV token json ttl id seen → 1 stored (and the
-   * retries counted in `seen` consumed); 0 the entry was deleted meanwhile; -1 the lock is
-   * not ours; a string: retries came that `seen` does not count (their count; nothing
-   * written: merge them in and commit again). With a ttl the entry is finished: its
-   * message goes, its state expires after `keepDone`.
+   * KEYS state lock msg unobserved again; ARGV token json ttl id seen keep → 1 stored (and
+   * the retries counted in `seen` consumed); 0 the entry was deleted meanwhile; -1 the lock
+   * is not ours; a string: retries came that `seen` does not count (their count; nothing
+   * written: merge them in and commit again). With a ttl the entry is finished: its state
+   * expires after `keepDone`, and its message goes — or, with `keep` = '1' (an observer
+   * will see the final state first: a DSN may return the message), expires with it and
+   * goes when `observed` is told the entry is finished.
    */
   commit: `
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
@@ -55,13 +57,16 @@ if again and again ~= ARGV[5] then return again end
 if again then redis.call('DEL', KEYS[5]) end
 if ARGV[3] ~= '' then
   redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-  redis.call('DEL', KEYS[3])
+  if ARGV[6] == '1' then redis.call('EXPIRE', KEYS[3], ARGV[3]) else redis.call('DEL', KEYS[3]) end
 else
   redis.call('SET', KEYS[1], ARGV[2])
 end
 redis.call('SADD', KEYS[4], ARGV[4])
 return 1`,
-  /** KEYS state lock unobserved; ARGV token json-or-'' id → as commit; keeps the expiry. */
+  /**
+   * KEYS state lock unobserved msg; ARGV token json-or-'' id finished → as commit; keeps
+   * the expiry; with `finished` = '1' the message goes (the observer has seen the end).
+   */
   observed: `
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -69,6 +74,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end
 if ARGV[2] ~= '' then redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL') end
+if ARGV[4] == '1' then redis.call('DEL', KEYS[4]) end
 redis.call('SREM', KEYS[3], ARGV[3])
 return 1`,
   /** KEYS lock; ARGV token ms → 1 renewed, 0 not ours any more. */

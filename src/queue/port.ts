@@ -110,7 +110,10 @@ export interface QueueBackend {
   get(id: string): Promise<QueuedSubmission | undefined>;
   /** Every entry, oldest first (bounded by what the queue holds). */
   list(): Promise<QueuedSubmission[]>;
-  /** The message of an entry still holding one (not after every recipient is final). */
+  /**
+   * The message of an entry while the queue holds it: until every recipient is final, and
+   * then until the observer (if any) has seen the final state — so a DSN can return it.
+   */
   message(id: string): Promise<MessageSource | undefined>;
   /**
    * Stores a change of the entry's `meta` and its recipients' `meta` (nothing else of what

@@ -329,7 +329,8 @@ export class Queue implements QueueBackend {
   /** The entry's message as its kind reads it (src/queue/source.ts); undefined when gone. */
   async message(id: string): Promise<MessageSource | undefined> {
     const s = this.subs.get(id);
-    if (s === undefined || s.done !== undefined) return undefined;
+    // A finished entry's message is kept until the observer has seen the end (then removed).
+    if (s === undefined) return undefined;
     try {
       return await entryFileSource(s.kind, this.store.messagePath(id));
     } catch (e) {

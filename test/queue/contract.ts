@@ -745,6 +745,36 @@ export function queueContract(
       }
     });
 
+    test('the observer can still read the message of an entry it sees finished; then it goes', async () => {
+      const h = harness();
+      try {
+        const opened: { b?: QueueBackend } = {};
+        const readable: boolean[] = [];
+        const observer: QueueObserver = async (s) => {
+          if (s.done !== undefined) readable.push((await opened.b!.message(s.id)) !== undefined);
+          return undefined;
+        };
+        const deliver: DeliverFn = async (r) =>
+          answers(...rcptsOf(r).map((rcpt): [string, Reply] => [rcpt, reply(550)]));
+        const b = await h.make({ dirOrPrefix: storage(), retry: FAST, deliver, observer });
+        opened.b = b;
+        await b.add({
+          id: 'ret-1',
+          user: USER,
+          recipients: ['bob@example.net'],
+          message: frame('r'),
+        });
+        await done(b, 'ret-1');
+        await until(() => readable.length > 0, 'the final state observed');
+        // The first observation of the final state is the one that reports (a DSN with
+        // RET=FULL returns the message); a later one may find it gone.
+        assert.equal(readable[0], true, 'a DSN with RET=FULL can return the message');
+        await until(async () => (await b.message('ret-1')) === undefined, 'the message removed');
+      } finally {
+        await h.end();
+      }
+    });
+
     test('an observer that fails is reported and stops nothing', async () => {
       const h = harness();
       try {
