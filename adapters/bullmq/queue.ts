@@ -48,7 +48,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { NmtpError } from '../../src/core/errors/index.ts';
 import type { MessageSource } from '../../src/client/source.ts';
 import { DestinationLimiter } from '../../src/queue/limit.ts';
-import { jsonCopy, metaFrom, withMeta } from '../../src/queue/meta.ts';
+import { freshEntry, metaFrom } from '../../src/queue/meta.ts';
 import type {
   NewEntry,
   QueueBackend,
@@ -210,32 +210,8 @@ export class BullmqQueue implements QueueBackend {
     if (!SUBMISSION_ID_RE.test(n.id)) {
       throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'malformed queue entry id');
     }
-    const rm = n.recipientMeta;
-    if (rm !== undefined && rm.length !== n.recipients.length) {
-      throw new NmtpError(
-        'NMTP_ERR_TRANSPORT_LOCAL',
-        'recipientMeta must have one item per recipient',
-      );
-    }
     this.checkSize(size);
-    const now = this.now();
-    return {
-      version: 1,
-      id: n.id,
-      user: n.user,
-      created: now,
-      expires: now + this.policy.maxAge,
-      size,
-      // Stored as JSON and returned as read back.
-      recipients: n.recipients.map((rcpt, i) =>
-        withMeta<QueuedRecipient>(
-          { rcpt, state: 'pending', attempts: 0, polls: 0, nextAt: now },
-          jsonCopy(rm?.[i]),
-        ),
-      ),
-      ...(n.kind === undefined ? {} : { kind: n.kind }),
-      ...(n.meta === undefined ? {} : { meta: jsonCopy(n.meta)! }),
-    };
+    return freshEntry(n, size, this.now(), this.policy.maxAge);
   }
 
   private checkSize(size: number): void {

@@ -3,8 +3,9 @@
  * annotate()'s answer is taken — its meta only, copied as JSON stores it — shared by every
  * backend.
  */
-import type { Json } from './port.ts';
-import type { QueuedSubmission } from './types.ts';
+import { NmtpError } from '../core/errors/index.ts';
+import type { Json, NewEntry } from './port.ts';
+import type { QueuedRecipient, QueuedSubmission } from './types.ts';
 
 /** A JSON value as stored and read back (undefined members dropped, a fresh copy). */
 export function jsonCopy(v: Json | undefined): Json | undefined {
@@ -33,4 +34,39 @@ export function metaFrom(cur: QueuedSubmission, out: QueuedSubmission): QueuedSu
     return withMeta(r, jsonCopy(o.meta));
   });
   return changed ? withMeta({ ...cur, recipients }, jsonCopy(out.meta)) : cur;
+}
+
+/**
+ * A new entry's first state: every recipient pending and due `now`, the user's data stored
+ * as JSON stores it (so it reads back the same before and after a restart).
+ */
+export function freshEntry(
+  n: NewEntry,
+  size: number,
+  now: number,
+  maxAge: number,
+): QueuedSubmission {
+  const rm = n.recipientMeta;
+  if (rm !== undefined && rm.length !== n.recipients.length) {
+    throw new NmtpError(
+      'NMTP_ERR_TRANSPORT_LOCAL',
+      'recipientMeta must have one item per recipient',
+    );
+  }
+  return {
+    version: 1,
+    id: n.id,
+    user: n.user,
+    created: now,
+    expires: now + maxAge,
+    size,
+    recipients: n.recipients.map((rcpt, i) =>
+      withMeta<QueuedRecipient>(
+        { rcpt, state: 'pending', attempts: 0, polls: 0, nextAt: now },
+        jsonCopy(rm?.[i]),
+      ),
+    ),
+    ...(n.kind === undefined ? {} : { kind: n.kind }),
+    ...(n.meta === undefined ? {} : { meta: jsonCopy(n.meta)! }),
+  };
 }

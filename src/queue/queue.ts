@@ -46,7 +46,7 @@ import type {
 import { DEFAULT_RETRY, nextDue, type RetryPolicy } from './schedule.ts';
 import { entryFileSource } from './source.ts';
 import { workPass } from './work.ts';
-import { jsonCopy, metaFrom, withMeta } from './meta.ts';
+import { freshEntry, metaFrom, withMeta } from './meta.ts';
 import { QueueStore, SUBMISSION_ID_RE } from './store.ts';
 import type { CookieEndpoint, QueuedRecipient, QueuedSubmission } from './types.ts';
 
@@ -275,31 +275,7 @@ export class Queue implements QueueBackend {
   }
 
   private fresh(n: NewEntry, size: number): QueuedSubmission {
-    const rm = n.recipientMeta;
-    if (rm !== undefined && rm.length !== n.recipients.length) {
-      throw new NmtpError(
-        'NMTP_ERR_TRANSPORT_LOCAL',
-        'recipientMeta must have one item per recipient',
-      );
-    }
-    const now = this.now();
-    return {
-      version: 1,
-      id: n.id,
-      user: n.user,
-      created: now,
-      expires: now + this.policy.maxAge,
-      size,
-      // Stored as JSON and returned as read back, before and after a restart alike.
-      recipients: n.recipients.map((rcpt, i) =>
-        withMeta<QueuedRecipient>(
-          { rcpt, state: 'pending', attempts: 0, polls: 0, nextAt: now },
-          jsonCopy(rm?.[i]),
-        ),
-      ),
-      ...(n.kind === undefined ? {} : { kind: n.kind }),
-      ...(n.meta === undefined ? {} : { meta: jsonCopy(n.meta)! }),
-    };
+    return freshEntry(n, size, this.now(), this.policy.maxAge);
   }
 
   /** The state after the message: then visible (STATUS), due (the manager) and observed. */
