@@ -306,7 +306,11 @@ export function queueContract(
         assert.equal(poll.job.cookie, 'ck-1');
         assert.equal(poll.rcpt, 'wait@example.com');
         assert.deepEqual(poll.endpoint, endpoint, 'polled where the cookie was issued');
-        assert.equal(await b.message('nmtp-1'), undefined, 'no message once all are final');
+        // The message goes once all are final (and, with an observer, once it has seen so).
+        await until(
+          async () => (await b.message('nmtp-1')) === undefined,
+          'no message once all are final',
+        );
       } finally {
         await h.end();
       }
