@@ -73,13 +73,13 @@ import { fileURLToPath } from 'node:url';
 import { startGateway } from '../src/cli/gateway-start.ts';
 import { validateConfig } from '../src/gateway/config.ts';
 import {
-  freeTcpPort,
   postfixProcesses,
   startPostfix,
   startSmtpSink,
   type PostfixInstance,
   type SmtpSink,
 } from '../test/harness/postfix.ts';
+import { freeTcpPort } from '../test/support/net.ts';
 
 type Side = 'gateway' | 'postfix';
 const SIZES = { '4KB': 4096, '100KB': 102400 } as const;

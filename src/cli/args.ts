@@ -23,6 +23,13 @@ export class UsageError extends Error {
   readonly code = 'ERR_PARSE_ARGS_NMTP_USAGE';
 }
 
+// A reader that stops early (`nmtp-gateway queue list | head`) closes the pipe: that ends
+// the output, it is no error worth a stack trace.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw e;
+});
+
 export const out = (s: string): void => void process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
 
 /** The value of a required string flag. */

@@ -27,10 +27,11 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freeTcpPort } from '../support/net.ts';
 
 /** The unprivileged owner of the Maildirs (Debian's nobody:nogroup). */
 const MAILDIR_UID = 65534;
@@ -180,15 +181,6 @@ async function diagnose(configDir: string): Promise<string> {
 function lastLines(text: string, n: number): string {
   const lines = text.trimEnd().split('\n');
   return lines.slice(-n).join('\n');
-}
-
-export async function freeTcpPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const address = s.address();
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no TCP port');
-  return address.port;
 }
 
 /** Polls `probe` every 50 ms until it returns a value; `describe` explains a timeout. */

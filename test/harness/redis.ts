@@ -6,10 +6,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freeTcpPort } from '../support/net.ts';
 
 export interface RedisServer {
   /** "redis://127.0.0.1:PORT" */
@@ -30,15 +31,6 @@ export interface RedisOptions {
    * `maxmemory-policy` …), e.g. `{ appendonly: 'no' }` for a Redis the queue must refuse.
    */
   readonly config?: Readonly<Record<string, string>>;
-}
-
-async function freeTcpPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const address = s.address();
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no TCP port');
-  return address.port;
 }
 
 /** One PING over a fresh connection: true on +PONG (not while loading the AOF: -LOADING). */

@@ -13,7 +13,6 @@ import { existsSync } from 'node:fs';
 import { simpleParser } from 'mailparser';
 import { parseDsn } from '../../adapters/dsn/index.ts';
 import {
-  freeTcpPort,
   postfixProcesses,
   postfixTemplate,
   startPostfix,
@@ -21,6 +20,7 @@ import {
   type PostfixInstance,
   type SmtpSink,
 } from '../harness/postfix.ts';
+import { freeTcpPort } from '../support/net.ts';
 import { RawSmtp, swaks } from '../harness/swaks.ts';
 
 let pf: PostfixInstance;

@@ -19,7 +19,8 @@ import { Queue } from '../../src/queue/queue.ts';
 import type { MessageSource } from '../../src/client/source.ts';
 import type { View } from '../../src/core/session/index.ts';
 import type { Json, SmtpDeliverRequest } from '../../src/queue/port.ts';
-import { freeTcpPort, startSmtpSink } from '../harness/postfix.ts';
+import { startSmtpSink } from '../harness/postfix.ts';
+import { freeTcpPort } from '../support/net.ts';
 
 /** A legacy message in memory, `full` view only, in small reused pieces (the queue's contract). */
 function rawSource(bytes: Uint8Array): MessageSource {
