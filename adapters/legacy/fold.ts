@@ -6,6 +6,7 @@
  * space (§2.2.3), so unfolding (removing the CRLF) gives back the exact value.
  */
 import { NmtpError } from '../../src/core/errors/index.ts';
+import { isValidFieldName } from '../../src/core/frame/index.ts';
 
 /** RFC 5322 §2.1.1 hard limit, in octets, excluding CRLF. */
 export const MAX_LINE = 998;
@@ -13,6 +14,10 @@ export const MAX_LINE = 998;
 export const FOLD_AT = 78;
 
 const octets = (s: string): number => Buffer.byteLength(s, 'utf8');
+
+// The frame's field-value rule (src/core/frame/fields.ts): C0 (TAB included), DEL, C1.
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 /**
  * Splits a value into foldable segments: each segment starts at the first space of a run
@@ -50,6 +55,19 @@ export function canFold(name: string, value: string): boolean {
  * with their CRLF.
  */
 export function foldField(name: string, value: string): string {
+  // Every header line passes here. A decoded framed message holds no control character
+  // ("no C0 controls (incl. TAB), no DEL, no C1", §10.3), but a FramedMessage built in code
+  // is not decoded: a CR or LF written here would start another header field, or end the
+  // header section, or (with a "." line) read as the end of DATA to a lenient SMTP server.
+  if (!isValidFieldName(name) || CONTROL.test(value)) {
+    throw new NmtpError(
+      'NMTP_ERR_FRAME_CONTROL_CHAR',
+      `${JSON.stringify(name)}: control character`,
+      {
+        field: name,
+      },
+    );
+  }
   if (!canFold(name, value)) {
     throw new NmtpError(
       'NMTP_ERR_LEGACY_LINE_TOO_LONG',

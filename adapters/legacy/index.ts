@@ -16,6 +16,7 @@ import { traceHeaderFields } from './trace.ts';
 import { unwrapCarriedOriginal } from './unwrap.ts';
 
 export type { LegacyOptions, SignatureVerdict } from './options.ts';
+export { authResultsValue } from './trace.ts';
 
 /**
  * The legacy message as chunks, for streaming to an SMTP client (e.g. stream.Readable.from).

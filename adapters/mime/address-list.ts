@@ -13,7 +13,7 @@ import {
 } from '../../src/core/address/index.ts';
 import type { Mailbox } from '../../src/core/address/index.ts';
 import { NmtpError } from '../../src/core/errors/index.ts';
-import { decodeEncodedWords } from './header-text.ts';
+import { decodeEncodedWords, type WordNotes } from './header-text.ts';
 
 export interface LegacyMailbox {
   /** Display name as written (quotes removed, encoded-words decoded), if any. */
@@ -125,7 +125,7 @@ function dropFws(s: string): string {
 }
 
 /** A phrase: quoted strings unquoted (quoted-pairs resolved), encoded-words decoded. */
-function phrase(s: string): string {
+function phrase(s: string, notes?: WordNotes): string {
   // Encoded-words inside quotes are not RFC 2047, but common; decoders (Python, libmime)
   // decode them, and so do we (§50.4.1).
   let out = '';
@@ -139,11 +139,11 @@ function phrase(s: string): string {
     }
     out += c;
   }
-  return decodeEncodedWords(out);
+  return decodeEncodedWords(out, notes);
 }
 
 /** Parses a legacy address-list value (unfolded, encoded-words still in). */
-export function parseLegacyAddressList(value: string): LegacyMailbox[] {
+export function parseLegacyAddressList(value: string, notes?: WordNotes): LegacyMailbox[] {
   const out: LegacyMailbox[] = [];
   // Groups ("name: a, b;") are flattened: the group name is not an address (§50.4.1).
   const items: string[] = [];
@@ -161,7 +161,7 @@ export function parseLegacyAddressList(value: string): LegacyMailbox[] {
       // obs-route "@a,@b:user@d": the route is dropped (RFC 5322 §4.4).
       const routeEnd = addr.lastIndexOf(':');
       if (addr.startsWith('@') && routeEnd > 0) addr = addr.slice(routeEnd + 1);
-      const name = phrase(text.slice(0, lt).trim()).trim();
+      const name = phrase(text.slice(0, lt).trim(), notes).trim();
       out.push(name === '' ? { addrSpec: addr } : { name, addrSpec: addr });
     } else {
       // A bare addr-spec. A comment beside it ("a@b (Name)") is not a display name
@@ -188,11 +188,11 @@ function displayName(raw: string | undefined): { name?: string; dropped: boolean
 }
 
 /** Maps every mailbox; failures are collected, never thrown (the caller applies policy). */
-export function mapLegacyAddressList(value: string): MappedList {
+export function mapLegacyAddressList(value: string, notes?: WordNotes): MappedList {
   const mailboxes: Mailbox[] = [];
   const failed: { mailbox: LegacyMailbox; code: string }[] = [];
   let namesDropped = 0;
-  for (const m of parseLegacyAddressList(value)) {
+  for (const m of parseLegacyAddressList(value, notes)) {
     try {
       const address = fromLegacyAddress(m.addrSpec);
       const dn = displayName(m.name);

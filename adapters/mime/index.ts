@@ -152,7 +152,7 @@ async function convert(
       auth = ['spf=temperror', 'dkim=temperror', 'dmarc=temperror'];
     }
   }
-  const prov = provenanceFields(opts, messageId, auth);
+  const prov = provenanceFields(opts, messageId, auth, w.guesses);
 
   let root: Part;
   if (opts.carryOriginal === true && original !== undefined) {

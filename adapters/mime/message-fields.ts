@@ -5,10 +5,10 @@ import { SINGLETON_FIELDS, isValidFieldName, type Field } from '../../src/core/f
 import { formatMailboxList } from '../../src/core/address/index.ts';
 import { NmtpError } from '../../src/core/errors/index.ts';
 import type { RawField } from './header-block.ts';
-import { decodeEncodedWords, headerText, toFieldValue } from './header-text.ts';
+import { decodeEncodedWords, headerText, newNotes, toFieldValue } from './header-text.ts';
 import { mapLegacyAddressList } from './address-list.ts';
 import { legacyDateToFramed } from './date.ts';
-import type { Warnings } from './warnings.ts';
+import { reportNotes, type Warnings } from './warnings.ts';
 
 /**
  * Fields that are not carried (§50.3.4): transport trace and legacy signatures describe the
@@ -43,10 +43,18 @@ const fits = (name: string, value: string): boolean =>
 const MAX_MESSAGE_FIELDS = 200;
 const MAX_MESSAGE_BYTES = 48 * 1024;
 
-/** msg-id lists: each "<...>" kept as written, CFWS dropped, joined by one SP (§50.3.6). */
+/**
+ * msg-id lists (§50.3.6): each "<...>" kept, comments and the whitespace between and inside
+ * them removed (RFC 5322 §4.5.4 obs-id-left/obs-id-right allow CFWS around the atoms of an
+ * id; it is not part of the identifier), joined by one SP.
+ */
 function msgIds(raw: string): string | undefined {
-  const ids = raw.match(/<[^<>\s]+>/g);
-  if (ids === null) return undefined;
+  const ids: string[] = [];
+  for (const m of raw.replace(/\([^()]*\)/g, ' ').matchAll(/<([^<>]*)>/g)) {
+    const id = m[1]!.replace(/[\s\p{Cc}]+/gu, '');
+    if (id !== '') ids.push(`<${id}>`);
+  }
+  if (ids.length === 0) return undefined;
   return toFieldValue(ids.join(' ')).value || undefined;
 }
 
@@ -99,6 +107,7 @@ export function mapMessageFields(
   for (const f of raw) {
     const lower = f.name.toLowerCase();
     if (isDropped(lower)) continue;
+    const notes = newNotes();
     if (!isValidFieldName(f.name)) {
       w.add('field-name-invalid', `field ${JSON.stringify(f.name)} dropped`, opts.part);
       continue;
@@ -118,7 +127,7 @@ export function mapMessageFields(
       case 'reply-to':
       case 'to':
       case 'cc': {
-        const mapped = mapLegacyAddressList(f.value);
+        const mapped = mapLegacyAddressList(f.value, notes);
         if (mapped.namesDropped > 0) {
           w.add(
             'display-name-dropped',
@@ -141,11 +150,18 @@ export function mapMessageFields(
           w.add('address-unmappable', `${name}: ${mapped.failed.length} mailbox(es)`, opts.part);
           const text = headerText(f.value).value;
           if (text !== '') push(`Legacy-${name}`, text);
+        } else if (mapped.mailboxes.length === 0) {
+          // §50.4.3: no mailbox at all (an empty value, only empty groups such as
+          // "undisclosed-recipients:;"). An empty address list is not framed syntax
+          // (§10.5.3), so the field is not written; its text, if any, travels as Legacy-<Name>.
+          const text = headerText(f.value).value;
+          if (text !== '') push(`Legacy-${name}`, text);
         }
         if (mapped.mailboxes.length > 0) {
           if (lower === 'from') sawFrom = true;
           push(name, formatMailboxList(mapped.mailboxes));
         }
+        reportNotes(w, opts.part, name, notes);
         break;
       }
       case 'date': {
@@ -177,8 +193,9 @@ export function mapMessageFields(
       }
       default: {
         // Unstructured (Subject, X-*, ...): encoded-words decoded, controls replaced (§50.3.2).
-        const { value, changed } = headerText(f.value);
+        const { value, changed } = headerText(f.value, notes);
         if (changed) w.add('control-replaced', `${name}: control characters replaced`, opts.part);
+        reportNotes(w, opts.part, name, notes);
         push(name, value);
       }
     }

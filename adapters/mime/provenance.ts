@@ -5,6 +5,10 @@
 import { formatDate, type Field } from '../../src/core/frame/index.ts';
 import { toFieldValue } from './header-text.ts';
 import type { ConvertOptions } from './options.ts';
+import type { CharsetGuess } from './warnings.ts';
+
+/** At most this many Legacy-Warning fields (the root header block has a field limit). */
+const MAX_WARNING_FIELDS = 16;
 
 /** Writes a reverse-/forward-path as "<addr>" ("<>" for the null sender), sanitised. */
 const path = (addr: string): string => `<${toFieldValue(addr).value.replace(/[<>]/g, '')}>`;
@@ -13,6 +17,7 @@ export function provenanceFields(
   opts: ConvertOptions,
   originalMessageId: string | undefined,
   authResults: readonly string[],
+  guesses: readonly CharsetGuess[] = [],
 ): Field[] {
   const out: Field[] = [
     { name: 'Legacy-Gateway', value: toFieldValue(opts.gateway).value },
@@ -32,5 +37,16 @@ export function provenanceFields(
     if (client.length > 0) out.push({ name: 'Legacy-Client', value: client.join('; ') });
   }
   for (const a of authResults) out.push({ name: 'Legacy-Auth', value: a });
+  // §50.7.5: text read from octets whose charset label is unknown says so in the message,
+  // so a reader knows the characters were inferred, not declared.
+  const seen = new Set<string>();
+  for (const g of guesses) {
+    const label = g.label.replace(/[^A-Za-z0-9!#$&^_.+:-]/g, '').slice(0, 64) || 'unknown';
+    const value = `charset-unknown; part=${g.part}; in=${g.where}; charset=${label}; read-as=${g.as}`;
+    if (seen.has(value)) continue;
+    seen.add(value);
+    if (seen.size > MAX_WARNING_FIELDS) break;
+    out.push({ name: 'Legacy-Warning', value });
+  }
   return out;
 }

@@ -1,50 +1,75 @@
 /**
- * The gateway's SMTP client ("smtp" in Postfix's split): one SMTP transaction to the
- * smarthost per queue job, over nodemailer's pooled SMTP transport, with the queue's
- * legacy message sent as it is (`raw`) and the envelope given explicitly (`envelope`).
+ * The gateway's SMTP client ("smtp" in Postfix's split): one SMTP transaction per queue job
+ * (per recipient domain toward MX hosts), over nodemailer's pooled SMTP transport, with the
+ * queue's legacy message sent as it is (`raw`) and the envelope given explicitly
+ * (`envelope`).
  *
+ *   - Where to: the smarthost (`mode: 'smarthost'`, the default: Postfix beside the
+ *     gateway), or each recipient domain's MX hosts (`mode: 'mx'`, config `smtpOut.mode: mx`
+ *     or `smarthost.host: ""`): RFC 5321 §5.1 order, the implicit MX, null MX (RFC 7505)
+ *     refused 556 5.1.10, as adapters/smtp-sender/mx.ts decides. A request whose recipients
+ *     span several domains is split per domain and the answers merged. The next MX host
+ *     (address) is tried when one answered nothing about the recipients (connection
+ *     refused, a 4xx/5xx greeting, TLS trouble, a lost connection), at most `maxAddresses`
+ *     per domain (Postfix smtp_mx_address_limit); STARTTLS toward MX hosts is opportunistic
+ *     by default (Postfix `may`). One pool per host address.
  *   - Per-recipient answers: the RCPT reply of each refused recipient, the final reply to
  *     the message for the accepted ones, each with its enhanced code (RFC 2034 §4: the
- *     first token of the text). A refusal of MAIL FROM or of the message answers every
- *     recipient of the transaction. A connection that fails first (refused, timeout,
- *     STARTTLS or AUTH trouble) answers none: `failure`, which the queue treats as temporary.
+ *     first token of the text); a 2xx says whether the server offered DSN (`dsn`), so
+ *     whether NOTIFY=SUCCESS reached it and a success DSN may come back. A refusal of MAIL
+ *     FROM or of the message answers every recipient of the transaction. A connection that
+ *     fails first (refused, timeout, STARTTLS or AUTH trouble) answers none: `failure`,
+ *     which the queue treats as temporary.
  *   - The reverse-path is the request's: '' is the null sender, `MAIL FROM:<>` (DSNs).
  *   - RFC 3461 parameters travel on: RET and ENVID from the entry's meta, NOTIFY and ORCPT
  *     from each recipient's. nodemailer takes one NOTIFY/ORCPT per transaction, so
- *     recipients with different ones go in separate transactions over the same pool.
+ *     recipients with different ones go in separate transactions over the same pool; it
+ *     writes them only when the server's EHLO offered DSN (smtp-connection `_sendMailFrom`
+ *     and `_sendRcpt` check `_supportedExtensions.includes('DSN')`).
  *   - SMTPUTF8 (RFC 6531 §3.2): a message that needs it (a non-ASCII envelope address, or
- *     UTF-8 header fields of a message received with SMTPUTF8) goes only to a smarthost that
+ *     UTF-8 header fields of a message received with SMTPUTF8) goes only to a server that
  *     offers it; otherwise its recipients are refused 553 5.6.7 (address) / 554 5.6.9
  *     (header), NMTP_ERR_GW_SMTPUTF8_NOT_OFFERED, as Postfix does. nodemailer itself would
- *     send the UTF-8 octets regardless, so the smarthost's EHLO is learnt first.
+ *     send the UTF-8 octets regardless, so the server's EHLO is learnt first.
  *   - BODY=8BITMIME when the entry says the message is 8bit (`use8BitMime`), SIZE from the
  *     file.
+ *   - Capabilities known ahead: `capabilities(destination?)` is what the smarthost's (or the
+ *     destination domain's MX host's) last EHLO offered, while `capabilityTtl` lasts;
+ *     `probe(destination?)` connects, EHLOs and QUITs when that is not known. The NMTP side
+ *     asks them at RCPT time (a non-ASCII address toward a server without SMTPUTF8, 8-bit
+ *     or 7-bit conversion).
  *
  * The message bytes reach the wire unchanged apart from SMTP's dot-stuffing: nodemailer
  * only rewrites bare CR and LF, which a queued message never holds (smtp-in refuses them,
  * the DSN builder writes none).
  */
+import { isIP } from 'node:net';
 import { Readable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import nodemailer from 'nodemailer';
 import MimeNode from 'nodemailer/lib/mime-node';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { leadingEnhancedStatus, parseNotify } from '../../src/core/delivery/index.ts';
-import type { Json, SmtpDeliverFn, SmtpDeliverOutcome } from '../../src/queue/port.ts';
+import type {
+  Json,
+  SmtpDeliverFn,
+  SmtpDeliverOutcome,
+  SmtpDeliverRequest,
+} from '../../src/queue/port.ts';
+import { addressLiteral, mxDomain, type MxResolver } from './mx.ts';
 
-export interface SmtpDelivererOptions {
-  readonly host: string;
-  readonly port: number;
+type Tls = 'none' | 'opportunistic' | 'require';
+
+interface CommonOptions {
   /**
    * STARTTLS: `none` never, `opportunistic` when offered (no certificate check, as Postfix's
    * `may`: a failed check would otherwise stop mail that plaintext would carry), `require`
    * refuses to send without it (certificate checked unless `tlsOptions` say otherwise).
    */
-  readonly tls: 'none' | 'opportunistic' | 'require';
+  readonly tls: Tls;
   /** EHLO name: the gateway's host name. */
   readonly name: string;
-  readonly auth?: { readonly user: string; readonly pass: string };
-  /** Pool: connections at once (default 5), messages per connection (100), idle ms (4 min). */
+  /** Pool per server: connections at once (default 5), messages per connection (100), idle ms (4 min). */
   readonly pool?: {
     readonly maxConnections?: number;
     readonly maxMessages?: number;
@@ -58,14 +83,61 @@ export interface SmtpDelivererOptions {
     readonly greeting?: number;
     readonly socket?: number;
   };
-  /** How long what the smarthost's EHLO offered is trusted, ms (default 10 minutes). */
+  /** How long what a server's EHLO offered is trusted, ms (default 10 minutes). */
   readonly capabilityTtl?: number;
   /** Unix milliseconds (default Date.now). */
   readonly now?: () => number;
 }
 
+/** Every message to one smarthost (the default). */
+export interface SmarthostDelivererOptions extends CommonOptions {
+  readonly mode?: 'smarthost';
+  readonly host: string;
+  readonly port: number;
+  readonly auth?: { readonly user: string; readonly pass: string };
+}
+
+/** Each recipient domain's MX hosts (RFC 5321 §5.1). */
+export interface MxDelivererOptions extends CommonOptions {
+  readonly mode: 'mx';
+  /** MX and address lookups (adapters/smtp-sender/mx.ts `dnsMxResolver`). */
+  readonly resolver: MxResolver;
+  /** The port MX hosts are connected on (default 25); a static record may name its own. */
+  readonly port?: number;
+  /** Host addresses tried per domain and delivery (default 5, Postfix smtp_mx_address_limit). */
+  readonly maxAddresses?: number;
+  /** Servers whose pools are kept (least recently used closed past it; default 256). */
+  readonly maxPools?: number;
+}
+
+export type SmtpDelivererOptions = SmarthostDelivererOptions | MxDelivererOptions;
+
+/** What a server's EHLO offered, as far as it changes what the gateway sends. */
+export interface SmtpCapabilities {
+  readonly smtputf8: boolean;
+  readonly eightBitMime: boolean;
+  readonly dsn: boolean;
+  /** SIZE's value when offered (0: offered without a fixed limit); undefined: not offered. */
+  readonly size?: number;
+}
+
 export type SmtpDeliverer = SmtpDeliverFn & {
-  /** Closes the pool's idle connections; a transaction in progress finishes first. */
+  /**
+   * What the server mail for `destination` goes to offered in its last EHLO, while
+   * `capabilityTtl` lasts; undefined when not known (never connected, or too long ago).
+   * Smarthost mode: the smarthost, whatever `destination`. MX mode: `destination` is a
+   * recipient domain (or address), answered by the MX host that last served or was probed
+   * for it; undefined without a destination.
+   */
+  capabilities(destination?: string): SmtpCapabilities | undefined;
+  /**
+   * As capabilities(), connecting (EHLO, then QUIT) when not known; concurrent probes of
+   * one server share one connection. MX mode: the first MX host (address) in order that
+   * answers EHLO. Undefined when no server could be reached (or, MX mode, the domain takes
+   * no mail: null MX, no such domain).
+   */
+  probe(destination?: string): Promise<SmtpCapabilities | undefined>;
+  /** Closes the pools' idle connections; a transaction in progress finishes first. */
   close(): Promise<void>;
 };
 
@@ -122,9 +194,18 @@ export function parseReply(response: string): ParsedReply | undefined {
   return agrees ? { code, enhanced, text } : { code, text };
 }
 
-/** The EHLO keywords that change what is sent, from the reply's lines. */
-function capabilitiesOf(ehloLines: readonly string[]): { smtputf8: boolean } {
-  return { smtputf8: ehloLines.some((l) => /^SMTPUTF8\b/i.test(l.trim())) };
+/** What an EHLO reply's keyword lines (without the reply code) offer. */
+export function capabilitiesOf(ehloLines: readonly string[]): SmtpCapabilities {
+  const lines = ehloLines.map((l) => l.trim());
+  const has = (re: RegExp): boolean => lines.some((l) => re.test(l));
+  // RFC 1870 §4: "SIZE" with an optional maximum; 0 (or none) declares no fixed maximum.
+  const size = lines.map((l) => /^SIZE(?:[ \t]+(\d+))?$/i.exec(l)).find((m) => m !== null);
+  return {
+    smtputf8: has(/^SMTPUTF8\b/i),
+    eightBitMime: has(/^8BITMIME\b/i),
+    dsn: has(/^DSN\b/i),
+    ...(size === undefined ? {} : { size: Number(size?.[1] ?? 0) }),
+  };
 }
 
 /** What nodemailer will write for an envelope address (it reparses and may re-encode). */
@@ -203,44 +284,120 @@ async function headerIsUtf8(pieces: AsyncIterable<Uint8Array>): Promise<boolean>
   return false;
 }
 
+/** A server the deliverer sends to: its pool and what its EHLO offered. */
+interface Hop {
+  readonly key: string;
+  /** How replies and failures name it: the smarthost's host, or "mx.example[192.0.2.1]:25". */
+  readonly label: string;
+  readonly connection: SMTPConnection.Options;
+  readonly transport: ReturnType<typeof nodemailer.createTransport>;
+  known?: { readonly caps: SmtpCapabilities; readonly at: number };
+  probing?: Promise<SmtpCapabilities | undefined>;
+  /** Deliveries using it now (a pool in use is not closed to make room). */
+  busy: number;
+}
+
+/** What one request is, shared by its per-server attempts. */
+interface Job {
+  readonly req: SmtpDeliverRequest;
+  readonly from: string;
+  readonly wireOf: ReadonlyMap<string, string>;
+  readonly byWire: ReadonlyMap<string, readonly string[]>;
+  /** Whether the header block holds UTF-8 (read once, when first needed). */
+  readonly utf8Header: () => Promise<boolean>;
+}
+
+interface Attempt {
+  readonly answers: readonly Answer[];
+  readonly failure?: string;
+}
+
+/** The domain a destination (a domain or an address) is delivered by: A-labels, lower case. */
+function domainKey(destination: string): string {
+  const d = destination.slice(destination.lastIndexOf('@') + 1);
+  return addressLiteral(d) !== undefined ? d : mxDomain(d);
+}
+
 export function smtpDeliverer(o: SmtpDelivererOptions): SmtpDeliverer {
-  const connection = {
-    host: o.host,
-    port: o.port,
-    secure: false,
-    name: o.name,
-    ignoreTLS: o.tls === 'none',
-    requireTLS: o.tls === 'require',
-    opportunisticTLS: o.tls === 'opportunistic',
-    tls: { rejectUnauthorized: o.tls === 'require', ...o.tlsOptions },
-    ...(o.timeouts?.connection === undefined ? {} : { connectionTimeout: o.timeouts.connection }),
-    ...(o.timeouts?.greeting === undefined ? {} : { greetingTimeout: o.timeouts.greeting }),
-    ...(o.timeouts?.socket === undefined ? {} : { socketTimeout: o.timeouts.socket }),
-    logger: false,
-  } as const;
-  const transport = nodemailer.createTransport({
-    ...connection,
-    pool: true,
-    ...(o.auth === undefined ? {} : { auth: { user: o.auth.user, pass: o.auth.pass } }),
-    ...(o.pool?.maxConnections === undefined ? {} : { maxConnections: o.pool.maxConnections }),
-    ...(o.pool?.maxMessages === undefined ? {} : { maxMessages: o.pool.maxMessages }),
-    ...(o.pool?.idleTimeout === undefined ? {} : { idleTimeout: o.pool.idleTimeout }),
-    // The message is given whole; nothing may be fetched from files or URLs on its behalf.
-    disableFileAccess: true,
-    disableUrlAccess: true,
-  });
-  // Failures reach each sendMail's caller; an 'error' event nobody listens to would end the
-  // process.
-  transport.on('error', () => undefined);
   const now = o.now ?? Date.now;
   const ttl = o.capabilityTtl ?? 600_000;
-  let known: { smtputf8: boolean; at: number } | undefined;
+  const hops = new Map<string, Hop>();
+  const maxPools = o.mode === 'mx' ? (o.maxPools ?? 256) : 1;
 
-  /** What the smarthost offers: from a recent transaction, else from a fresh EHLO. */
-  async function capabilities(): Promise<{ smtputf8: boolean } | undefined> {
-    if (known !== undefined && now() - known.at < ttl) return known;
-    const probe = new SMTPConnection(connection);
-    const caps = await new Promise<{ smtputf8: boolean } | undefined>((resolve) => {
+  function makeHop(
+    key: string,
+    label: string,
+    host: string,
+    port: number,
+    servername?: string,
+  ): Hop {
+    const connection = {
+      host,
+      port,
+      secure: false,
+      name: o.name,
+      // The name the certificate is checked against (SNI) when `host` is an MX's address.
+      ...(servername === undefined || isIP(servername) !== 0 ? {} : { servername }),
+      ignoreTLS: o.tls === 'none',
+      requireTLS: o.tls === 'require',
+      opportunisticTLS: o.tls === 'opportunistic',
+      tls: { rejectUnauthorized: o.tls === 'require', ...o.tlsOptions },
+      ...(o.timeouts?.connection === undefined ? {} : { connectionTimeout: o.timeouts.connection }),
+      ...(o.timeouts?.greeting === undefined ? {} : { greetingTimeout: o.timeouts.greeting }),
+      ...(o.timeouts?.socket === undefined ? {} : { socketTimeout: o.timeouts.socket }),
+      logger: false,
+    } as const;
+    const auth = o.mode === 'mx' ? undefined : o.auth;
+    const transport = nodemailer.createTransport({
+      ...connection,
+      pool: true,
+      ...(auth === undefined ? {} : { auth: { user: auth.user, pass: auth.pass } }),
+      ...(o.pool?.maxConnections === undefined ? {} : { maxConnections: o.pool.maxConnections }),
+      ...(o.pool?.maxMessages === undefined ? {} : { maxMessages: o.pool.maxMessages }),
+      ...(o.pool?.idleTimeout === undefined ? {} : { idleTimeout: o.pool.idleTimeout }),
+      // The message is given whole; nothing may be fetched from files or URLs on its behalf.
+      disableFileAccess: true,
+      disableUrlAccess: true,
+    });
+    // Failures reach each sendMail's caller; an 'error' event nobody listens to would end the
+    // process.
+    transport.on('error', () => undefined);
+    return { key, label, connection, transport, busy: 0 };
+  }
+
+  /** The pool of one server, made on first use; the least recently used idle one goes. */
+  function hopFor(host: string, port: number, servername?: string): Hop {
+    const key = `${host}:${port}/${servername ?? ''}`;
+    const hit = hops.get(key);
+    if (hit !== undefined) {
+      hops.delete(key);
+      hops.set(key, hit);
+      return hit;
+    }
+    const name = servername === undefined || servername === host ? '' : servername;
+    const hop = makeHop(key, `${name}[${host}]:${port}`, host, port, servername);
+    for (const [k, h] of hops) {
+      if (hops.size < maxPools) break;
+      if (h.busy > 0) continue;
+      h.transport.close();
+      hops.delete(k);
+    }
+    hops.set(key, hop);
+    return hop;
+  }
+
+  const smarthost = o.mode === 'mx' ? undefined : makeHop('smarthost', o.host, o.host, o.port);
+  if (smarthost !== undefined) hops.set(smarthost.key, smarthost);
+
+  const fresh = (hop: Hop | undefined): SmtpCapabilities | undefined =>
+    hop?.known !== undefined && now() - hop.known.at < ttl ? hop.known.caps : undefined;
+
+  /** What a server offers: from a recent transaction, else from a fresh EHLO. */
+  function probeHop(hop: Hop): Promise<SmtpCapabilities | undefined> {
+    const known = fresh(hop);
+    if (known !== undefined) return Promise.resolve(known);
+    hop.probing ??= new Promise<SmtpCapabilities | undefined>((resolve) => {
+      const probe = new SMTPConnection(hop.connection);
       // Unknown whenever the probe does not get as far as the EHLO reply (a second settle
       // is a no-op); an 'error' without a listener would end the process.
       probe.on('error', () => resolve(undefined));
@@ -255,12 +412,19 @@ export function smtpDeliverer(o: SmtpDelivererOptions): SmtpDeliverer {
         );
         probe.quit();
       });
-    });
-    if (caps !== undefined) known = { ...caps, at: now() };
-    return caps;
+    })
+      .then((caps) => {
+        if (caps !== undefined) hop.known = { caps, at: now() };
+        return caps;
+      })
+      .finally(() => {
+        hop.probing = undefined;
+      });
+    return hop.probing;
   }
 
   async function sendOne(
+    hop: Hop,
     from: string,
     to: readonly string[],
     dsn: { ret?: string; envid?: string; notify?: string; orcpt?: string },
@@ -272,7 +436,7 @@ export function smtpDeliverer(o: SmtpDelivererOptions): SmtpDeliverer {
       for await (const p of source.pieces('full')) yield Buffer.from(p);
     }
     const hasDsn = Object.values(dsn).some((v) => v !== undefined);
-    const info = (await transport.sendMail({
+    const info = (await hop.transport.sendMail({
       envelope: {
         from: from === '' ? false : from,
         to: [...to],
@@ -282,8 +446,252 @@ export function smtpDeliverer(o: SmtpDelivererOptions): SmtpDeliverer {
       ...(hasDsn ? { dsn } : {}),
       raw: Readable.from(copies(), { objectMode: false }),
     })) as unknown as SendInfo;
-    if (info.ehlo !== undefined) known = { ...capabilitiesOf(info.ehlo), at: now() };
+    if (info.ehlo !== undefined) hop.known = { caps: capabilitiesOf(info.ehlo), at: now() };
     return info;
+  }
+
+  /** One server's transactions for `rcpts` (the job's recipients of one destination). */
+  async function viaHop(hop: Hop, job: Job, rcpts: readonly string[]): Promise<Attempt> {
+    hop.busy++;
+    try {
+      return await transactions(hop, job, rcpts);
+    } finally {
+      hop.busy--;
+    }
+  }
+
+  async function transactions(hop: Hop, job: Job, rcpts: readonly string[]): Promise<Attempt> {
+    const { req, from, wireOf, byWire } = job;
+    const answers = new Map<string, Answer>();
+    const what = smarthost === hop ? 'the smarthost' : `host ${hop.label}`;
+
+    // RFC 6531 §3.2: without SMTPUTF8 offered, UTF-8 addresses and header fields are not sent.
+    const utf8Address = NON_ASCII.test(from) || rcpts.some((r) => NON_ASCII.test(wireOf.get(r)!));
+    const utf8Header = !utf8Address && flag(req.meta, 'smtputf8') && (await job.utf8Header());
+    if (utf8Address || utf8Header) {
+      const caps = await probeHop(hop);
+      if (caps === undefined) {
+        return { answers: [], failure: `could not learn whether ${what} offers SMTPUTF8` };
+      }
+      if (!caps.smtputf8) {
+        const host = smarthost === hop ? (o as SmarthostDelivererOptions).host : hop.label;
+        return {
+          answers: rcpts.map((r) =>
+            utf8Address
+              ? {
+                  rcpt: r,
+                  code: 553,
+                  enhanced: '5.6.7',
+                  text: `SMTPUTF8 is required, but was not offered by host ${host} (${ERR_SMTPUTF8})`,
+                }
+              : {
+                  rcpt: r,
+                  code: 554,
+                  enhanced: '5.6.9',
+                  text: `SMTPUTF8 is required for UTF-8 header fields, but was not offered by host ${host} (${ERR_SMTPUTF8})`,
+                },
+          ),
+        };
+      }
+    }
+
+    // One transaction per distinct NOTIFY/ORCPT (nodemailer sends one for all recipients).
+    const ret = str(req.meta, 'ret');
+    const envid = str(req.meta, 'envid');
+    const groups = new Map<string, { notify?: string; orcpt?: string; rcpts: string[] }>();
+    req.recipients.forEach((rcpt, i) => {
+      if (!rcpts.includes(rcpt)) return;
+      const m = req.recipientMeta[i];
+      const notify = notifyOf(m);
+      const orcpt = orcptOf(m);
+      const key = JSON.stringify([notify ?? null, orcpt ?? null]);
+      const g = groups.get(key) ?? {
+        ...(notify === undefined ? {} : { notify }),
+        ...(orcpt === undefined ? {} : { orcpt }),
+        rcpts: [],
+      };
+      g.rcpts.push(rcpt);
+      groups.set(key, g);
+    });
+
+    const failures: string[] = [];
+    await Promise.all(
+      [...groups.values()].map(async (g) => {
+        const wires = [...new Set(g.rcpts.map((r) => wireOf.get(r)!))];
+        const answerWire = (wire: string, reply: ParsedReply, dsn?: boolean): void => {
+          for (const r of byWire.get(wire.toLowerCase()) ?? []) {
+            if (g.rcpts.includes(r)) {
+              answers.set(r, { rcpt: r, ...reply, ...(dsn === undefined ? {} : { dsn }) });
+            }
+          }
+        };
+        const answerAll = (reply: ParsedReply): void => {
+          for (const r of g.rcpts) answers.set(r, { rcpt: r, ...reply });
+        };
+        try {
+          const info = await sendOne(
+            hop,
+            from,
+            wires,
+            {
+              ...(ret === 'FULL' || ret === 'HDRS' ? { ret } : {}),
+              ...(envid === undefined ? {} : { envid }),
+              ...(g.notify === undefined ? {} : { notify: g.notify }),
+              ...(g.orcpt === undefined ? {} : { orcpt: g.orcpt }),
+            },
+            flag(req.meta, 'eightBit'),
+            req.message,
+          );
+          const final = parseReply(info.response);
+          for (const e of info.rejectedErrors ?? []) {
+            const reply = e.response === undefined ? undefined : parseReply(e.response);
+            if (e.recipient !== undefined && reply !== undefined) answerWire(e.recipient, reply);
+          }
+          // Whether NOTIFY/RET/ENVID went out: the EHLO of the connection that carried them.
+          const dsn = (info.ehlo === undefined ? fresh(hop) : capabilitiesOf(info.ehlo))?.dsn;
+          if (final !== undefined) {
+            for (const w of info.accepted) {
+              answerWire(w, final, Math.floor(final.code / 100) === 2 ? dsn : undefined);
+            }
+          }
+        } catch (err) {
+          const e = err as MailerError;
+          const reply = e.response === undefined ? undefined : parseReply(e.response);
+          if (e.code === 'EENVELOPE' && e.rejectedErrors !== undefined && e.command === 'RCPT TO') {
+            // Every recipient refused: each has its own RCPT reply.
+            for (const x of e.rejectedErrors) {
+              const rr = x.response === undefined ? undefined : parseReply(x.response);
+              if (x.recipient !== undefined && rr !== undefined) answerWire(x.recipient, rr);
+            }
+          } else if (
+            (e.code === 'EENVELOPE' || e.code === 'EMESSAGE') &&
+            reply !== undefined &&
+            (e.command === 'MAIL FROM' || e.command === 'DATA')
+          ) {
+            // MAIL FROM refused, DATA refused, or the message refused after the final ".":
+            // the answer of the whole transaction is every recipient's.
+            answerAll(reply);
+          } else {
+            // Nothing was said about the recipients: connection refused or lost, TLS, AUTH,
+            // a timeout, the message file — temporary, the queue retries (or the next MX).
+            failures.push(`${e.code ?? 'error'}: ${e.message}`.replace(/[\r\n]+/g, ' '));
+          }
+        }
+      }),
+    );
+    return {
+      answers: rcpts.flatMap((r) => {
+        const a = answers.get(r);
+        return a === undefined ? [] : [a];
+      }),
+      ...(failures.length === 0 ? {} : { failure: failures.join('; ') }),
+    };
+  }
+
+  // MX mode: which server last served (or was probed for) a domain, for capabilities().
+  const served = new Map<string, { readonly key: string; readonly at: number }>();
+  const MAX_SERVED = 10_000;
+  const remember = (domain: string, hop: Hop): void => {
+    served.delete(domain);
+    if (served.size >= MAX_SERVED) served.delete(served.keys().next().value!);
+    served.set(domain, { key: hop.key, at: now() });
+  };
+
+  /**
+   * The hosts of a domain in RFC 5321 §5.1 order, each address in turn (at most
+   * `maxAddresses`), until `attempt` gives a result; or the answer for every recipient when
+   * the domain takes no mail.
+   */
+  async function eachMx<T>(
+    domain: string,
+    attempt: (hop: Hop) => Promise<{ done: T } | { failure: string }>,
+  ): Promise<
+    | { status: 'done'; value: T }
+    | { status: 'refused'; code: number; enhanced: string; text: string }
+    | { status: 'failed'; failure: string }
+  > {
+    if (o.mode !== 'mx') throw new Error('eachMx is for the MX mode');
+    const resolver = o.resolver;
+    const maxAddresses = o.maxAddresses ?? 5;
+    const route = await resolver.route(domain);
+    switch (route.status) {
+      case 'null':
+        // RFC 7505 §4.1: "fail ... with a 556 reply code ... and an enhanced status code of 5.1.10".
+        return {
+          status: 'refused',
+          code: 556,
+          enhanced: '5.1.10',
+          text: `Recipient address rejected: ${domain} accepts no mail (null MX) (NMTP_ERR_GW_NULL_MX)`,
+        };
+      case 'nxdomain':
+        return {
+          status: 'refused',
+          code: 550,
+          enhanced: '5.4.4',
+          text: `Host or domain name not found: ${route.detail} (NMTP_ERR_GW_MX_NOT_FOUND)`,
+        };
+      case 'loop':
+        return {
+          status: 'refused',
+          code: 554,
+          enhanced: '5.4.6',
+          text: `mail for ${domain} loops back to myself (NMTP_ERR_GW_MX_LOOP)`,
+        };
+      case 'temperror':
+        return { status: 'failed', failure: route.detail };
+      case 'ok':
+        break;
+    }
+    const failures: string[] = [];
+    let tried = 0;
+    for (const h of route.hosts) {
+      if (tried >= maxAddresses) break;
+      const a = await resolver.addresses(h.name);
+      if (a.status !== 'ok') {
+        // The implicit MX without an address: the domain has no mail server at all.
+        if (h.implicit === true && a.status === 'none') {
+          return {
+            status: 'refused',
+            code: 550,
+            enhanced: '5.4.4',
+            text: `Host or domain name not found: ${a.detail} (NMTP_ERR_GW_MX_NOT_FOUND)`,
+          };
+        }
+        failures.push(a.detail);
+        continue;
+      }
+      for (const ip of a.addresses) {
+        if (tried >= maxAddresses) break;
+        tried++;
+        const hop = hopFor(ip, h.port ?? o.port ?? 25, h.name);
+        const r = await attempt(hop);
+        if ('done' in r) {
+          remember(domain, hop);
+          return { status: 'done', value: r.done };
+        }
+        // RFC 5321 §5.1: "the SMTP client ... MUST try (and retry) each of the relevant
+        // addresses in this list in order, until a delivery attempt succeeds".
+        failures.push(`${hop.label}: ${r.failure}`);
+      }
+    }
+    return {
+      status: 'failed',
+      failure: failures.length === 0 ? `no MX host of ${domain} to try` : failures.join('; '),
+    };
+  }
+
+  /** One domain's recipients toward its MX hosts. */
+  async function viaMx(domain: string, job: Job, rcpts: readonly string[]): Promise<Attempt> {
+    const r = await eachMx<Attempt>(domain, async (hop) => {
+      const a = await viaHop(hop, job, rcpts);
+      // Anything said about a recipient ends the search; the rest are retried by the queue.
+      return a.answers.length > 0 ? { done: a } : { failure: a.failure ?? 'no answer' };
+    });
+    if (r.status === 'done') return r.value;
+    if (r.status === 'failed') return { answers: [], failure: r.failure };
+    return {
+      answers: rcpts.map((rcpt) => ({ rcpt, code: r.code, enhanced: r.enhanced, text: r.text })),
+    };
   }
 
   const deliver: SmtpDeliverFn = async (req) => {
@@ -312,118 +720,29 @@ export function smtpDeliverer(o: SmtpDelivererOptions): SmtpDeliverer {
     const sendable = req.recipients.filter((r) => wireOf.has(r));
     if (sendable.length === 0 || from === undefined) return { recipients: [...answers.values()] };
 
-    // RFC 6531 §3.2: without SMTPUTF8 offered, UTF-8 addresses and header fields are not sent.
-    const utf8Address =
-      NON_ASCII.test(from) || sendable.some((r) => NON_ASCII.test(wireOf.get(r)!));
-    const utf8Header =
-      !utf8Address &&
-      flag(req.meta, 'smtputf8') &&
-      (await headerIsUtf8(req.message.pieces('full')));
-    if (utf8Address || utf8Header) {
-      const caps = await capabilities();
-      if (caps === undefined) {
-        return {
-          recipients: [...answers.values()],
-          failure: 'could not learn whether the smarthost offers SMTPUTF8',
-        };
+    let header: Promise<boolean> | undefined;
+    const job: Job = {
+      req,
+      from,
+      wireOf,
+      byWire,
+      utf8Header: () => (header ??= headerIsUtf8(req.message.pieces('full'))),
+    };
+    let attempts: Attempt[];
+    if (smarthost !== undefined) {
+      attempts = [await viaHop(smarthost, job, sendable)];
+    } else {
+      // The queue hands over one entry's recipients, whatever their domains: one delivery
+      // per domain, at the same time, answers merged.
+      const byDomain = new Map<string, string[]>();
+      for (const r of sendable) {
+        const d = domainKey(wireOf.get(r)!);
+        byDomain.set(d, [...(byDomain.get(d) ?? []), r]);
       }
-      if (!caps.smtputf8) {
-        for (const r of sendable) {
-          if (utf8Address) {
-            refuse(
-              r,
-              553,
-              '5.6.7',
-              `SMTPUTF8 is required, but was not offered by host ${o.host} (${ERR_SMTPUTF8})`,
-            );
-          } else {
-            refuse(
-              r,
-              554,
-              '5.6.9',
-              `SMTPUTF8 is required for UTF-8 header fields, but was not offered by host ${o.host} (${ERR_SMTPUTF8})`,
-            );
-          }
-        }
-        return { recipients: [...answers.values()] };
-      }
+      attempts = await Promise.all([...byDomain].map(([d, rs]) => viaMx(d, job, rs)));
     }
-
-    // One transaction per distinct NOTIFY/ORCPT (nodemailer sends one for all recipients).
-    const ret = str(req.meta, 'ret');
-    const envid = str(req.meta, 'envid');
-    const groups = new Map<string, { notify?: string; orcpt?: string; rcpts: string[] }>();
-    req.recipients.forEach((rcpt, i) => {
-      if (!wireOf.has(rcpt)) return;
-      const m = req.recipientMeta[i];
-      const notify = notifyOf(m);
-      const orcpt = orcptOf(m);
-      const key = JSON.stringify([notify ?? null, orcpt ?? null]);
-      const g = groups.get(key) ?? {
-        ...(notify === undefined ? {} : { notify }),
-        ...(orcpt === undefined ? {} : { orcpt }),
-        rcpts: [],
-      };
-      g.rcpts.push(rcpt);
-      groups.set(key, g);
-    });
-
-    const failures: string[] = [];
-    await Promise.all(
-      [...groups.values()].map(async (g) => {
-        const wires = [...new Set(g.rcpts.map((r) => wireOf.get(r)!))];
-        const answerWire = (wire: string, reply: ParsedReply): void => {
-          for (const r of byWire.get(wire.toLowerCase()) ?? []) {
-            if (g.rcpts.includes(r)) answers.set(r, { rcpt: r, ...reply });
-          }
-        };
-        const answerAll = (reply: ParsedReply): void => {
-          for (const r of g.rcpts) answers.set(r, { rcpt: r, ...reply });
-        };
-        try {
-          const info = await sendOne(
-            from,
-            wires,
-            {
-              ...(ret === 'FULL' || ret === 'HDRS' ? { ret } : {}),
-              ...(envid === undefined ? {} : { envid }),
-              ...(g.notify === undefined ? {} : { notify: g.notify }),
-              ...(g.orcpt === undefined ? {} : { orcpt: g.orcpt }),
-            },
-            flag(req.meta, 'eightBit'),
-            req.message,
-          );
-          const final = parseReply(info.response);
-          for (const e of info.rejectedErrors ?? []) {
-            const reply = e.response === undefined ? undefined : parseReply(e.response);
-            if (e.recipient !== undefined && reply !== undefined) answerWire(e.recipient, reply);
-          }
-          if (final !== undefined) for (const w of info.accepted) answerWire(w, final);
-        } catch (err) {
-          const e = err as MailerError;
-          const reply = e.response === undefined ? undefined : parseReply(e.response);
-          if (e.code === 'EENVELOPE' && e.rejectedErrors !== undefined && e.command === 'RCPT TO') {
-            // Every recipient refused: each has its own RCPT reply.
-            for (const x of e.rejectedErrors) {
-              const rr = x.response === undefined ? undefined : parseReply(x.response);
-              if (x.recipient !== undefined && rr !== undefined) answerWire(x.recipient, rr);
-            }
-          } else if (
-            (e.code === 'EENVELOPE' || e.code === 'EMESSAGE') &&
-            reply !== undefined &&
-            (e.command === 'MAIL FROM' || e.command === 'DATA')
-          ) {
-            // MAIL FROM refused, DATA refused, or the message refused after the final ".":
-            // the answer of the whole transaction is every recipient's.
-            answerAll(reply);
-          } else {
-            // Nothing was said about the recipients: connection refused or lost, TLS, AUTH,
-            // a timeout, the message file — temporary, the queue retries.
-            failures.push(`${e.code ?? 'error'}: ${e.message}`.replace(/[\r\n]+/g, ' '));
-          }
-        }
-      }),
-    );
+    for (const a of attempts) for (const x of a.answers) answers.set(x.rcpt, x);
+    const failures = attempts.flatMap((a) => (a.failure === undefined ? [] : [a.failure]));
     return {
       recipients: req.recipients.flatMap((r) => {
         const a = answers.get(r);
@@ -433,9 +752,31 @@ export function smtpDeliverer(o: SmtpDelivererOptions): SmtpDeliverer {
     };
   };
 
+  const capabilities = (destination?: string): SmtpCapabilities | undefined => {
+    if (smarthost !== undefined) return fresh(smarthost);
+    if (destination === undefined) return undefined;
+    const s = served.get(domainKey(destination));
+    return s === undefined || now() - s.at >= ttl ? undefined : fresh(hops.get(s.key));
+  };
+
+  const probe = async (destination?: string): Promise<SmtpCapabilities | undefined> => {
+    if (smarthost !== undefined) return probeHop(smarthost);
+    if (destination === undefined) return undefined;
+    const known = capabilities(destination);
+    if (known !== undefined) return known;
+    const r = await eachMx<SmtpCapabilities>(domainKey(destination), async (hop) => {
+      const caps = await probeHop(hop);
+      return caps === undefined ? { failure: 'no EHLO' } : { done: caps };
+    });
+    return r.status === 'done' ? r.value : undefined;
+  };
+
   return Object.assign(deliver, {
+    capabilities,
+    probe,
     close: async (): Promise<void> => {
-      transport.close();
+      for (const h of hops.values()) h.transport.close();
+      hops.clear();
     },
   });
 }

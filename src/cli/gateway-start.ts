@@ -15,6 +15,9 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
+import { createLegacySigner } from '../../adapters/legacy-auth/index.ts';
+import { smtpDelivererOptions } from '../../adapters/smtp-sender/from-config.ts';
+import { checkOutgoing } from '../../adapters/smtp-sender/outgoing-guard.ts';
 import { smtpDeliverer } from '../../adapters/smtp-sender/smtp-deliver.ts';
 import { startSmtpListener } from '../../adapters/smtp-listener/listener.ts';
 import {
@@ -38,6 +41,11 @@ import {
 } from '../gateway/observe/log.ts';
 import { createMetrics, type Metrics } from '../gateway/observe/metrics.ts';
 import { composeObservers, createOutcomeLog } from '../gateway/outcomes.ts';
+import type { Router } from '../gateway/ports.ts';
+import { gatewayDecider } from '../gateway/reverse/decider.ts';
+import { createReturnPath } from '../gateway/reverse/returns.ts';
+import { ReverseService } from '../gateway/reverse/service.ts';
+import { createTokens } from '../gateway/reverse/tokens.ts';
 import { createRouter } from '../gateway/route.ts';
 import { SmtpIn } from '../gateway/smtp-in.ts';
 import { transferDeliver } from '../queue/deliver.ts';
@@ -103,6 +111,13 @@ export async function startGateway(
       'gateway.services: smtp-in without qmgr needs queue.backend bullmq (the embedded queue has one owner)',
     );
   }
+  if (c.reverse.confirm === 'dsn' && c.queue.keepDone < c.reverse.confirmWindow) {
+    // A cookie is answered from the queue entry: it must outlive the wait for the DSN.
+    throw new NmtpError(
+      'NMTP_ERR_GW_CONFIG_INVALID',
+      'queue.keepDone must be at least reverse.confirmWindow (cookies are answered from kept entries)',
+    );
+  }
   log.event('gateway.start', { version: VERSION, services: [...run], backend: c.queue.backend });
   const key = loadKey(c);
   const keyName = domainKeyName(c.gateway.selector, c.gateway.domain);
@@ -126,11 +141,77 @@ export async function startGateway(
     const demo = (): { certFile: string; keyFile: string } =>
       generateSelfSigned(join(c.gateway.stateDir, 'tls'), c.gateway.hostname, 365, true);
 
+    // smtp-out: the smarthost (Postfix) or each recipient domain's MX hosts.
+    const smtpOut = smtpDeliverer(smtpDelivererOptions(c, { env }));
+    closers.push(() => smtpOut.close());
     const receiver = c.nmtp.receiver;
     const own = hostPort(receiver.listen);
+    // Services that start before the queue is open, or before the router exists, reach them
+    // through `late` (the receiver must listen first: its port goes into the static SRV).
+    const late: { queue?: QueueBackend; router?: Router; reverse?: ReverseService } = {};
+    const lateQueue = (): QueueBackend => {
+      if (late.queue === undefined) {
+        throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'the queue is not open yet');
+      }
+      return late.queue;
+    };
+    const tokens = createTokens(key);
+    // DKIM + ARC of converted messages (reverse.dkim): keys checked now, not at first use.
+    const dkim = c.reverse.dkim;
+    const signer =
+      dkim === undefined
+        ? undefined
+        : createLegacySigner({
+            domain: dkim.domain,
+            selector: dkim.selector,
+            privateKeyPem: readFileSync(dkim.keyFile, 'utf8'),
+            authservId: c.gateway.hostname,
+            arc: dkim.arc,
+            ...(dkim.arcSelector !== undefined && dkim.arcKeyFile !== undefined
+              ? {
+                  arcKey: {
+                    selector: dkim.arcSelector,
+                    privateKeyPem: readFileSync(dkim.arcKeyFile, 'utf8'),
+                  },
+                }
+              : {}),
+          });
+    const returns = createReturnPath({
+      localPart: c.reverse.returnPath,
+      domain: c.gateway.domain,
+      tokens,
+      queue: lateQueue,
+      log,
+    });
     // The key record is known without DNS: our receiver verifies our signature with it.
     const ownTxt = [...c.routing.staticRecords.txt, { name: keyName, value: keyRecord }];
     if (run.has('nmtp-receiver') && receiver.enabled) {
+      const receiverTxt = createTxtLookup({
+        ...c.routing,
+        staticRecords: { srv: [], txt: ownTxt },
+      });
+      // nmtp-in: NMTP senders' mail for the legacy side (the reverse direction, §52.12).
+      const reverse = new ReverseService({
+        config: c,
+        queue: lateQueue,
+        tokens,
+        resolveTxt: receiverTxt,
+        router: {
+          route: (a) =>
+            late.router === undefined
+              ? Promise.resolve({ transport: 'temperror', address: a, why: 'starting' })
+              : late.router.route(a),
+        },
+        offers: (rcpt) => smtpOut.capabilities(rcpt),
+        probe: (rcpt) => smtpOut.probe(rcpt),
+        ...(signer === undefined
+          ? {}
+          : { sign: (m: Uint8Array, authResults: string) => signer(m, { authResults }) }),
+        checkOutgoing,
+        log,
+        metrics,
+      });
+      late.reverse = reverse;
       const tls =
         receiver.cert !== undefined && receiver.key !== undefined
           ? { certFile: receiver.cert, keyFile: receiver.key }
@@ -142,7 +223,12 @@ export async function startGateway(
         maildir: receiver.maildir,
         minPoll: receiver.minPoll,
         maxPoll: receiver.maxPoll,
-        resolveTxt: createTxtLookup({ ...c.routing, staticRecords: { srv: [], txt: ownTxt } }),
+        resolveTxt: receiverTxt,
+        deciderFor: (mailbox) => gatewayDecider(mailbox, reverse),
+        onRecovered: (f) =>
+          log.event('nmtp-in.recovered', {
+            detail: `tmp ${f.tmp}, cookie temporaries ${f.cookieTemps}, orphaned held ${f.held}`,
+          }),
         onError: (e) => log.event('gateway.error', { service: 'nmtp-receiver', detail: String(e) }),
       });
       ports['nmtp'] = serving.port;
@@ -172,6 +258,7 @@ export async function startGateway(
       },
     };
     const srv = createSrvLookup(routing);
+    late.router = createRouter({ config: c, srv });
 
     const ca = [
       ...(c.nmtp.peerCa === undefined ? [] : [readFileSync(c.nmtp.peerCa, 'utf8')]),
@@ -189,21 +276,6 @@ export async function startGateway(
         ...(c.nmtp.insecurePeers ? { insecureTls: true } : {}),
       },
     });
-    const smarthost = hostPort(c.smarthost.host);
-    const smtpOut = smtpDeliverer({
-      ...smarthost,
-      tls: c.smarthost.tls,
-      name: c.gateway.hostname,
-      ...(c.smarthost.userEnv !== undefined && c.smarthost.passwordEnv !== undefined
-        ? {
-            auth: {
-              user: env[c.smarthost.userEnv] ?? '',
-              pass: env[c.smarthost.passwordEnv] ?? '',
-            },
-          }
-        : {}),
-    });
-
     // The DSN service adds its reports to the queue it observes: known once it is open.
     const opened: { queue?: QueueBackend } = {};
     const dsnService = createDsnService({
@@ -218,7 +290,12 @@ export async function startGateway(
       deliver,
       smtpDeliver: smtpOut,
       // The delivery log first (its marks are stored with what the DSN service writes).
-      observer: composeObservers(createOutcomeLog({ log, metrics }), dsnService),
+      // Then nmtp-in's answer waits, woken by every change (its observer changes nothing).
+      observer: composeObservers(
+        createOutcomeLog({ log, metrics }),
+        dsnService,
+        (s) => late.reverse?.observe(s) ?? Promise.resolve(undefined),
+      ),
       retry: c.queue.retry,
       concurrency: c.queue.concurrency,
       perDestination: c.queue.perDestination,
@@ -227,18 +304,19 @@ export async function startGateway(
     };
     const q = await openQueue(c, qo, env, run.has('qmgr'));
     opened.queue = q;
+    late.queue = q;
     metrics.collectFrom({ queue: q });
     closers.push(async () => {
       await q.close();
       await deliver.close();
-      await smtpOut.close();
     });
 
     if (run.has('smtp-in')) {
       const handler = new SmtpIn({
         config: c,
-        router: createRouter({ config: c, srv }),
+        router: late.router,
         queue: q,
+        returns,
         key,
         log,
         metrics,

@@ -1,4 +1,3 @@
-#!/usr/bin/env -S node --import tsx
 /**
  * `nmtp-gateway`: the gateway's command. `start` runs it (src/cli/gateway-start.ts wires
  * the services); the other commands inspect and manage a configuration, routing and the
@@ -8,6 +7,7 @@
  *   nmtp-gateway check-config [--config FILE]
  *   nmtp-gateway route [--config FILE] ADDRESS…
  *   nmtp-gateway queue list|show ID|retry ID…|delete ID… [--config FILE]
+ *   nmtp-gateway sink HOST:PORT DIR        (a throwaway SMTP receiver for demos)
  *
  * The configuration file defaults to $NMTP_GATEWAY_CONFIG, else the embedded defaults
  * (config/gateway.yaml). Exit codes follow sysexits: 0 ok, 2 usage, 65 data error,
@@ -83,6 +83,37 @@ const COMMANDS: Record<string, Command> = {
     positionals: true,
     async run(c, args) {
       return queueCommand(c, args, out);
+    },
+  },
+  sink: {
+    summary: 'a throwaway SMTP receiver for demos: every message to a file (like smtp-sink)',
+    usage: 'nmtp-gateway sink HOST:PORT DIR',
+    positionals: true,
+    async run(_c, args) {
+      const [listen, dir] = args;
+      const m = /^(.*):(\d{1,5})$/.exec(listen ?? '');
+      if (m === null || dir === undefined || args.length !== 2) {
+        throw new Usage('sink takes HOST:PORT and a directory');
+      }
+      const { startSink } = await import('../../adapters/smtp-sink/index.ts');
+      const sink = await startSink({
+        host: m[1]!.replace(/^\[|\]$/g, ''),
+        port: Number(m[2]),
+        dir,
+        onMessage: (x) =>
+          out(
+            `stored ${x.file}: from=<${x.from}> to=${x.to.map((t) => `<${t}>`).join(',')} size=${x.size}`,
+          ),
+      });
+      process.stderr.write(
+        `nmtp-gateway sink: listening on ${m[1]}:${sink.port}, writing to ${dir}\n`,
+      );
+      await new Promise<void>((resolve) => {
+        process.once('SIGTERM', resolve);
+        process.once('SIGINT', resolve);
+      });
+      await sink.close();
+      return 0;
     },
   },
 };

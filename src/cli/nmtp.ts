@@ -1,11 +1,10 @@
-#!/usr/bin/env -S node --import tsx
 /**
  * `nmtp`: the command-line tool for trying NMTP by hand. Each command is a small function
  * over the core; this file owns the process: arguments, files, stdin/stdout, the clock and
  * randomness. `nmtp <command> --help` describes each command.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { classify } from '../core/errors/policy.ts';
 import {
@@ -20,22 +19,14 @@ import {
   fingerprint,
   keyPairFromSeed,
   printDomainKeyRecord,
-  publicKeyToPem,
   seedFromPem,
   seedToPem,
   splitTxt,
 } from '../core/keys/index.ts';
-import {
-  decodeAndValidate,
-  signMessage,
-  verifyMessage,
-  type MessageVerification,
-} from '../core/message/index.ts';
+import { signMessage, verifyMessage, type MessageVerification } from '../core/message/index.ts';
 import { dnsTxtResolver, staticTxtResolver } from '../dns/txt.ts';
 import { toBase64url } from '../core/sign/index.ts';
-import { legacyToFramed } from '../../adapters/mime/index.ts';
-import { framedToLegacyChunks } from '../../adapters/legacy/index.ts';
-import { hostname } from 'node:os';
+import { CONVERT_COMMAND } from './convert-command.ts';
 import { TRANSPORT_COMMANDS } from './transport-commands.ts';
 import { SUBMISSION_COMMANDS } from './submission-commands.ts';
 import {
@@ -91,6 +82,30 @@ function printVerification(v: MessageVerification): boolean {
     v.signatures.every((s) => s.status === 'valid') &&
     (v.replay?.ok ?? true)
   );
+}
+
+/**
+ * `nmtp verify`'s exit status. With the replay rule (--rcpt and --from-domain) it is the
+ * delivery verdict: "a temporary result (DNS failure) defers the recipient; any other
+ * failure rejects it" (§30.7) — earlier hops' signatures, which name the recipients they
+ * were sent to, are not part of it. Without it: every signature valid.
+ */
+function verifyExit(v: MessageVerification): number {
+  if (v.replay !== undefined) return v.replay.ok ? 0 : v.replay.temporary ? 75 : 1;
+  const failed = v.signatures.filter((s) => s.status !== 'valid');
+  if (v.signatures.length > 0 && failed.length === 0) return 0;
+  return failed.length > 0 && failed.every((s) => s.temporary) ? 75 : 1;
+}
+
+/** --now: unix seconds, or a UTC date-time (YYYY-MM-DDTHH:MM:SSZ); default the clock. */
+function verifyTime(text: string | undefined): number {
+  if (text === undefined) return now();
+  if (/^(?:0|[1-9][0-9]{0,12})$/.test(text)) return Number(text);
+  if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/.test(text)) {
+    const ms = Date.parse(text);
+    if (!Number.isNaN(ms)) return Math.floor(ms / 1000);
+  }
+  throw new UsageError('--now takes unix seconds or YYYY-MM-DDTHH:MM:SSZ');
 }
 
 /** UTF-8 text as is; CRLF as a line end; controls and invalid octets as <NN> hex. */
@@ -202,34 +217,67 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   'keys generate': {
-    summary: 'a new ed25519 domain key: PKCS#8 PEM private key and the DNS TXT record',
-    usage: 'nmtp keys generate --domain D --selector S [--flags u]',
+    summary:
+      'a new ed25519 domain key: the private key into a file (0600), the DNS TXT record printed',
+    usage:
+      'nmtp keys generate --domain D --selector S [--out FILE (default: S.D.key)] [--flags u]\n' +
+      '  writes the PKCS#8 PEM private key (for --key, --domain-key) to FILE, never over an\n' +
+      '  existing one, and prints the record to publish (or to give as --key-record)',
     options: {
       domain: { type: 'string' },
       selector: { type: 'string' },
       flags: { type: 'string' },
+      out: { type: 'string' },
     },
     run(v) {
+      const domain = need(v, 'domain');
+      const selector = need(v, 'selector');
+      const file = (v['out'] as string | undefined) ?? `${selector}.${domain}.key`;
       const seed = randomBytes(32);
       const key = keyPairFromSeed(seed);
-      out(seedToPem(seed).trimEnd());
-      out(publicKeyToPem(key.publicKey).trimEnd());
+      const flags = (v['flags'] as string | undefined) ?? '';
+      const txt = printDomainKeyRecord({ publicKey: key.publicKey, flags });
+      // Checked (the names are valid) before anything is written.
+      const line = zoneLine(v, key.publicKey);
+      try {
+        // 'wx': an existing key is never replaced (its record may be published already).
+        writeFileSync(file, seedToPem(seed), { flag: 'wx', mode: 0o600 });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
+          throw new UsageError(`${file} exists: not overwritten (choose another --out)`);
+        }
+        throw e;
+      }
+      out(`# private key (PKCS#8 PEM, mode 0600): ${file}`);
       out(`# fingerprint ${fingerprint(key.publicKey)}`);
-      out(`# ${zoneLine(v, key.publicKey)}`);
+      out(line);
+      // The same as `nmtp dns-records --format key-record` prints.
+      out(`# with no DNS server: --key-record '${domainKeyName(selector, domain)}=${txt}'`);
       return 0;
     },
   },
   'dns-records': {
     summary: 'the TXT record a domain publishes for a key (PKCS#8 PEM file)',
-    usage: 'nmtp dns-records --domain D --selector S --key FILE [--flags u]',
+    usage:
+      'nmtp dns-records --domain D --selector S --key FILE [--flags u] [--format zone|key-record]\n' +
+      '  zone: the zone-file line (default); key-record: NAME=TXT, the value of --key-record\n' +
+      '  for `nmtp serve` and `nmtp verify` where no DNS server publishes it',
     options: {
       domain: { type: 'string' },
       selector: { type: 'string' },
       key: { type: 'string' },
       flags: { type: 'string' },
+      format: { type: 'string' },
     },
     run(v) {
-      out(zoneLine(v, loadKey(need(v, 'key')).publicKey));
+      const publicKey = loadKey(need(v, 'key')).publicKey;
+      const format = (v['format'] as string | undefined) ?? 'zone';
+      if (format === 'zone') out(zoneLine(v, publicKey));
+      else if (format === 'key-record') {
+        const flags = (v['flags'] as string | undefined) ?? '';
+        const name = domainKeyName(need(v, 'selector'), need(v, 'domain'));
+        out(`${name}=${printDomainKeyRecord({ publicKey, flags })}`);
+      } else throw new UsageError('--format takes zone or key-record');
       return 0;
     },
   },
@@ -263,70 +311,45 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   verify: {
-    summary: 'verify every Signature of a framed message (stdin); exit 0 only if all are valid',
+    summary:
+      'verify every Signature of a framed message (stdin); with --rcpt and --from-domain, ' +
+      'the exit status is the delivery verdict of the replay rule (§30.7)',
     usage:
-      'nmtp verify [--rcpt ADDR] [--from-domain D] [--key-record NAME=TXT…] [--dns-server HOST:PORT…]',
+      'nmtp verify [--rcpt ADDR --from-domain D] [--now UNIX-SECONDS|YYYY-MM-DDTHH:MM:SSZ]\n' +
+      '       [--key-record NAME=TXT…] [--dns-server HOST:PORT…]\n' +
+      '  exit status: with --rcpt and --from-domain, 0 = deliver (the last signature by D is\n' +
+      '  valid for ADDR; earlier ones are reported, not required), 1 = reject, 75 = retry\n' +
+      '  later (a DNS failure); otherwise 0 = every signature valid (at least one), 1 = not,\n' +
+      '  75 = only DNS failures. 65 = not a framed message, 2 = usage.',
     options: {
       rcpt: { type: 'string' },
       'from-domain': { type: 'string' },
+      now: { type: 'string' },
       ...keyRecordOpt,
       ...dnsOpt,
     },
     async run(v) {
       const rcpt = v['rcpt'] as string | undefined;
       const from = v['from-domain'] as string | undefined;
+      if ((rcpt === undefined) !== (from === undefined)) {
+        // The replay rule needs both; one alone would give a verdict nobody asked for.
+        throw new UsageError('--rcpt and --from-domain go together (the replay rule, §30.7)');
+      }
       const result = await verifyMessage(await readStdin(), {
         resolveTxt: resolverFor(v),
-        now: now(),
+        now: verifyTime(v['now'] as string | undefined),
         ...(rcpt === undefined ? {} : { recipient: rcpt }),
         ...(from === undefined ? {} : { authenticatedDomain: from }),
       });
-      return printVerification(result) ? 0 : 1;
+      printVerification(result);
+      const code = verifyExit(result);
+      if (result.replay !== undefined) {
+        out(`verdict: ${code === 0 ? 'deliver' : code === 75 ? 'retry later' : 'reject'}`);
+      }
+      return code;
     },
   },
-  convert: {
-    summary: 'convert a legacy RFC 5322/MIME message to a framed one or back (stdin → stdout)',
-    usage:
-      'nmtp convert --to framed [--gateway D] [--mail-from A --rcpt A…] [--carry-original]\n' +
-      '       nmtp convert --to legacy [--smtputf8] [--8bitmime]',
-    options: {
-      to: { type: 'string' },
-      gateway: { type: 'string' },
-      'mail-from': { type: 'string' },
-      rcpt: { type: 'string', multiple: true },
-      'carry-original': { type: 'boolean' },
-      smtputf8: { type: 'boolean' },
-      '8bitmime': { type: 'boolean' },
-    },
-    async run(v) {
-      const to = need(v, 'to');
-      const input = await readStdin();
-      if (to === 'framed') {
-        const mailFrom = v['mail-from'] as string | undefined;
-        const { message, warnings } = await legacyToFramed(input, {
-          gateway: (v['gateway'] as string | undefined) ?? hostname(),
-          now: Date.now(),
-          ...(mailFrom === undefined
-            ? {}
-            : { envelope: { mailFrom, rcptTo: (v['rcpt'] as string[] | undefined) ?? [] } }),
-          ...(v['carry-original'] === true ? { carryOriginal: true } : {}),
-        });
-        for (const w of warnings) process.stderr.write(`warning ${w.code}: ${w.detail}\n`);
-        process.stdout.write(encodeMessage(message));
-        return 0;
-      }
-      if (to === 'legacy') {
-        const message = decodeAndValidate(input);
-        const chunks = framedToLegacyChunks(message, {
-          smtputf8: v['smtputf8'] === true,
-          eightBitMime: v['8bitmime'] === true,
-        });
-        for (const chunk of chunks) process.stdout.write(chunk);
-        return 0;
-      }
-      throw new UsageError('--to takes "framed" or "legacy"');
-    },
-  },
+  convert: CONVERT_COMMAND,
   inspect: {
     summary: 'decode a framed message (stdin) and print its structure',
     usage: 'nmtp inspect',

@@ -8,8 +8,6 @@
 import { readFileSync } from 'node:fs';
 import type { ParseArgsConfig } from 'node:util';
 import { keyPairFromSeed, seedFromPem } from '../core/keys/index.ts';
-import { dnsSrvResolver } from '../dns/srv.ts';
-import { dnsTxtResolver } from '../dns/txt.ts';
 import { Queue, type DeliverFn } from '../queue/queue.ts';
 import { transferDeliver } from '../queue/deliver.ts';
 import { listen, type Listening } from '../server/listener.ts';
@@ -17,6 +15,7 @@ import { ReferenceSubmissionBackend } from '../server/submission-backend.ts';
 import { runSubmissionSession } from '../server/submission-host.ts';
 import { UserStore, canonicalUser } from '../store/users.ts';
 import { hostPort, need, UsageError } from './args.ts';
+import { srvLookupFrom, txtResolverFrom } from './records.ts';
 
 /** The flags `nmtp serve` gains (it already has --dns-server, --cert, --key, --plaintext). */
 export const SUBMISSION_SERVE_OPTIONS = {
@@ -65,14 +64,13 @@ export async function startSubmission(
   const domain = (v['mail-domain'] as string | undefined) ?? base.serverName;
   const selector = need(v, 'selector');
   const key = keyPairFromSeed(seedFromPem(readFileSync(need(v, 'domain-key'), 'utf8')));
-  const dns = v['dns-server'] === undefined ? {} : { servers: v['dns-server'] as string[] };
   const ca = v['peer-ca'] as string | undefined;
   // Ours holds a connection pool, closed after the queue; one passed in is the caller's.
   const own =
     base.deliver === undefined
       ? transferDeliver({
           identity: { domain, selector, key },
-          srv: dnsSrvResolver(dns),
+          srv: srvLookupFrom(v),
           connect: ca === undefined ? {} : { ca: readFileSync(ca) },
         })
       : undefined;
@@ -89,7 +87,7 @@ export async function startSubmission(
     domain,
     selector,
     key,
-    resolveTxt: dnsTxtResolver(dns),
+    resolveTxt: txtResolverFrom(v),
   });
   let listening: Listening;
   try {

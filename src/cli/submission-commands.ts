@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import type { NmtpError } from '../core/errors/index.ts';
 import { keyPairFromSeed, publicKeyFromPem, seedFromPem } from '../core/keys/index.ts';
+import type { RecipientStatus } from '../core/session/index.ts';
 import { printReplyLine } from '../core/wire/index.ts';
 import {
   resultError,
@@ -20,6 +21,19 @@ import { hostPort, need, out, readStdin, UsageError, type CliCommand } from './a
 type SubmissionCommand = CliCommand;
 
 const warn = (s: string): void => void process.stderr.write(`${s}\n`);
+
+/** UTC, to the second: `2026-12-07T16:21:35Z`. */
+const iso = (t: number): string => new Date(t * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+/** A deferred recipient's wait, when the server told it (§60.11.5): '' otherwise. */
+function waitOf(s: RecipientStatus): string {
+  if (s.cookie === undefined) return '';
+  return (
+    ` cookie=${s.cookie}` +
+    (s.next === undefined ? '' : ` next-poll=${iso(s.next)}`) +
+    (s.expires === undefined ? '' : ` expires=${iso(s.expires)}`)
+  );
+}
 
 /** --password-file, else NMTP_PASSWORD; or --user-key (AUTH KEY). Exactly one of them. */
 function login(v: Record<string, unknown>): SubmissionLogin {
@@ -114,7 +128,7 @@ export const SUBMISSION_COMMANDS: Record<string, SubmissionCommand> = {
   },
   'submission status': {
     summary: 'the delivery state of each recipient of a submission, by id',
-    usage: `nmtp submission status <id>… ${COMMON_USAGE}\n  prints one line per recipient: <id> <recipient> <state>`,
+    usage: `nmtp submission status <id>… ${COMMON_USAGE}\n  prints one line per recipient: <id> <recipient> <state>,\n  and for a deferred one cookie=<cookie> next-poll=<time> expires=<time>`,
     options: common,
     positionals: true,
     async run(v, ids) {
@@ -122,7 +136,7 @@ export const SUBMISSION_COMMANDS: Record<string, SubmissionCommand> = {
       const results = await run(v, (c) => Promise.all(ids.map((id) => c.status(id))));
       let failure: NmtpError | undefined;
       for (const r of results) {
-        for (const s of r.recipients) out(`${r.id} ${s.rcpt} ${s.state}`);
+        for (const s of r.recipients) out(`${r.id} ${s.rcpt} ${s.state}${waitOf(s)}`);
         const e = resultError(r);
         if (e !== undefined) warn(`${r.id}: ${e.message}`);
         failure ??= e;

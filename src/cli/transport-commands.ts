@@ -3,7 +3,8 @@
  * approve|reject`, `send`, `status`, `giveup`. Same shape as the commands in nmtp.ts, kept
  * in their own file so the transport and the message tools can change independently.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { keyPairFromSeed, seedFromPem } from '../core/keys/index.ts';
 import type { ClientJob } from '../core/session/index.ts';
 import type { Reply } from '../core/wire/index.ts';
@@ -21,11 +22,13 @@ import {
   type SrvLookup,
 } from '../client/transfer.ts';
 import { dnsSrvResolver } from '../dns/srv.ts';
-import { dnsTxtResolver } from '../dns/txt.ts';
 import { generateSelfSigned } from '../server/certs.ts';
 import { Mailbox } from '../server/mailbox.ts';
+import { heldPath } from '../server/mailbox-store.ts';
+import { CookieStore } from '../store/cookies.ts';
 import { serveMailbox } from '../server/serve.ts';
 import { hostPort, need, out, readStdin, UsageError, type CliCommand } from './args.ts';
+import { RECORD_OPTIONS, RECORD_USAGE, txtResolverFrom } from './records.ts';
 import {
   startSubmission,
   SUBMISSION_SERVE_OPTIONS,
@@ -39,6 +42,13 @@ export const SERVE_DEFAULTS = {
   domain: 'localhost',
   maildir: '.nmtp-run/maildir',
   tls: '.nmtp-run/tls',
+  /**
+   * The poll window given to deferred senders (seconds). Short, so a person's approval
+   * reaches a demo's sender within a minute (its polls double from min up to max); a
+   * receiver that many senders poll wants a longer one (`--min-poll 60 --max-poll 3600`).
+   */
+  minPoll: '5',
+  maxPoll: '60',
 } as const;
 
 type TransportCommand = CliCommand;
@@ -181,7 +191,8 @@ export const TRANSPORT_COMMANDS: Record<string, TransportCommand> = {
       'nmtp serve [--listen HOST:PORT] [--cert FILE --key FILE] [--domain SERVER-NAME]\n' +
       '       [--maildir DIR] [--dns-server HOST:PORT…] [--require-csv] [--plaintext (loopback only)]\n' +
       '       [--user-key ADDR=PEMFILE…  (answer PROVE for ADDR with that key, §60.10.8)]\n' +
-      '       [--max-connections N] [--max-per-ip N] [--min-poll S --max-poll S (deferred senders; 60 / 3600)]\n' +
+      `       [--max-connections N] [--max-per-ip N] [--min-poll S --max-poll S (deferred senders; ${SERVE_DEFAULTS.minPoll} / ${SERVE_DEFAULTS.maxPoll})]\n` +
+      `       ${RECORD_USAGE}\n` +
       `${SUBMISSION_SERVE_USAGE}\n` +
       `  defaults: --listen ${SERVE_DEFAULTS.listen} --domain ${SERVE_DEFAULTS.domain} ` +
       `--maildir ${SERVE_DEFAULTS.maildir}, and a self-signed certificate made in ${SERVE_DEFAULTS.tls}`,
@@ -199,6 +210,7 @@ export const TRANSPORT_COMMANDS: Record<string, TransportCommand> = {
       'max-per-ip': { type: 'string' },
       'min-poll': { type: 'string' },
       'max-poll': { type: 'string' },
+      ...RECORD_OPTIONS,
       ...SUBMISSION_SERVE_OPTIONS,
     },
     async run(v) {
@@ -214,7 +226,7 @@ export const TRANSPORT_COMMANDS: Record<string, TransportCommand> = {
         const pem = readFileSync(spec.slice(eq + 1), 'utf8');
         userKeys.set(spec.slice(0, eq), keyPairFromSeed(seedFromPem(pem)));
       }
-      const opt = (name: keyof typeof SERVE_DEFAULTS): string =>
+      const opt = (name: 'listen' | 'domain' | 'maildir'): string =>
         (v[name] as string | undefined) ?? SERVE_DEFAULTS[name];
       const { host, port } = hostPort(opt('listen'), 'listen');
       const plaintext = v['plaintext'] === true;
@@ -226,8 +238,12 @@ export const TRANSPORT_COMMANDS: Record<string, TransportCommand> = {
           tls = generateSelfSigned(SERVE_DEFAULTS.tls, serverName, 365, true);
         } else tls = { certFile: need(v, 'cert'), keyFile: need(v, 'key') };
       }
+      const poll: Record<string, string> = {
+        'min-poll': SERVE_DEFAULTS.minPoll,
+        'max-poll': SERVE_DEFAULTS.maxPoll,
+      };
       const count = (flag: string): { [k: string]: number } => {
-        const text = v[flag] as string | undefined;
+        const text = (v[flag] as string | undefined) ?? poll[flag];
         if (text === undefined) return {};
         const n = Number(text);
         if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`--${flag} takes a number`);
@@ -241,6 +257,12 @@ export const TRANSPORT_COMMANDS: Record<string, TransportCommand> = {
       };
       const onError = (e: unknown): void =>
         void process.stderr.write(`nmtp serve: ${(e as Error).message}\n`);
+      // Caught from the start: a SIGTERM right after "listening on" (a supervisor, a test)
+      // stops the server gracefully instead of killing it mid-way.
+      const stopped = new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
       const serving = await serveMailbox({
         host,
         port,
@@ -251,10 +273,15 @@ export const TRANSPORT_COMMANDS: Record<string, TransportCommand> = {
         ...(tls === undefined ? { plaintext } : tls),
         serverName,
         maildir: opt('maildir'),
-        resolveTxt: dnsTxtResolver(dnsServers(v)),
+        resolveTxt: txtResolverFrom(v),
         requireCsv: v['require-csv'] === true,
         ...(userKeys.size === 0 ? {} : { userKeys }),
         onError,
+        onRecovered: (f) =>
+          process.stderr.write(
+            `nmtp serve: recovered after a crash: removed ${f.tmp} unanswered file(s) from tmp/, ` +
+              `${f.cookieTemps} interrupted cookie write(s), ${f.held} held message(s) no cookie waits for\n`,
+          ),
       });
       out(`listening on ${serving.host}:${serving.port}`);
       // With --submission-listen: the submission service and its outgoing queue, same process.
@@ -272,16 +299,43 @@ export const TRANSPORT_COMMANDS: Record<string, TransportCommand> = {
       if (submission !== undefined) {
         out(`submission listening on ${submission.host}:${submission.port}`);
       }
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
-      });
+      nextSteps(v, opt('maildir'));
+      await stopped;
       await submission?.close();
       await serving.close();
       return 0;
     },
   },
   'users add': USERS_ADD_COMMAND,
+  'mailbox list': {
+    summary: 'list the cookies of the mailbox receiver: held recipients and decided ones',
+    usage:
+      'nmtp mailbox list --maildir DIR [--all]\n' +
+      '  one line per cookie: <cookie> <state> <recipient> from=<client domain> issued=<time>\n' +
+      '  expires=<time> [view=<preview>] [held]; without --all only those still waiting\n' +
+      '  (deferred, or approved and waiting for the full message)',
+    options: { maildir: { type: 'string' }, all: { type: 'boolean' } },
+    async run(v) {
+      const maildir = need(v, 'maildir');
+      const store = await CookieStore.open(join(maildir, 'cookies'));
+      const iso = (t: number): string => new Date(t * 1000).toISOString().replace('.000Z', 'Z');
+      const cookies = (await store.list()).sort((a, b) => a.issued - b.issued);
+      let shown = 0;
+      for (const c of cookies) {
+        const waiting = c.state === 'deferred' || c.state === 'want-view';
+        if (!waiting && v['all'] !== true) continue;
+        const held = heldPath(maildir, c.ref);
+        out(
+          `${c.cookie} ${c.state} ${c.rcpt} from=${c.owner} issued=${iso(c.issued)} ` +
+            `expires=${iso(c.expires)}${c.view === undefined ? '' : ` view=${c.view}`}` +
+            `${held !== undefined && existsSync(held) ? ' held' : ''}`,
+        );
+        shown++;
+      }
+      if (shown === 0) out(v['all'] === true ? '# no cookies' : '# nothing held');
+      return 0;
+    },
+  },
   'mailbox approve': mailboxCommand('approve'),
   'mailbox reject': mailboxCommand('reject'),
   send: {
@@ -322,6 +376,24 @@ export const TRANSPORT_COMMANDS: Record<string, TransportCommand> = {
   status: cookieCommand('status'),
   giveup: cookieCommand('giveup'),
 };
+
+/**
+ * What a person who just started `nmtp serve` (or `npm run start:nmtp`) does next, on
+ * stdout after the listening lines: the program otherwise says one line and waits.
+ */
+function nextSteps(v: Record<string, unknown>, maildir: string): void {
+  const poll = `${(v['min-poll'] as string | undefined) ?? SERVE_DEFAULTS.minPoll}–${(v['max-poll'] as string | undefined) ?? SERVE_DEFAULTS.maxPoll} s`;
+  out(
+    [
+      `# accepted messages: ${join(maildir, 'new')}/ (nmtp inspect < FILE); policy: ${join(maildir, 'policy.json')}`,
+      `# held recipients: nmtp mailbox list --maildir ${maildir}, then nmtp mailbox approve|reject COOKIE --maildir ${maildir}`,
+      `# deferred senders poll every ${poll} (--min-poll, --max-poll)`,
+      "# senders' keys: DNS (--dns-server H:P), or --key-record NAME=TXT for each (nmtp dns-records --format key-record)",
+      '# every option: nmtp serve --help; through npm: npm run start:nmtp -- --listen 127.0.0.1:4026 …',
+      '# stop: Ctrl-C (SIGINT) or SIGTERM',
+    ].join('\n'),
+  );
+}
 
 function mailboxCommand(decision: 'approve' | 'reject'): TransportCommand {
   return {

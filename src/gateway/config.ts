@@ -145,14 +145,95 @@ const nmtp = z.strictObject({
   insecurePeers: z.boolean().default(false),
 });
 
+/**
+ * The reverse direction (NMTP in → SMTP out, docs/protocol.md §52.6 and §52.12): which NMTP
+ * recipients the gateway's NMTP receiver takes for the legacy side, and how their answers
+ * are given.
+ */
+const reverse = z.strictObject({
+  /** Legacy-hosted domains (the organisation's Postfix users) the receiver accepts for. */
+  domains: z.array(z.string().min(1)).default(['legacy.nmtp.test']),
+  /** Single legacy-hosted addresses (a half-migrated domain: these users stay on Postfix). */
+  addresses: z.array(z.string().min(1)).default([]),
+  /**
+   * Transitional relay: accept any recipient whose domain the router sends to SMTP (it
+   * publishes no _nmtp-transfer._tcp), and deliver it to the legacy internet.
+   */
+  relayAny: z.boolean().default(false),
+  /**
+   * Seconds to wait, in the NMTP session, for the legacy side's final answer before
+   * answering deferred with a cookie (0 = always a cookie).
+   */
+  answerBudget: seconds.default(5),
+  /**
+   * When a 2xx of the smarthost becomes "accepted": `dsn` = only when its success DSN
+   * (NOTIFY=SUCCESS) comes back, or `confirmWindow` seconds pass without a report, so a
+   * late failure still reaches the NMTP sender; `smarthost` = at once. A peer that does not
+   * offer DSN is always `smarthost`.
+   */
+  confirm: z.enum(['dsn', 'smarthost']).default('dsn'),
+  confirmWindow: seconds.default(600),
+  /** Local part of the return path (at gateway.domain) that legacy DSNs come back to. */
+  returnPath: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,40}$/, 'a plain local part')
+    .default('nmtp-return'),
+  /**
+   * DKIM signature and ARC seal of every converted message (RFC 6376, RFC 8617), so a
+   * DMARC-checking legacy receiver can verify what the conversion changed. Needed when
+   * relaying to the legacy internet (relayAny); optional toward the organisation's Postfix.
+   */
+  dkim: z
+    .strictObject({
+      domain: z.string().min(1),
+      selector: z.string().min(1),
+      /** PEM private key (RSA ≥ 1024 bits, 2048 advised; or Ed25519). */
+      keyFile: z.string().min(1),
+      arc: z.boolean().default(true),
+      /**
+       * The ARC key when the DKIM key is Ed25519 (ARC sets are RSA in practice): its
+       * selector and RSA PEM file. Default: the DKIM selector and key.
+       */
+      arcSelector: z.string().min(1).optional(),
+      arcKeyFile: z.string().min(1).optional(),
+    })
+    .optional(),
+});
+
 const smarthost = z.strictObject({
-  /** Where legacy-routed mail and DSNs go (Postfix); HOST:PORT. */
-  host: hostPort.default('127.0.0.1:25'),
+  /** Where legacy-routed mail and DSNs go (Postfix); HOST:PORT. "" = no smarthost: MX delivery. */
+  host: z.union([hostPort, z.literal('')]).default('127.0.0.1:25'),
   /** STARTTLS when offered; `require` refuses to send without it. */
   tls: z.enum(['none', 'opportunistic', 'require']).default('opportunistic'),
   /** Environment variables holding SMTP AUTH credentials, if the smarthost wants them. */
   userEnv: z.string().optional(),
   passwordEnv: z.string().optional(),
+});
+
+/** A static MX record (RFC 5321 §5.1), used instead of DNS for its domain. */
+const mxRecord = z.strictObject({
+  domain: z.string().min(1),
+  /** The MX host: a name, or an IP address; "." is a null MX (RFC 7505: no mail). */
+  exchange: z.string().min(1),
+  preference: z.number().int().min(0).max(65535).default(0),
+  /** This host's port (default smtpOut.port): e.g. a test's server on an ephemeral port. */
+  port: z.number().int().min(1).max(65535).optional(),
+});
+
+/** SMTP out (adapters/smtp-sender): the smarthost, or each recipient domain's MX hosts. */
+const smtpOut = z.strictObject({
+  /** `smarthost` (smarthost.host) or `mx`: the MX hosts of each recipient domain. */
+  mode: z.enum(['smarthost', 'mx']).default('smarthost'),
+  /** The port MX hosts are connected on. */
+  port: z.number().int().min(1).max(65535).default(25),
+  /** STARTTLS toward MX hosts: opportunistic = Postfix smtp_tls_security_level = may. */
+  tls: z.enum(['none', 'opportunistic', 'require']).default('opportunistic'),
+  /** Host addresses tried per domain and delivery (Postfix smtp_mx_address_limit, 5). */
+  maxAddresses: z.number().int().positive().default(5),
+  /** Seconds what a server's EHLO offered (SMTPUTF8, 8BITMIME, DSN, SIZE) is trusted. */
+  capabilityTtl: seconds.default(600),
+  /** MX records used before (instead of) DNS for their domains. */
+  staticMx: z.array(mxRecord).default([]),
 });
 
 const retry = z.strictObject({
@@ -223,7 +304,9 @@ export const GatewayConfigSchema = z.strictObject({
   smtp: smtp.default(smtp.parse({})),
   routing: routing.default(routing.parse({})),
   nmtp: nmtp.default(nmtp.parse({})),
+  reverse: reverse.default(reverse.parse({})),
   smarthost: smarthost.default(smarthost.parse({})),
+  smtpOut: smtpOut.default(smtpOut.parse({})),
   queue: queue.default(queue.parse({})),
   dsn: dsn.default(dsn.parse({})),
   admin: admin.default(admin.parse({})),

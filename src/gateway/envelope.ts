@@ -11,7 +11,12 @@ export type EntryOrigin =
   /** A message received by smtp-in (its recipients routed to NMTP or back to SMTP). */
   | 'smtp-in'
   /** A DSN the gateway wrote to a legacy sender (never itself reported on). */
-  | 'dsn';
+  | 'dsn'
+  /**
+   * A message an NMTP sender handed to the gateway's receiver for a legacy recipient
+   * (src/gateway/reverse/): its outcomes become cookie states, never DSNs (§52.6).
+   */
+  | 'nmtp-in';
 
 export interface EntryMeta {
   readonly origin: EntryOrigin;

@@ -38,6 +38,7 @@ import {
   type RecipientMeta,
 } from './envelope.ts';
 import { LineEndScanner } from './line-ends.ts';
+import type { ReturnPath } from './reverse/returns.ts';
 import {
   replyFields,
   type AcceptedRcpt,
@@ -60,12 +61,17 @@ export interface SmtpInOptions {
   readonly random?: (n: number) => Uint8Array;
   readonly log?: GatewayLog;
   readonly metrics?: Metrics;
+  /**
+   * The reverse direction's return path (src/gateway/reverse/returns.ts): legacy DSNs about
+   * NMTP senders' messages, read here and never relayed (§52.6).
+   */
+  readonly returns?: ReturnPath;
 }
 
 /** What smtp-in keeps about an accepted recipient between RCPT and DATA. */
 interface RcptNote {
-  readonly transport: 'nmtp' | 'smtp';
-  /** NMTP canonical address (nmtp), or the forward-path as given (smtp). */
+  readonly transport: 'nmtp' | 'smtp' | 'return';
+  /** NMTP canonical address (nmtp), the forward-path as given (smtp), the entry id (return). */
   readonly address: string;
 }
 
@@ -215,6 +221,13 @@ export class SmtpIn implements SmtpInHandler {
     if (!m.smtputf8 && /[^\x20-\x7e]/.test(r.address)) {
       return { reply: reply(553, '5.6.7', 'non-ASCII address needs SMTPUTF8') };
     }
+    const back = this.o.returns?.match(r.address);
+    if (back !== undefined) {
+      // The gateway's own return path: a report about an NMTP sender's message. Taken
+      // from anyone (a remote MTA sends it), and consumed here, never relayed (§52.6).
+      const note: RcptNote = { transport: 'return', address: back };
+      return { note };
+    }
     if (!this.mayRelay(s, r.address)) {
       return {
         reply: reply(554, '5.7.1', 'relay access denied', 'NMTP_ERR_GW_RELAY_DENIED'),
@@ -358,6 +371,21 @@ export class SmtpIn implements SmtpInHandler {
 
     const nmtp = rcpts.filter((r) => (r.note as RcptNote).transport === 'nmtp');
     const smtp = rcpts.filter((r) => (r.note as RcptNote).transport === 'smtp');
+    const back = rcpts.filter((r) => (r.note as RcptNote).transport === 'return');
+    if (back.length > 0) {
+      // Its effect on the cookies is durable before the 250 (annotate), like any acceptance.
+      try {
+        await this.o.returns!.receive(
+          back.map((r) => (r.note as RcptNote).address),
+          bytes,
+        );
+      } catch (e) {
+        return refusal(e, [451, '4.3.0']);
+      }
+      if (nmtp.length === 0 && smtp.length === 0) {
+        return reply(250, '2.0.0', 'Ok: report received');
+      }
+    }
     const nowMs = this.now();
     const id = Buffer.from(this.random(15)).toString('base64url');
     const meta: EntryMeta = {

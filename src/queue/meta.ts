@@ -24,16 +24,50 @@ export function withMeta<T extends { readonly meta?: Json }>(x: T, meta: Json | 
   return out as T;
 }
 
-/** `cur` with the meta of `out` (the observer's answer); `cur` itself when none changed. */
-export function metaFrom(cur: QueuedSubmission, out: QueuedSubmission): QueuedSubmission {
-  let changed = !sameJson(cur.meta, out.meta);
+/**
+ * `cur` with the meta of `out` (the observer's or annotate()'s answer); `cur` itself when
+ * none changed. With `seen` (what the observer was shown, which may be older than `cur`:
+ * an annotate() came in while it ran), only what the observer changed relative to `seen` is
+ * taken, member by member, so a concurrent change of another member is not lost.
+ */
+export function metaFrom(
+  cur: QueuedSubmission,
+  out: QueuedSubmission,
+  seen?: QueuedSubmission,
+): QueuedSubmission {
+  const take = (c: Json | undefined, o: Json | undefined, s: Json | undefined): Json | undefined =>
+    seen === undefined ? o : mergeChange(c, s, o);
+  const meta = take(cur.meta, out.meta, seen?.meta);
+  let changed = !sameJson(cur.meta, meta);
   const recipients = cur.recipients.map((r, i) => {
     const o = out.recipients[i];
-    if (o === undefined || o.rcpt !== r.rcpt || sameJson(r.meta, o.meta)) return r;
+    if (o === undefined || o.rcpt !== r.rcpt) return r;
+    const m = take(r.meta, o.meta, seen?.recipients[i]?.meta);
+    if (sameJson(r.meta, m)) return r;
     changed = true;
-    return withMeta(r, jsonCopy(o.meta));
+    return withMeta(r, jsonCopy(m));
   });
-  return changed ? withMeta({ ...cur, recipients }, jsonCopy(out.meta)) : cur;
+  return changed ? withMeta({ ...cur, recipients }, jsonCopy(meta)) : cur;
+}
+
+type JsonObject = { readonly [k: string]: Json | undefined };
+const isObject = (v: Json | undefined): v is JsonObject =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** `cur` with the members that changed from `seen` to `out` (a shallow three-way merge). */
+function mergeChange(
+  cur: Json | undefined,
+  seen: Json | undefined,
+  out: Json | undefined,
+): Json | undefined {
+  if (sameJson(seen, out)) return cur;
+  if (!isObject(cur) || !isObject(seen) || !isObject(out)) return out;
+  const changed = new Set(
+    [...Object.keys(seen), ...Object.keys(out)].filter((k) => !sameJson(seen[k], out[k])),
+  );
+  const merged = new Map(Object.entries(cur).filter(([k]) => !changed.has(k)));
+  for (const k of changed) if (out[k] !== undefined) merged.set(k, out[k]);
+  return Object.fromEntries(merged);
 }
 
 /**

@@ -3,7 +3,8 @@
  * backend, the gateway's smtp-in, the `nmtp-gateway queue` commands) never knows which
  * backend it talks to. Two backends implement it:
  *
- *   - embedded (src/queue/queue.ts, the default): files with fsync in one directory;
+ *   - embedded (src/queue/queue.ts, the default): files in one directory, made durable by
+ *     a journal with group commit (src/queue/journal.ts);
  *   - BullMQ on Redis (adapters/bullmq/): several gateway processes share one queue.
  *
  * Both run the same delivery pass (src/queue/work.ts) with the same pure schedule
@@ -11,7 +12,7 @@
  * contract test suite (test/queue/contract.ts) runs against both.
  *
  * "Accepted means stored": every method that changes the queue resolves only once the
- * change is durable (fsync'd files; Redis with AOF `appendfsync always`).
+ * change is durable (journal fdatasync'd; Redis with AOF `appendfsync always`).
  */
 import type { MessageSource } from '../client/source.ts';
 import type { DeliverFn } from './queue.ts';
@@ -63,6 +64,8 @@ export interface SmtpDeliverOutcome {
     readonly code: number;
     readonly enhanced?: string;
     readonly text: string;
+    /** A 2xx: whether the peer offered DSN (RFC 3461), so NOTIFY=SUCCESS reached it. */
+    readonly dsn?: boolean;
   }[];
   /** Why some recipients have no answer (connection refused, 421 …): a temporary failure. */
   readonly failure?: string;

@@ -199,10 +199,23 @@ export class Queue implements QueueBackend {
       code: 'NMTP_ERR_QUEUE_IN_USE',
       what: 'used',
     });
+    try {
+      // Before anything is read: the files at their last committed content.
+      await store.recover(o.onError);
+    } catch (e) {
+      release();
+      throw e;
+    }
     const q = new Queue(store, o);
     q.release = release;
     // Oldest first; entries of the same second keep their file-name order.
     const loaded = (await store.load(o.onError)).sort((a, b) => a.created - b.created);
+    for (const s of loaded) {
+      // A crash between a finished entry's final state and its message's removal left the
+      // message: without an observer nothing reads it again (with one, the recovery
+      // observation below removes it once the end has been seen).
+      if (s.done !== undefined && o.observer === undefined) await store.removeMessage(s.id);
+    }
     for (const s of loaded) q.put(s);
     for (const s of loaded) q.observeLater(s.id, true);
     q.schedule();
@@ -232,15 +245,15 @@ export class Queue implements QueueBackend {
   }
 
   /**
-   * Stores an entry durably — message, then state — and only then makes it visible and
-   * due: when this resolves, the entry survives a crash ("accepted means stored").
+   * Stores an entry durably — message and state, one journal change (src/queue/store.ts) —
+   * and only then makes it visible and due: when this resolves, the entry survives a crash
+   * ("accepted means stored").
    */
   async add(n: NewSubmission): Promise<QueuedSubmission> {
     const s = this.fresh(n, n.message.length);
     this.reserve(n.id);
     try {
-      await this.store.writeMessage(s.id, n.message);
-      return await this.record(s);
+      return await this.record(s, () => this.store.writeNew(s, n.message));
     } finally {
       this.reserved.delete(n.id);
     }
@@ -257,7 +270,7 @@ export class Queue implements QueueBackend {
     try {
       const s = this.fresh(n, (await stat(n.file)).size);
       await this.store.adoptMessage(n.id, n.file);
-      return await this.record(s);
+      return await this.record(s, () => this.store.writeFirstState(s));
     } finally {
       this.reserved.delete(n.id);
     }
@@ -279,9 +292,12 @@ export class Queue implements QueueBackend {
   }
 
   /** The state after the message: then visible (STATUS), due (the manager) and observed. */
-  private async record(s: QueuedSubmission): Promise<QueuedSubmission> {
+  private async record(
+    s: QueuedSubmission,
+    write: () => Promise<void> = () => this.store.writeState(s),
+  ): Promise<QueuedSubmission> {
     try {
-      await this.store.writeState(s);
+      await write();
     } catch (e) {
       // No state, no id: the message is an orphan now rather than at the next start.
       await this.store.removeMessage(s.id).catch(() => undefined);
@@ -319,7 +335,17 @@ export class Queue implements QueueBackend {
   status(id: string, user: string): RecipientStatus[] | undefined {
     const s = this.subs.get(id);
     if (s === undefined || s.user !== user) return undefined;
-    return s.recipients.map((r) => ({ rcpt: r.rcpt, state: r.state }));
+    return s.recipients.map((r) =>
+      r.state === 'deferred' && r.cookie !== undefined
+        ? {
+            rcpt: r.rcpt,
+            state: r.state,
+            cookie: r.cookie,
+            next: r.nextAt,
+            ...(r.cookieExpires === undefined ? {} : { expires: r.cookieExpires }),
+          }
+        : { rcpt: r.rcpt, state: r.state },
+    );
   }
 
   async counts(): Promise<StateCounts> {
@@ -427,8 +453,14 @@ export class Queue implements QueueBackend {
       (this.o.timers ?? realTimers).clear(this.timer);
     this.timer = undefined;
     while (this.running.size > 0) await Promise.all([...this.running]);
-    if (!this.ended) this.release();
-    this.ended = true;
+    if (!this.ended) {
+      this.ended = true;
+      try {
+        await this.store.close();
+      } finally {
+        this.release();
+      }
+    }
   }
 
   /**
@@ -440,7 +472,10 @@ export class Queue implements QueueBackend {
     if (this.timer !== undefined && this.o.timers !== false)
       (this.o.timers ?? realTimers).clear(this.timer);
     this.timer = undefined;
-    if (!this.ended) this.release();
+    if (!this.ended) {
+      this.store.abandon();
+      this.release();
+    }
     this.ended = true;
   }
 
@@ -692,7 +727,8 @@ export class Queue implements QueueBackend {
         if (out.id !== id) {
           throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'observer changed the id');
         }
-        const s = await this.change(id, (c) => metaFrom(c, out));
+        // Member by member against what it saw: an annotate() meanwhile is kept.
+        const s = await this.change(id, (c) => metaFrom(c, out, cur));
         if (s !== undefined) this.observed.add(s);
       }
       // The observer has seen the final state: the message is no longer needed. (If it

@@ -109,6 +109,8 @@ function lastOf(reply: Reply | undefined, now: number, e?: unknown): LastResult 
       enhanced: reply.enhanced,
       ...(reply.params.err === undefined ? {} : { err: reply.params.err }),
       ...(reply.text === '' ? {} : { text: reply.text }),
+      // An SMTP peer's answer says whether it offered DSN (smtpAsDeliver, work.ts).
+      ...(reply.params.dsn === undefined ? {} : { dsn: reply.params.dsn === 'yes' }),
     };
   }
   if (e instanceof NmtpError) return { at: now, err: e.code, text: e.message };
@@ -207,6 +209,27 @@ export function applyReply(
 
 function replace(s: QueuedSubmission, r: QueuedRecipient): QueuedSubmission {
   return { ...s, recipients: s.recipients.map((x) => (x.rcpt === r.rcpt ? r : x)) };
+}
+
+/**
+ * Gives up every recipient whose queue-user data says `cancel: true` and that is not final
+ * yet (the reverse gateway's GIVEUP, §52.6): it is not delivered any more.
+ */
+export function applyCancels(s: QueuedSubmission, now: number): QueuedSubmission {
+  if (!s.recipients.some((r) => !isFinal(r) && isCancelled(r))) return s;
+  const recipients = s.recipients.map((r) =>
+    !isFinal(r) && isCancelled(r)
+      ? { ...r, state: 'given-up' as const, last: { at: now, text: 'given up by the sender' } }
+      : r,
+  );
+  return finish({ ...s, recipients }, now);
+}
+
+function isCancelled(r: QueuedRecipient): boolean {
+  const m = r.meta;
+  return (
+    typeof m === 'object' && m !== null && !Array.isArray(m) && 'cancel' in m && m.cancel === true
+  );
 }
 
 function finish(s: QueuedSubmission, now: number): QueuedSubmission {

@@ -4,37 +4,166 @@
  *     <dir>/msg/<id>.nmtp     the message, written once: signed NMTP, or for an entry of
  *                             kind 'smtp' the legacy message (src/queue/port.ts)
  *     <dir>/state/<id>.json   the submission's state (src/queue/types.ts), rewritten per change
+ *     <dir>/journal/          what makes those two durable (src/queue/journal.ts)
  *     <dir>/tmp/              spool files of messages being received (SEND, SIGN)
  *
- * Every write is a whole file: temporary file, fsync, rename, fsync of the directory
- * (src/store/durable.ts), so a file is either its old or its new content. The directory
- * fsync is shared by the writes that happen at the same time (group commit,
- * `fsyncDirShared`): each still returns only after an fsync of its directory that started
- * after its rename, but n entries written meanwhile cost one directory fsync, not n. A submission is
- * written message first, state second, and only then is its id returned: after a crash, a
- * message without a state file belongs to a submission whose id nobody was given, and is
- * removed on start; a state file always has its message (until every recipient is final,
- * when the message is removed and the state stays for STATUS).
+ * Every change is first appended to the journal, whose one `fdatasync` covers every change
+ * made meanwhile (group commit), and only then written to its file, without an fsync: the
+ * file is current for readers at once, and a crash before the journal's checkpoint (one
+ * syncfs, then the segment goes) is undone by the replay at open (`recover`), which writes
+ * every file again from the journal. A new entry's message and first state go into the
+ * journal together (one change), so a message is durable with its state or not at all.
+ * Messages over INLINE_MAX are not copied into the journal: their file is written with its
+ * own fsync and directory fsync first (`writeDurable`, the directory fsync shared with
+ * concurrent writers), then the state is journaled. So after a crash, a message without a
+ * state file belongs to a submission whose id nobody was given, and is removed on start; a
+ * state file always has its message (until every recipient is final, when the message is
+ * removed and the state stays for STATUS).
  */
+import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, copyFile, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { NmtpError } from '../core/errors/index.ts';
 import { fsyncDirShared, writeDurable } from '../store/durable.ts';
+import { QueueJournal, replayJournal, syncDir, type Held, type JournalRecord } from './journal.ts';
 import type { QueuedSubmission } from './types.ts';
+
+/** Larger messages are not copied into the journal (as the mailbox's 256 KiB). */
+export const INLINE_MAX = 256 * 1024;
+const enc = new TextEncoder();
+const EMPTY = new Uint8Array(0);
 
 /** "submission id = 1*64( ALPHA / DIGIT / "-" / "_" )" (§60.4): also safe as a file name. */
 export const SUBMISSION_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
 export class QueueStore {
+  private journal: QueueJournal | undefined;
+
   private constructor(readonly dir: string) {}
 
   static async open(dir: string): Promise<QueueStore> {
-    for (const d of ['msg', 'state', 'tmp']) {
+    for (const d of ['msg', 'state', 'tmp', 'journal']) {
       await mkdir(join(dir, d), { recursive: true, mode: 0o700 });
     }
     return new QueueStore(dir);
+  }
+
+  /**
+   * Replays what the journal holds (a crash, or a close that raced a change) into the
+   * files, makes them durable and starts the journal. Once, by the directory's owner,
+   * before `load`.
+   */
+  async recover(onError: (e: unknown) => void = () => undefined): Promise<number> {
+    const dir = join(this.dir, 'journal');
+    const n = await replayJournal(
+      dir,
+      (r) => this.apply(r),
+      (p) => this.durable(p),
+      onError,
+    );
+    this.journal = new QueueJournal({ dir, durable: (p) => this.durable(p), onError });
+    return n;
+  }
+
+  /** Journal counters (tests, measurements). */
+  get journalStats(): QueueJournal['stats'] | undefined {
+    return this.journal?.stats;
+  }
+
+  /** Writes what is pending and removes the journal segments whose files are durable. */
+  async close(): Promise<void> {
+    await this.journal?.close();
+  }
+
+  /** As a killed process: nothing more is journaled, nothing removed. */
+  abandon(): void {
+    this.journal?.abandon();
+  }
+
+  /** A record replayed at open: its file written again (idempotent). */
+  private async apply(r: JournalRecord): Promise<readonly string[]> {
+    switch (r.op) {
+      case 'message': {
+        const p = this.file('msg', r.id);
+        await writeInPlace(p, r.body);
+        return [p];
+      }
+      case 'state': {
+        const p = this.file('state', r.id);
+        await writeInPlace(p, r.body);
+        return [p];
+      }
+      case 'remove':
+        // Its message is an orphan now, removed by `load` (or the message of the id's
+        // next entry, written on its own: a "file" record follows).
+        await unlinkIfThere(this.file('state', r.id));
+        return [];
+      case 'file':
+        return [];
+    }
+  }
+
+  /**
+   * Every file written so far durable: one syncfs of the queue's file system (coreutils'
+   * `sync --file-system`); where that is missing, an fsync of each of `paths` still there
+   * and of the directories.
+   */
+  private durable(paths: readonly string[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      execFile('sync', ['--file-system', this.dir], (err) => {
+        if (err === null) resolve();
+        else
+          fsyncEach(paths, [join(this.dir, 'msg'), join(this.dir, 'state')]).then(resolve, reject);
+      });
+    });
+  }
+
+  /** Journals `records`, then `write`s their files; the journal keeps them until written. */
+  private async journaled(
+    records: readonly JournalRecord[],
+    paths: readonly string[],
+    write: () => Promise<void>,
+  ): Promise<void> {
+    const j = this.journal;
+    if (j === undefined) {
+      throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'the queue store is not recovered');
+    }
+    const held: Held = await j.commit(records, paths);
+    let ok = false;
+    try {
+      await write();
+      ok = true;
+    } finally {
+      held.release(ok);
+    }
+  }
+
+  /**
+   * A new entry: its message and first state, durable together on return (one change of
+   * the journal; a large message is written durably on its own first).
+   */
+  async writeNew(s: QueuedSubmission, message: Uint8Array): Promise<void> {
+    if (message.length > INLINE_MAX) {
+      await this.writeMessage(s.id, message);
+      await this.writeFirstState(s);
+      return;
+    }
+    const msg = this.file('msg', s.id);
+    const state = this.file('state', s.id);
+    const body = stateOctets(s);
+    await this.journaled(
+      [
+        { op: 'message', id: s.id, body: message },
+        { op: 'state', id: s.id, body },
+      ],
+      [msg, state],
+      async () => {
+        await writeInPlace(msg, message);
+        await writeInPlace(state, body);
+      },
+    );
   }
 
   get spoolDir(): string {
@@ -115,10 +244,29 @@ export class QueueStore {
     return new Uint8Array(await readFile(this.file('msg', id)));
   }
 
+  /**
+   * The first state of an entry whose message was written to its file on its own
+   * (`writeMessage`, `adoptMessage`): journaled with a "file" record, so that a replay never
+   * writes an older message of the same id over it.
+   */
+  async writeFirstState(s: QueuedSubmission): Promise<void> {
+    const path = this.file('state', s.id);
+    const body = stateOctets(s);
+    await this.journaled(
+      [
+        { op: 'file', id: s.id, body: EMPTY },
+        { op: 'state', id: s.id, body },
+      ],
+      [path],
+      () => writeInPlace(path, body),
+    );
+  }
+
+  /** The entry's new state, durable on return (journaled, then its file written). */
   async writeState(s: QueuedSubmission): Promise<void> {
-    await writeDurable(this.file('state', s.id), `${JSON.stringify(s, null, 1)}\n`, {
-      group: true,
-    });
+    const path = this.file('state', s.id);
+    const body = stateOctets(s);
+    await this.journaled([{ op: 'state', id: s.id, body }], [path], () => writeInPlace(path, body));
   }
 
   /**
@@ -135,16 +283,13 @@ export class QueueStore {
     }
   }
 
-  /** Removes the state durably (a deleted entry never comes back). */
+  /**
+   * Removes the state durably (a deleted entry never comes back): journaled, so that a
+   * replay of earlier changes cannot bring it back either.
+   */
   async removeState(id: string): Promise<void> {
     const path = this.file('state', id);
-    try {
-      await unlink(path);
-    } catch (e) {
-      if ((e as { code?: string }).code !== 'ENOENT') throw e;
-      return;
-    }
-    await fsyncDirShared(join(path, '..'));
+    await this.journaled([{ op: 'remove', id, body: EMPTY }], [], () => unlinkIfThere(path));
   }
 
   /**
@@ -182,4 +327,48 @@ export class QueueStore {
     }
     return out;
   }
+}
+
+function stateOctets(s: QueuedSubmission): Uint8Array {
+  return enc.encode(`${JSON.stringify(s, null, 1)}\n`);
+}
+
+/**
+ * The file's new content, in place and without an fsync: the journal already holds it, and
+ * a crash that tears it is undone by the replay (nobody else writes these files).
+ */
+async function writeInPlace(path: string, bytes: Uint8Array): Promise<void> {
+  const h = await open(path, 'w', 0o600);
+  try {
+    await h.writeFile(bytes);
+  } finally {
+    await h.close();
+  }
+}
+
+async function unlinkIfThere(path: string): Promise<void> {
+  try {
+    await unlink(path);
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'ENOENT') throw e;
+  }
+}
+
+async function fsyncEach(paths: readonly string[], dirs: readonly string[]): Promise<void> {
+  for (const p of paths) {
+    let h;
+    try {
+      h = await open(p, 'r');
+    } catch (e) {
+      // Removed since (a finished entry's message): nothing to make durable.
+      if ((e as { code?: string }).code === 'ENOENT') continue;
+      throw e;
+    }
+    try {
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+  }
+  for (const d of dirs) await syncDir(d);
 }

@@ -26,6 +26,8 @@ export interface LastResult {
   readonly enhanced?: string;
   readonly err?: string;
   readonly text?: string;
+  /** An SMTP peer's 2xx: whether it offered DSN, so a success DSN can be expected. */
+  readonly dsn?: boolean;
 }
 
 export interface QueuedRecipient {

@@ -20,6 +20,7 @@ import type { DeliverFn, DeliverOutcome, DeliverRequest } from './queue.ts';
 import {
   afterCookie,
   afterDeliver,
+  applyCancels,
   dueCookieWork,
   dueDeliverWork,
   type RetryPolicy,
@@ -80,6 +81,9 @@ export async function workPass(
   const p = ctx.retry;
 
   if ((s.kind ?? 'nmtp') === 'smtp') {
+    // A recipient the queue's user cancelled (the NMTP sender's GIVEUP) is not delivered.
+    const cancelled = applyCancels(s, ctx.now());
+    if (cancelled !== s) s = await ctx.commit(cancelled);
     // One SMTP transaction to the smarthost for every due recipient, whatever its domain.
     const rcpts = dueDeliverWork(s, ctx.now()).flatMap((w) =>
       w.kind === 'deliver' ? w.rcpts : [],
@@ -167,7 +171,7 @@ export function smtpAsDeliver(result: SmtpDeliverOutcome | unknown): DeliverOutc
       const reply: Reply = {
         code: cls === 2 ? 250 : x.code >= 500 && x.code <= 599 ? x.code : 450,
         enhanced: x.enhanced ?? `${cls === 2 || cls === 5 ? cls : 4}.0.0`,
-        params: {},
+        params: x.dsn === undefined ? {} : { dsn: x.dsn ? 'yes' : 'no' },
         text: `${x.code} ${x.text}`.trim(),
       };
       return { rcpt: x.rcpt, reply };

@@ -24,7 +24,13 @@ export function generateSelfSigned(
   const certFile = join(outDir, `${name}.crt`);
   const keyFile = join(outDir, `${name}.key`);
   if (reuse && existsSync(certFile) && existsSync(keyFile)) return { certFile, keyFile };
-  const san = /^[0-9.]+$|:/.test(name) ? `IP:${name}` : `DNS:${name}`;
+  // "localhost" is loopback by definition: its certificate also names the loopback
+  // addresses, so a client given 127.0.0.1 (no name lookup) checks it too.
+  const san = /^[0-9.]+$|:/.test(name)
+    ? `IP:${name}`
+    : name === 'localhost'
+      ? 'DNS:localhost,IP:127.0.0.1,IP:::1'
+      : `DNS:${name}`;
   execFileSync(
     'openssl',
     [

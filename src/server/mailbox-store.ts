@@ -21,11 +21,11 @@
  */
 import { closeSync, mkdirSync, openSync, renameSync, unlinkSync, writevSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { open, readdir, unlink } from 'node:fs/promises';
+import { open, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NmtpError } from '../core/errors/index.ts';
-import { traceInsertion, type TraceInsertion } from '../core/frame/index.ts';
-import { RECEIVED_FIELD } from '../core/session/index.ts';
+import { traceInsertion, type TraceInsertion } from '../core/frame/encoder.ts';
+import { RECEIVED_FIELD } from '../core/session/received.ts';
 import { claimDirectory } from '../store/claim.ts';
 import { fsyncDir } from '../store/durable.ts';
 import { recoverJournal, type Entry } from '../store/journal.ts';
@@ -141,6 +141,98 @@ export function partName(maildir: string): string {
 }
 const PART_PREFIX = randomBytes(9).toString('base64url');
 let partSeq = 0;
+
+/**
+ * What a held message's cookie stores as its `ref`: the path relative to the maildir
+ * (`held/<cookie>.nmtp`), so the maildir may be moved or restored, and a command run from
+ * another directory (`nmtp mailbox approve`) finds it.
+ */
+export const heldRef = (cookie: string): string => `held/${cookie}.nmtp`;
+
+const HELD_NAME_RE = /^[A-Za-z0-9_-]{1,128}\.nmtp$/;
+
+/**
+ * The held message a cookie's `ref` names, as a path. Refs written before they were
+ * relative to the maildir (absolute, or relative to the server's working directory) are
+ * read by their file name, which is the cookie's and lives in held/: an old cookie still
+ * finds its message wherever the maildir now is. Undefined for a ref that names no held
+ * file (nothing outside held/ is ever opened or removed through a cookie).
+ */
+export function heldPath(maildir: string, ref: string | undefined): string | undefined {
+  if (ref === undefined) return undefined;
+  const name = ref.slice(Math.max(ref.lastIndexOf('/'), ref.lastIndexOf('\\')) + 1);
+  return HELD_NAME_RE.test(name) ? join(maildir, 'held', name) : undefined;
+}
+
+/** What `removeLeftovers` found and removed, by kind (for the start-up log line). */
+export interface Leftovers {
+  /** Files in tmp/ (all removed): partial or unanswered receptions; `.part` copies are not counted. */
+  readonly tmp: number;
+  /** `.tmp-*` files of cookie writes a crash interrupted before their rename. */
+  readonly cookieTemps: number;
+  /** Held messages no live cookie names: written, then a crash before their cookie was; or decided, then a crash before the removal. */
+  readonly held: number;
+}
+
+/**
+ * Start-up recovery of a maildir, by its one serving process (after `claimMaildir`, before
+ * any session, so nothing here is in use): every file in tmp/ is a reception, a copy or a
+ * held copy that never got its answer (the sender sends again, §60.15), every cookie
+ * `.tmp-*` is a write that never got its rename, and a held message whose cookie is
+ * missing (the cookie is written after the held file, and only then is the deferral
+ * answered) or final (the held file goes after the final state) is needed by no one.
+ */
+export async function removeLeftovers(maildir: string): Promise<Leftovers> {
+  const names = async (d: string): Promise<string[]> =>
+    readdir(join(maildir, d)).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return [] as string[];
+      throw e;
+    });
+  const remove = async (d: string, name: string): Promise<number> => {
+    try {
+      await unlink(join(maildir, d, name));
+      return 1;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw e;
+    }
+  };
+  let tmp = 0;
+  for (const n of await names('tmp')) {
+    // Copies being written (`.part`) are not counted: every crash while copies are made
+    // leaves some, and the journal's replay writes them again (as it always has).
+    const removed = await remove('tmp', n);
+    if (!n.endsWith('.part')) tmp += removed;
+  }
+  let cookieTemps = 0;
+  const cookies = new Set<string>();
+  for (const n of await names('cookies')) {
+    if (n.startsWith('.tmp-')) cookieTemps += await remove('cookies', n);
+    else if (n.endsWith('.json')) cookies.add(n.slice(0, -'.json'.length));
+  }
+  let held = 0;
+  for (const n of await names('held')) {
+    if (!HELD_NAME_RE.test(n)) continue;
+    const cookie = n.slice(0, -'.nmtp'.length);
+    if (cookies.has(cookie) && (await liveCookie(join(maildir, 'cookies', `${cookie}.json`)))) {
+      continue;
+    }
+    held += await remove('held', n);
+  }
+  if (held > 0) await fsyncDir(join(maildir, 'held'));
+  return { tmp, cookieTemps, held };
+}
+
+/** Whether a cookie still waits on its held message (deferred, or wanting a bigger view). */
+async function liveCookie(path: string): Promise<boolean> {
+  try {
+    const c = JSON.parse(await readFile(path, 'utf8')) as { state?: unknown };
+    return c.state === 'deferred' || c.state === 'want-view';
+  } catch {
+    // A cookie that cannot be read keeps its message: a person decides, not the start-up.
+    return true;
+  }
+}
 
 /** What an interrupted `materialize` leaves in tmp/; removed before a replay. */
 export async function removeParts(maildir: string): Promise<void> {

@@ -10,7 +10,13 @@
  */
 import { Worker } from 'node:worker_threads';
 import { NmtpError } from '../core/errors/index.ts';
-import { claimMaildir, recoverMailbox, type StoredMessage } from './mailbox-store.ts';
+import {
+  claimMaildir,
+  recoverMailbox,
+  removeLeftovers,
+  type Leftovers,
+  type StoredMessage,
+} from './mailbox-store.ts';
 import type { FromWriter, ToWriter } from './mailbox-writer.worker.ts';
 
 const WORKER = new URL('./mailbox-writer.worker.ts', import.meta.url);
@@ -45,13 +51,20 @@ export class MailboxWriter {
     private readonly onError: (e: unknown) => void,
   ) {}
 
-  /** Claims `maildir`, replays its journal, starts the thread. */
+  /**
+   * Claims `maildir`, removes what a crash left (`removeLeftovers`: told to `onRecovered`
+   * when there was any), replays its journal, starts the thread.
+   */
   static async start(
     maildir: string,
     onError: (e: unknown) => void = () => undefined,
+    onRecovered?: (found: Leftovers) => void,
   ): Promise<MailboxWriter> {
     const release = await claimMaildir(maildir);
     try {
+      // Before the replay, which writes its copies through tmp/ again.
+      const found = await removeLeftovers(maildir);
+      if (found.tmp + found.cookieTemps + found.held > 0) onRecovered?.(found);
       await recoverMailbox(maildir, onError);
     } catch (e) {
       release();

@@ -66,6 +66,7 @@ import {
   formatReceived,
   RECEIVED_FIELD,
   VIEWS,
+  viewSha256,
   type CookieState,
   type FinalAnswer,
   type RecipientDecision,
@@ -74,7 +75,7 @@ import {
 } from '../core/session/index.ts';
 import { CookieStore, type StoredCookie } from '../store/cookies.ts';
 import { MailboxWriter } from './mailbox-writer.ts';
-import { partName, withReceived } from './mailbox-store.ts';
+import { heldPath, heldRef, partName, withReceived, type Leftovers } from './mailbox-store.ts';
 import { fsyncDirShared, writeSynced } from '../store/durable.ts';
 import type {
   Identification,
@@ -172,6 +173,8 @@ export interface MailboxOptions {
   /** Messages up to this size are journalled (default 256 KiB); larger ones use tmp/. */
   readonly inlineLimit?: number;
   readonly onError?: (e: unknown) => void;
+  /** With `journal`: what the start-up found a crash had left, and removed (a log line). */
+  readonly onRecovered?: (found: Leftovers) => void;
 }
 
 interface Policy {
@@ -429,7 +432,10 @@ export class Mailbox implements TransferDecider {
       await mkdir(join(o.maildir, d), { recursive: true, mode: 0o700 });
     }
     const cookies = await CookieStore.open(join(o.maildir, 'cookies'));
-    const writer = o.journal === true ? await MailboxWriter.start(o.maildir, o.onError) : undefined;
+    const writer =
+      o.journal === true
+        ? await MailboxWriter.start(o.maildir, o.onError, o.onRecovered)
+        : undefined;
     return new Mailbox(o, cookies, writer);
   }
 
@@ -535,7 +541,15 @@ export class Mailbox implements TransferDecider {
     const c = await this.owned(cookie, domain);
     if (c === undefined) return { choice: { kind: 'unknown-cookie' } };
     if (c.state !== 'want-view') return { choice: { kind: 'not-wanted' } };
-    return this.viewFor(undefined, await this.policy(), client, c.rcpt);
+    // The copy is dated when the message arrived, the cookie's issue (§60.8.4).
+    const r = await this.viewFor(undefined, await this.policy(), client, c.rcpt, c.issued);
+    // "Every DATA on a cookie MUST announce the size, digest and signers of the DATA that
+    // created the cookie", and the view sent must reproduce the one held (§60.10.6).
+    const bound = {
+      ...(c.announced === undefined ? {} : { announced: c.announced }),
+      ...(c.held === undefined ? {} : { held: c.held }),
+    };
+    return { choice: { ...r.choice, ...bound } as ViewChoice, sink: r.sink };
   }
 
   /**
@@ -548,6 +562,7 @@ export class Mailbox implements TransferDecider {
     policy: Policy,
     client: Identification | undefined,
     cookieRcpt?: string,
+    at?: number,
   ): MaybePromise<{ choice: ViewChoice; sink: MessageSink }> {
     let view: View = 'full';
     if (recipients !== undefined) {
@@ -561,7 +576,7 @@ export class Mailbox implements TransferDecider {
     const tmp = join(this.o.maildir, 'tmp');
     const inline = this.writer === undefined ? 0 : (this.o.inlineLimit ?? 256 * 1024);
     const choice: ViewChoice = { kind: 'view', view };
-    const now = this.now();
+    const now = at ?? this.now();
     const first = cookieRcpt ?? recipients?.[0];
     const field =
       view === 'full' && client !== undefined && first !== undefined
@@ -577,11 +592,18 @@ export class Mailbox implements TransferDecider {
       recipients: readonly string[];
       view: View;
       digest: string;
+      /** With `digest`, what the DATA announced: kept on a cookie it creates (§60.10.6). */
+      size?: number;
+      signers?: readonly string[];
       cookie?: string;
     },
     sink: MessageSink | undefined,
     client: Identification,
   ): Promise<FinalAnswer[]> {
+    const announced =
+      a.size === undefined || a.signers === undefined
+        ? undefined
+        : { size: a.size, digest: a.digest, signers: [...a.signers] };
     if (!(sink instanceof Incoming)) throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'no sink');
     sink.finish();
     // A held message kept as sent, when the received file carries a field (removed after).
@@ -592,7 +614,7 @@ export class Mailbox implements TransferDecider {
         // deferred (it cannot accept what it has not received)" (§60.10.5). A preview is
         // not a whole frame, so there is no digest to check yet.
         await sink.close(true);
-        const hold = this.holder(sink.inline ?? sink.path);
+        const hold = this.holder(sink.inline ?? sink.path, announced);
         const held: FinalAnswer[] = [];
         for (const rcpt of a.recipients) held.push(await hold(a.domain, rcpt, client, a.view));
         return held;
@@ -660,7 +682,7 @@ export class Mailbox implements TransferDecider {
         // One fsync of new/ for every recipient's copy (and other sessions' meanwhile).
         if (accepted.length > 0) await fsyncDirShared(this.dir('new'));
       }
-      const hold = this.holder(inline ?? heldFrom ?? sink.path);
+      const hold = this.holder(inline ?? heldFrom ?? sink.path, announced);
       const answers: FinalAnswer[] = [];
       for (const p of plans) {
         if (p.kind === 'accept') answers.push({ kind: 'accepted', rcpt: p.rcpt, id: p.id });
@@ -779,7 +801,8 @@ export class Mailbox implements TransferDecider {
         ...(answer.text === undefined ? {} : { text: answer.text }),
       });
     } else return;
-    if (c.ref !== undefined) await unlink(c.ref).catch(ignore);
+    const held = heldPath(this.o.maildir, c.ref);
+    if (held !== undefined) await unlink(held).catch(ignore);
   }
 
   /**
@@ -788,10 +811,20 @@ export class Mailbox implements TransferDecider {
    */
   private holder(
     from: string | Uint8Array,
+    announced?: StoredCookie['announced'],
   ): (owner: string, rcpt: string, client: Identification, view?: View) => Promise<FinalAnswer> {
     let src = from;
+    let sha256: string | undefined;
     return async (owner, rcpt, client, view) => {
-      const answer = await this.defer(owner, rcpt, src, client, view);
+      // A preview: what the later views on the cookie must reproduce (§60.10.6).
+      if (view !== undefined && view !== 'full' && sha256 === undefined) {
+        sha256 = viewSha256(typeof src === 'string' ? await readFile(src) : src);
+      }
+      const bound = {
+        ...(announced === undefined ? {} : { announced }),
+        ...(sha256 === undefined || view === undefined ? {} : { held: { view, sha256 } }),
+      };
+      const answer = await this.defer(owner, rcpt, src, client, view, bound);
       if (typeof src !== 'string' && answer.kind === 'deferred') {
         src = join(this.o.maildir, 'held', `${answer.cookie}.nmtp`);
       }
@@ -809,6 +842,7 @@ export class Mailbox implements TransferDecider {
     from: string | Uint8Array,
     client: Identification,
     view?: View,
+    bound: Pick<StoredCookie, 'announced' | 'held'> = {},
   ): Promise<FinalAnswer> {
     // "Cookies … MUST be unguessable (at least 128 bits of randomness)" (§60.10.6).
     const cookie = randomId(16);
@@ -826,10 +860,12 @@ export class Mailbox implements TransferDecider {
       expires: now + (this.o.cookieLifetime ?? 7 * 86400),
       min: this.o.minPoll ?? 60,
       max: this.o.maxPoll ?? 3600,
-      ref: held,
+      // Relative to the maildir, which may move (heldPath reads it back).
+      ref: heldRef(cookie),
       client,
       // In state "deferred", `view` says the held octets are only that preview.
       ...(view === undefined || view === 'full' ? {} : { view }),
+      ...bound,
     };
     await this.cookies.put(c);
     return { kind: 'deferred', rcpt, cookie, min: c.min, max: c.max, expires: c.expires };
@@ -857,7 +893,8 @@ export class Mailbox implements TransferDecider {
       // "the receiver MAY discard what it holds for that recipient" (§60.10.6).
       c = { ...c, state: 'given-up' };
       await this.cookies.put(c);
-      if (c.ref !== undefined) await unlink(c.ref).catch(() => undefined);
+      const held = heldPath(this.o.maildir, c.ref);
+      if (held !== undefined) await unlink(held).catch(() => undefined);
     }
     return cookieState(c);
   }
@@ -877,7 +914,8 @@ export class Mailbox implements TransferDecider {
       await this.cookies.put(next);
       return next;
     } else if (decision === 'approve') {
-      if (c.ref === undefined) throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'no held message');
+      const held = heldPath(this.o.maildir, c.ref);
+      if (held === undefined) throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'no held message');
       // The store keeps identification as plain strings; it was written from an Identification.
       const client = (c.client as Identification | undefined) ?? {
         domain: c.owner,
@@ -887,16 +925,17 @@ export class Mailbox implements TransferDecider {
       };
       // The copy is dated when the message arrived (the cookie's issue), not approved.
       const field = this.receivedField(c.rcpt, client, c.issued);
-      const { head, size } = await readHead(c.ref);
+      const { head, size } = await readHead(held);
       const id = randomId(12);
-      await this.place(c.ref, head, { id, ins: withReceived(head, field, size) });
+      await this.place(held, head, { id, ins: withReceived(head, field, size) });
       await fsyncDirShared(this.dir('new'));
       next = { ...c, state: 'accepted', id };
     } else {
       next = { ...c, state: 'rejected', enhanced: '5.7.1', text: 'refused by the recipient' };
     }
     await this.cookies.put(next);
-    if (c.ref !== undefined) await unlink(c.ref).catch(() => undefined);
+    const held = heldPath(this.o.maildir, c.ref);
+    if (held !== undefined) await unlink(held).catch(() => undefined);
     return next;
   }
 }

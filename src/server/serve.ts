@@ -9,7 +9,8 @@ import type { SigningKey } from '../core/sign/index.ts';
 import type { SessionLimits } from '../core/wire/index.ts';
 import { checkListenOptions, listen, type Listening, type ListenOptions } from './listener.ts';
 import { Mailbox } from './mailbox.ts';
-import { runTransferSession, type ReputationHook } from './transfer-host.ts';
+import type { Leftovers } from './mailbox-store.ts';
+import { runTransferSession, type ReputationHook, type TransferDecider } from './transfer-host.ts';
 
 export interface ServeOptions extends ListenOptions {
   /** The server's host name, named in the greeting and covered by every proof. */
@@ -35,6 +36,13 @@ export interface ServeOptions extends ListenOptions {
    * in its own fsync'd file (src/server/mailbox.ts) — for comparison (bench/).
    */
   readonly journal?: boolean;
+  /** What the start-up found a crash had left in the maildir, and removed (a log line). */
+  readonly onRecovered?: (found: Leftovers) => void;
+  /**
+   * The decider of each session, given the mailbox (default: the mailbox itself). The
+   * gateway puts its reverse direction in front of the mailbox here (src/gateway/reverse).
+   */
+  readonly deciderFor?: (mailbox: Mailbox) => TransferDecider;
 }
 
 export interface Serving extends Listening {
@@ -60,6 +68,7 @@ export async function serveMailbox(o: ServeOptions): Promise<Serving> {
     maildir: o.maildir,
     journal: o.journal ?? true,
     ...(o.onError === undefined ? {} : { onError: o.onError }),
+    ...(o.onRecovered === undefined ? {} : { onRecovered: o.onRecovered }),
     ...(o.minPoll === undefined ? {} : { minPoll: o.minPoll }),
     ...(o.maxPoll === undefined ? {} : { maxPoll: o.maxPoll }),
   });
@@ -75,7 +84,7 @@ export async function serveMailbox(o: ServeOptions): Promise<Serving> {
         ...(o.requireCsv === undefined ? {} : { requireCsv: o.requireCsv }),
         ...(o.limits === undefined ? {} : { limits: o.limits }),
       },
-      decider: mailbox,
+      decider: o.deciderFor?.(mailbox) ?? mailbox,
       resolveTxt: o.resolveTxt,
       ...(o.reputation === undefined ? {} : { reputation: o.reputation }),
       ...(userKeys === undefined ? {} : { userKeys: (rcpt: string) => userKeys.get(rcpt) }),

@@ -13,6 +13,7 @@ import { lookupDomainKey, type TxtResolver } from '../core/keys/index.ts';
 import { ed25519, toBase64url, type SigningKey } from '../core/sign/index.ts';
 import {
   PROVE_EXPORTER_LABEL,
+  ViewChecker,
   initialTransferServer,
   transferServer,
   type CookieState,
@@ -182,6 +183,8 @@ export function runTransferSession(
   o: TransferHostOptions,
 ): Promise<void> {
   let sink: MessageSink | undefined;
+  // The view being received, checked as its octets pass (§60.10.4; 'check-view').
+  let checker: ViewChecker | undefined;
   let client: Identification = { domain: '', ip, proof: 'fail', csv: 'none' };
   const now = o.now ?? ((): number => Math.floor(Date.now() / 1000));
 
@@ -192,7 +195,13 @@ export function runTransferSession(
   ): MaybePromise<TransferServerEvent | undefined> | Promise<void> => {
     switch (a.type) {
       case 'store-chunk':
+        checker?.push(a.bytes);
         return sink?.write(a.bytes) ?? undefined;
+      case 'check-view': {
+        const { view, size, digest, signers, held } = a;
+        checker = new ViewChecker(view, { size, digest, signers }, held);
+        return undefined;
+      }
       case 'decide-recipient':
         return then(o.decider.decideRecipient(a), (decision): TransferServerEvent => ({
           type: 'recipient-decision',
@@ -227,6 +236,14 @@ export function runTransferSession(
       case 'decide-message': {
         const s = sink;
         sink = undefined;
+        const verdict = checker?.finish();
+        checker = undefined;
+        // "A receiver MUST NOT hold, show or accept octets that are not the view it asked
+        // for of the announced message" (§60.10.4): the decider never sees them.
+        if (verdict !== undefined && !verdict.ok) {
+          if (s !== undefined && o.decider.discard) await o.decider.discard(s);
+          return { type: 'view-invalid', reason: verdict.reason };
+        }
         return { type: 'message-decision', answers: await o.decider.decideMessage(a, s, client) };
       }
       case 'cookie':

@@ -37,7 +37,25 @@ export interface StoredCookie {
   /** For rejected: enhanced code and text. */
   readonly enhanced?: string;
   readonly text?: string;
-  /** Opaque reference the decider keeps (e.g. where the held message is). */
+  /**
+   * What the DATA that created the cookie announced: every later DATA on the cookie must
+   * announce the same (docs/protocol.md §60.10.6).
+   */
+  readonly announced?: {
+    readonly size: number;
+    readonly digest: string;
+    readonly signers: readonly string[];
+  };
+  /**
+   * The preview held (its view and the SHA-256 of its octets, base64url): every later
+   * view on the cookie must reproduce it (§60.10.6). Kept when `view` turns to the one
+   * wanted next.
+   */
+  readonly held?: { readonly view: View; readonly sha256: string };
+  /**
+   * Opaque reference the decider keeps: the mailbox's held message, relative to the maildir
+   * (`held/<cookie>.nmtp`, read back by `heldPath`, src/server/mailbox-store.ts).
+   */
   readonly ref?: string;
   /** How the client identified itself when the cookie was issued (§60.8). */
   readonly client?: {

@@ -125,7 +125,7 @@ function tornOrDamaged(bytes: Uint8Array, at: number): 'torn' | 'damaged' {
 const SEGMENT_RE = /^(\d{16})\.log$/;
 /** Segments and the damaged ones kept aside: a new writer numbers after both. */
 const ANY_SEGMENT_RE = /^(\d{16})\.log(?:\.damaged)?$/;
-const segmentName = (seq: number): string => `${String(seq).padStart(16, '0')}.log`;
+export const segmentName = (seq: number): string => `${String(seq).padStart(16, '0')}.log`;
 
 /** The segments in `dir`, oldest first. */
 export function listSegments(dir: string): { seq: number; path: string }[] {
@@ -134,6 +134,16 @@ export function listSegments(dir: string): { seq: number; path: string }[] {
     .filter((m): m is RegExpExecArray => m !== null)
     .map((m) => ({ seq: Number(m[1]), path: join(dir, m[0]) }))
     .sort((a, b) => a.seq - b.seq);
+}
+
+/** The number a new segment in `dir` takes: after every segment, damaged ones included. */
+export function nextSegmentSeq(dir: string): number {
+  let last = 0;
+  for (const name of readdirSync(dir)) {
+    const m = ANY_SEGMENT_RE.exec(name);
+    if (m !== null) last = Math.max(last, Number(m[1]));
+  }
+  return last + 1;
 }
 
 export function fsyncPath(path: string): void {

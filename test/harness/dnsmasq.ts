@@ -20,6 +20,10 @@ export interface DnsRecords {
     string,
     readonly { target: string; port: number; priority: number; weight: number }[]
   >;
+  /** domain → MX records; exchange "." is a null MX (RFC 7505). */
+  readonly mx?: ReadonlyMap<string, readonly { exchange: string; preference: number }[]>;
+  /** name → addresses (A and AAAA), e.g. an MX host's. */
+  readonly addresses?: ReadonlyMap<string, readonly string[]>;
 }
 
 async function freeUdpPort(): Promise<number> {
@@ -72,6 +76,12 @@ export async function startDnsmasq(
     for (const t of targets) {
       args.push(`--srv-host=${name},${t.target},${t.port},${t.priority},${t.weight}`);
     }
+  }
+  for (const [domain, mx] of records.mx ?? []) {
+    for (const r of mx) args.push(`--mx-host=${domain},${r.exchange},${r.preference}`);
+  }
+  for (const [name, addresses] of records.addresses ?? []) {
+    args.push(`--host-record=${name},${addresses.join(',')}`);
   }
   // The port is free when probed; if dnsmasq loses the race it exits and we try again.
   for (let attempt = 0; attempt < 5; attempt++) {

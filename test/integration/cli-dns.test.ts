@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,11 +26,34 @@ let dns: DnsServer;
 let message: Uint8Array;
 
 before(async () => {
-  const gen = nmtp(['keys', 'generate', '--domain', 'example.org', '--selector', 'k1']);
+  const keyFile = join(dir, 'key.pem');
+  const gen = nmtp([
+    'keys',
+    'generate',
+    '--domain',
+    'example.org',
+    '--selector',
+    'k1',
+    '--out',
+    keyFile,
+  ]);
   assert.equal(gen.status, 0, gen.stderr.toString());
   const text = gen.stdout.toString();
-  const pem = text.slice(0, text.indexOf('-----END PRIVATE KEY-----') + 25);
-  writeFileSync(join(dir, 'key.pem'), `${pem}\n`);
+  // The private key is in the file, for the owner only, and not printed.
+  assert.equal(statSync(keyFile).mode & 0o777, 0o600);
+  assert.doesNotMatch(text, /PRIVATE KEY/);
+  const again = nmtp([
+    'keys',
+    'generate',
+    '--domain',
+    'example.org',
+    '--selector',
+    'k1',
+    '--out',
+    keyFile,
+  ]);
+  assert.equal(again.status, 2, 'an existing key file is never overwritten');
+  assert.match(again.stderr.toString(), /exists: not overwritten/);
   const rec = nmtp([
     'dns-records',
     '--domain',
@@ -103,12 +126,27 @@ test('sign, then verify through DNS: valid for the bound recipient', () => {
   assert.match(ok.stdout.toString(), /signature 1: valid {2}d=example\.org s=k1/);
   assert.match(ok.stdout.toString(), /replay rule: ok/);
 
+  // For another recipient the replay rule fails: the delivery verdict is "reject" (1).
   const other = nmtp(
-    ['verify', '--dns-server', dns.address, '--rcpt', 'eve@example.net'],
+    [
+      'verify',
+      '--dns-server',
+      dns.address,
+      '--rcpt',
+      'eve@example.net',
+      '--from-domain',
+      'example.org',
+    ],
     signed.stdout,
   );
   assert.equal(other.status, 1);
   assert.match(other.stdout.toString(), /not-for-recipient/);
+  // --rcpt alone asks for no verdict the tool can give: a usage error.
+  const half = nmtp(
+    ['verify', '--dns-server', dns.address, '--rcpt', 'eve@example.net'],
+    signed.stdout,
+  );
+  assert.equal(half.status, 2);
 });
 
 test('an unknown selector is an unknown key; a dead DNS server is temporary', async () => {
@@ -134,7 +172,8 @@ test('an unknown selector is an unknown key; a dead DNS server is temporary', as
   const dead = await startDnsmasq({});
   await dead.stop();
   const down = nmtp(['verify', '--dns-server', dead.address], signed.stdout);
-  assert.equal(down.status, 1);
+  // Only DNS failures: "retry later" (75, EX_TEMPFAIL), not a verdict.
+  assert.equal(down.status, 75);
   assert.match(down.stdout.toString(), /NMTP_ERR_KEY_LOOKUP_FAILED/);
 });
 

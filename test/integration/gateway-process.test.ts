@@ -3,7 +3,9 @@
  * file in a fresh directory delivers a first message and stops cleanly on SIGTERM; and a
  * gateway killed with SIGKILL while it is delivering, then started again on the same
  * directories, loses nothing it answered 250 for (at-least-once: every message arrives,
- * identified by its Message-ID).
+ * identified by its Message-ID). The reverse direction too: cookies given to NMTP senders
+ * before a SIGKILL are still answered after the restart, and every message they were given
+ * for reaches the legacy side.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +18,9 @@ import { stringify } from 'yaml';
 import { decodeAndValidate } from '../../src/core/message/index.ts';
 import { getField } from '../../src/core/frame/index.ts';
 import { RawSmtp } from '../harness/swaks.ts';
+import { startSink } from '../adapters/smtp-sender/sink.ts';
+import { makeGatewayKey } from '../support/gateway-e2e.ts';
+import { nmtpSender, senderMessage } from './gateway-reverse.suite.ts';
 
 const cli = fileURLToPath(new URL('../../src/cli/gateway.ts', import.meta.url));
 const tsx = import.meta.resolve('tsx');
@@ -154,4 +159,77 @@ test('SIGKILL while delivering, then a restart: every message answered 250 arriv
     g2.proc.kill('SIGTERM');
   }
   assert.equal(await g2.exited, 0, g2.stderr());
+});
+
+test('reverse direction: SIGKILL, then a restart: every cookie is still answered, nothing is lost', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gw-kill-rev-'));
+  const key = makeGatewayKey(dir, 'sender.test', 's1');
+  let open = false;
+  // The legacy side defers everything until the restart: every answer is a cookie.
+  const sink = await startSink({
+    dsn: false,
+    rcpt: () => (open ? undefined : '451 4.3.0 not now'),
+  });
+  const config = join(dir, 'gateway.yaml');
+  writeFileSync(
+    config,
+    stringify({
+      smtp: { listeners: [{ protocol: 'smtp', listen: '127.0.0.1:0' }] },
+      nmtp: { receiver: { listen: '127.0.0.1:0', minPoll: 1, maxPoll: 2 } },
+      reverse: { domains: ['legacy.test'], answerBudget: 0 },
+      routing: { staticRecords: { txt: [{ name: key.keyName, value: key.keyRecord }] } },
+      smarthost: { host: `127.0.0.1:${sink.port}`, tls: 'none' },
+      admin: { listen: '' },
+      queue: { retry: { initial: 1, maxInterval: 1 } },
+      log: { format: 'json', level: 'warn' },
+    }),
+  );
+  const g = await start(dir, config);
+  let port = g.ports['nmtp']!;
+  const sender = nmtpSender(key, () => port);
+  try {
+    const n = 20;
+    const rcpts = Array.from({ length: n }, (_, i) => `user${i}@legacy.test`);
+    const answers = await Promise.all(
+      rcpts.map(async (r) =>
+        (await sender.send([r], senderMessage(key, [r], `kill ${r}`))).get(r)!,
+      ),
+    );
+    const cookies = answers.map((a) => {
+      assert.equal(a.code, 350, JSON.stringify(a));
+      return a.params.cookie!;
+    });
+    g.proc.kill('SIGKILL');
+    await g.exited;
+    await sender.close();
+    const g2 = await start(dir, config);
+    port = g2.ports['nmtp']!;
+    try {
+      for (const c of cookies) {
+        const r = await sender.status(c);
+        assert.ok(
+          r.code === 350 || r.code === 250,
+          `cookie ${c} after the restart: ${JSON.stringify(r)}`,
+        );
+      }
+      open = true;
+      for (const c of cookies) {
+        const r = await sender.settle(c, 60_000);
+        assert.equal(r.params.state, 'accepted', `${c}: ${JSON.stringify(r)}`);
+      }
+      // At least once (a kill mid-transaction may repeat one), never zero.
+      for (const r of rcpts) {
+        assert.ok(
+          sink.transactions.some((t) => t.rcptTo.includes(r)),
+          `${r} delivered`,
+        );
+      }
+    } finally {
+      await sender.close();
+      g2.proc.kill('SIGTERM');
+      assert.equal(await g2.exited, 0, g2.stderr());
+    }
+  } finally {
+    await sink.close();
+  }
 });

@@ -45,6 +45,7 @@ import {
   type StoredMessage,
 } from '../support/gateway-e2e.ts';
 import { readStored } from '../support/stored.ts';
+import { startSink, type Sink } from '../adapters/smtp-sender/sink.ts';
 
 /** 40 MiB, as the Postfix instance's message_size_limit: a 25 MB attachment fits. */
 const SIZE_LIMIT = 40 * 1024 * 1024;
@@ -62,6 +63,8 @@ export function twoGateways(backend: 'embedded' | 'bullmq'): void {
   let gwA: RunningGateway;
   let gwB: RunningGateway;
   let mailB: string;
+  /** B's legacy side: the SMTP peer of B's reverse direction (rt.legacy.test). */
+  let legacyB: Sink;
   const logs: { a: LogEvent[]; b: LogEvent[] } = { a: [], b: [] };
 
   before(async () => {
@@ -73,6 +76,7 @@ export function twoGateways(backend: 'embedded' | 'bullmq'): void {
       env = { NMTP_GATEWAY_REDIS_URL: redis.url };
     }
     keyA = makeGatewayKey(dir, 'a.gw.test', 'gwa');
+    legacyB = await startSink({ dsn: false });
 
     // B: its receiver holds b.nmtp.test and is named 127.0.0.1, so its demo certificate
     // names the address A's SRV record points at (a matching name, no insecurePeers).
@@ -90,7 +94,9 @@ export function twoGateways(backend: 'embedded' | 'bullmq'): void {
         nmtp: { receiver: { listen: '127.0.0.1:0', domains: ['b.nmtp.test'], maildir: mailB } },
         // A's key record, known without DNS: B verifies A's HELLO proof and signature with it.
         routing: { staticRecords: { txt: [{ name: keyA.keyName, value: keyA.keyRecord }] } },
-        smarthost: { host: `127.0.0.1:${pf.returnPort}`, tls: 'none' },
+        // B's reverse direction: rt.legacy.test is hosted on B's legacy side (the sink).
+        reverse: { domains: ['rt.legacy.test'] },
+        smarthost: { host: `127.0.0.1:${legacyB.port}`, tls: 'none' },
         queue: queueOf('b'),
         admin: { listen: '' },
       }),
@@ -120,7 +126,10 @@ export function twoGateways(backend: 'embedded' | 'bullmq'): void {
         },
         routing: {
           staticRecords: {
-            srv: [{ domain: 'b.nmtp.test', target: '127.0.0.1', port: gwB.ports['nmtp'] }],
+            srv: [
+              { domain: 'b.nmtp.test', target: '127.0.0.1', port: gwB.ports['nmtp'] },
+              { domain: 'rt.legacy.test', target: '127.0.0.1', port: gwB.ports['nmtp'] },
+            ],
           },
         },
         smarthost: { host: `127.0.0.1:${pf.returnPort}`, tls: 'none' },
@@ -129,13 +138,17 @@ export function twoGateways(backend: 'embedded' | 'bullmq'): void {
       }),
       { log: a.log, env },
     );
-    await pf.setTransport({ 'b.nmtp.test': `nmtp-lmtp:inet:127.0.0.1:${gwA.ports['lmtp:0']}` });
+    await pf.setTransport({
+      'b.nmtp.test': `nmtp-lmtp:inet:127.0.0.1:${gwA.ports['lmtp:0']}`,
+      'rt.legacy.test': `nmtp-lmtp:inet:127.0.0.1:${gwA.ports['lmtp:0']}`,
+    });
   });
 
   after(async () => {
     await gwA?.close();
     await gwB?.close();
     await pf?.stop();
+    await legacyB?.close();
     await redis?.stop();
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
@@ -181,6 +194,38 @@ export function twoGateways(backend: 'embedded' | 'bullmq'): void {
     for (let i = 0; i < b64.length; i += 76) lines.push(b64.slice(i, i + 76));
     return lines.join('\r\n');
   }
+
+  test("both directions: swaks → Postfix → A → NMTP → B → SMTP (B's legacy side), signature verified by B", async () => {
+    const r = await swaks({
+      server: { port: pf.port },
+      from: 'sender@local.test',
+      to: 'carol@rt.legacy.test',
+      data:
+        `From: sender@local.test\r\nTo: carol@rt.legacy.test\r\n` +
+        `Subject: =?UTF-8?Q?Hin_und_zur=C3=BCck?=\r\nMessage-ID: <two-rt@local.test>\r\n\r\n` +
+        `Round trip.\r\n`,
+    });
+    assert.equal(r.code, 0, r.transcript);
+    const t = await until(
+      () => legacyB.transactions.find((x) => x.rcptTo.includes('carol@rt.legacy.test')),
+      "the message at B's legacy side",
+      30_000,
+      context,
+    );
+    const text = t.data.toString('utf8');
+    // A converted and signed it; B verified A's signature and converted it back.
+    assert.match(text, /^Authentication-Results: 127\.0\.0\.1; nmtp=pass header\.d=a\.gw\.test/m);
+    assert.match(text, /^Received: from a\.gw\.test \(\[127\.0\.0\.1\]\)/m);
+    assert.match(text, /^Message-I[Dd]: <two-rt@local\.test>/m);
+    assert.match(text, /^Subject: .*=\?(UTF|utf)-8\?|^Subject: Hin und zurück/m);
+    assert.match(text, /Round trip\./);
+    assert.match(t.mailFrom, /^nmtp-return\+r[a-z2-7]{26}\.[0-9a-f]{32}@b\.gw\.test$/);
+    // A got B's answer (accepted): nothing stays queued at A for carol.
+    const [entry] = await entriesFrom(gwA.queue, 'sender@local.test').then((es) =>
+      es.filter((e) => e.recipients.some((x) => x.rcpt === 'carol@rt.legacy.test')),
+    );
+    assert.equal(entry?.recipients[0]?.state, 'accepted', context());
+  });
 
   test('swaks → Postfix → gateway A → NMTP → gateway B: UTF-8 headers, multipart parts intact, signature valid at B', async () => {
     const attachment = randomBytes(100_000);

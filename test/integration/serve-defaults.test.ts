@@ -28,12 +28,13 @@ test('nmtp serve on its defaults greets over TLS on loopback and stops on SIGTER
   );
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   try {
+    let out = '';
     const address = await new Promise<string>((resolve, reject) => {
-      let out = '';
       child.stdout.on('data', (d: Buffer) => {
         out += d.toString();
         const m = /listening on (127\.0\.0\.1:\d+)/.exec(out);
-        if (m) resolve(m[1]!);
+        // Once it has said what to do next (the last of those lines).
+        if (m && out.includes('# stop:')) resolve(m[1]!);
       });
       child.once('exit', (code) => reject(new Error(`serve exited ${code}`)));
     });
@@ -56,6 +57,10 @@ test('nmtp serve on its defaults greets over TLS on loopback and stops on SIGTER
       /^220 2\.0\.0 version=NMTP\/1 service=transfer server=localhost challenge=/,
     );
     assert.ok(existsSync(join(dir, '.nmtp-run/tls/localhost.crt')));
+    // What to do next, and how to pass options (through npm too); the demo's poll window.
+    assert.match(out, /^# held recipients: nmtp mailbox list --maildir \.nmtp-run\/maildir/m);
+    assert.match(out, /^# deferred senders poll every 5–60 s/m);
+    assert.match(out, /^# every option: nmtp serve --help; through npm: npm run start:nmtp -- /m);
     child.kill('SIGTERM');
     assert.equal(await exited, 0);
   } finally {

@@ -244,7 +244,14 @@ test('per-recipient answers: 250, 550 and 450 in one transaction; the octets arr
     );
     assert.equal(out.failure, undefined);
     assert.deepEqual(out.recipients, [
-      { rcpt: 'ok@legacy.example', code: 250, enhanced: '2.0.0', text: 'Ok: queued as 4XyZ' },
+      // The responder offers DSN: a 2xx says so (NOTIFY=SUCCESS reached it).
+      {
+        rcpt: 'ok@legacy.example',
+        code: 250,
+        enhanced: '2.0.0',
+        text: 'Ok: queued as 4XyZ',
+        dsn: true,
+      },
       {
         rcpt: 'bad@legacy.example',
         code: 550,
@@ -370,6 +377,11 @@ test('RFC 3461 parameters travel on: RET, ENVID per message, NOTIFY and ORCPT pe
         out.recipients.map((r) => r.code),
         [250, 250, 250, 250],
       );
+      // Each 2xx says the peer offered DSN, so a success DSN may come back.
+      assert.deepEqual(
+        out.recipients.map((r) => r.dsn),
+        [true, true, true, true],
+      );
       const got = await sink.waitForMessages(4);
       const byRcpt = new Map(got.map((m) => [m.rcptTo.join(' | '), m.mailFrom]));
       assert.deepEqual([...byRcpt.keys()].sort(), [
@@ -397,6 +409,11 @@ test('RFC 3461 parameters travel on: RET, ENVID per message, NOTIFY and ORCPT pe
       assert.deepEqual(
         out.recipients.map((r) => r.code),
         [250, 250, 250, 250],
+      );
+      // ... and the answers say so: no success DSN is to be expected.
+      assert.deepEqual(
+        out.recipients.map((r) => r.dsn),
+        [false, false, false, false],
       );
       assert.ok(server.commands.every((c) => !/NOTIFY|ORCPT|RET=|ENVID/.test(c)));
     } finally {

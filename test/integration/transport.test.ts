@@ -206,7 +206,7 @@ test('nmtp send: alice accepted (byte-identical on disk), bob deferred with a co
   const alice = /^alice@example\.net 250 2\.0\.0 rcpt=alice@example\.net id=(\S+)$/m.exec(text);
   assert.ok(alice, text);
   const bob =
-    /^bob@example\.net 350 2\.0\.0 rcpt=bob@example\.net cookie=(\S+) min=60 max=3600 expires=\d+$/m.exec(
+    /^bob@example\.net 350 2\.0\.0 rcpt=bob@example\.net cookie=(\S+) min=5 max=60 expires=\d+$/m.exec(
       text,
     );
   assert.ok(bob, text);

@@ -159,9 +159,18 @@ test('SEND → queue → the mailbox over TLS (SRV and key from DNS): accepted, 
     await backendOf(queue).status({ type: 'submission-status', user: 'alice@example.org', id }),
     [
       { rcpt: 'alice@example.net', state: 'accepted' },
-      { rcpt: 'bob@example.net', state: 'deferred' },
+      // A deferred recipient: what the user waits on, when the queue polls next (§60.11.5).
+      {
+        rcpt: 'bob@example.net',
+        state: 'deferred',
+        cookie: bob.cookie,
+        next: bob.nextAt,
+        expires: bob.cookieExpires,
+      },
     ],
   );
+  assert.ok(bob.cookie !== undefined && bob.cookieExpires !== undefined);
+  assert.ok(bob.nextAt >= t + 60, 'the next poll is inside the window');
 });
 
 test('deferred → polled (still deferred) → queue restarted → approved → polled → accepted', async () => {

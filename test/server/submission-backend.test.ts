@@ -253,15 +253,16 @@ test('a large message is spooled and sealed in pieces, byte for byte', async () 
 });
 
 test('no id when the queue could not store the submission', async () => {
-  const real = queue.store.writeState.bind(queue.store);
-  queue.store.writeState = () => Promise.reject(new Error('disk full'));
+  // The first state of a spooled submission is what the queue stores last (journaled).
+  const real = queue.store.writeFirstState.bind(queue.store);
+  queue.store.writeFirstState = () => Promise.reject(new Error('disk full'));
   try {
     await assert.rejects(
       submit(message([{ name: 'From', value: '<alice@example.org>' }]), ['bob@example.net']),
       /disk full/,
     );
   } finally {
-    queue.store.writeState = real;
+    queue.store.writeFirstState = real;
   }
   // Neither the message nor a spool file is left behind.
   const states = readdirSync(join(dir, 'queue', 'state')).map((n) => n.replace('.json', ''));

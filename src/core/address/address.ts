@@ -90,7 +90,10 @@ function parseAddressUncached(input: string, options: ParseOptions): Address {
   if (options.mode === 'wire' && input !== canonical && input !== display) {
     throw new NmtpError(
       'NMTP_ERR_ADDR_NOT_CANONICAL',
-      `expected ${JSON.stringify(canonical)} or ${JSON.stringify(display)}`,
+      // One form when the domain is ASCII (canonical and display are then the same).
+      canonical === display
+        ? `expected ${JSON.stringify(canonical)}`
+        : `expected ${JSON.stringify(canonical)} or ${JSON.stringify(display)}`,
     );
   }
   const homograph = addressVerdict(homographVerdict(local), domainVerdict(unicode));

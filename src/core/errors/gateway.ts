@@ -39,12 +39,36 @@ export const GATEWAY_ERRORS = defineErrors({
     temporary: false,
     scope: 'recipient',
     summary:
-      'The message needs SMTPUTF8 (a non-ASCII envelope address, or UTF-8 header fields of a message received with SMTPUTF8) and the smarthost does not offer it (RFC 6531 §3.2): refused with 553 5.6.7 / 554 5.6.9, never sent as is.',
+      'The message needs SMTPUTF8 (a non-ASCII envelope address, or UTF-8 header fields of a message received with SMTPUTF8) and the smarthost (or MX host) does not offer it (RFC 6531 §3.2): refused with 553 5.6.7 / 554 5.6.9, never sent as is.',
   },
   NMTP_ERR_GW_CONFIG_INVALID: {
     temporary: false,
     scope: 'local',
     summary:
       'The gateway configuration file does not validate; the message names the key and the value.',
+  },
+  NMTP_ERR_GW_UNSAFE_OUTPUT: {
+    temporary: false,
+    scope: 'message',
+    summary:
+      'A message about to be sent toward the legacy side holds a bare CR, a bare LF, a NUL or a line over 998 octets (SMTP smuggling class); refused, never sent (§51.12).',
+  },
+  NMTP_ERR_GW_NULL_MX: {
+    temporary: false,
+    scope: 'recipient',
+    summary:
+      'SMTP out to MX hosts: the recipient domain publishes a null MX ("0 .", RFC 7505), it accepts no mail: 556 5.1.10, never attempted.',
+  },
+  NMTP_ERR_GW_MX_NOT_FOUND: {
+    temporary: false,
+    scope: 'recipient',
+    summary:
+      'SMTP out to MX hosts: the recipient domain does not exist, or has neither an MX record nor an address of its own (the implicit MX, RFC 5321 §5.1): 550 5.4.4.',
+  },
+  NMTP_ERR_GW_MX_LOOP: {
+    temporary: false,
+    scope: 'recipient',
+    summary:
+      'SMTP out to MX hosts: the gateway itself is the most preferred MX host of the recipient domain (RFC 5321 §5.1), so the mail would loop back to it: 554 5.4.6.',
   },
 });

@@ -45,4 +45,16 @@ export const LEGACY_ERRORS = defineErrors({
     summary:
       'No multipart boundary absent from the content was found (random source broken or adversarial).',
   },
+  NMTP_ERR_LEGACY_DKIM_KEY: {
+    temporary: false,
+    scope: 'local',
+    summary:
+      'The DKIM/ARC signing configuration is unusable (key not a PEM private key, wrong type for the algorithm, RSA key under 1024 bits, ARC without an RSA key, bad domain or selector); found at start-up (§51.12).',
+  },
+  NMTP_ERR_LEGACY_SIGN_FAILED: {
+    temporary: true,
+    scope: 'message',
+    summary:
+      'DKIM signing or ARC sealing of a converted message failed (the library reported an error, or an existing ARC chain could not be checked); retried (§51.12).',
+  },
 });

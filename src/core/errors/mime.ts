@@ -1,7 +1,7 @@
 import { defineErrors } from './define.ts';
 
 /**
- * Codes of the legacy → framed conversion (docs/protocol/50-legacy-to-nmtp.md §9).
+ * Codes of the legacy → framed conversion (docs/protocol.md §50.9).
  *
  * Only what the converter cannot recover from is an error; everything the spec lets it
  * repair (a missing final boundary, a header line without a colon, invalid base64, an

@@ -143,6 +143,18 @@ export const TRANSPORT_ERRORS = defineErrors({
     scope: 'recipient',
     summary: 'DATA on a cookie that is not waiting for a bigger view.',
   },
+  NMTP_ERR_TRANSPORT_COOKIE_MISMATCH: {
+    temporary: false,
+    scope: 'recipient',
+    summary:
+      'DATA on a cookie announces another message (size, digest or signers) than the DATA that created the cookie.',
+  },
+  NMTP_ERR_TRANSPORT_VIEW_INVALID: {
+    temporary: false,
+    scope: 'session',
+    summary:
+      'The octets sent are not the view asked for of the announced message, or do not reproduce a view sent before on the cookie.',
+  },
   NMTP_ERR_TRANSPORT_FROM_MISMATCH: {
     temporary: false,
     scope: 'message',

@@ -329,6 +329,14 @@ export class FrameDecoder {
       if (this.pos === this.cur.length && this.state !== State.Done) {
         // Pure transitions need no input; everything else waits for bytes.
         if (this.state !== State.AfterStart && this.state !== State.AfterPart) {
+          // "A bound of step 2 that is reached is an error found in what arrived, reported
+          // without waiting for more input" (§10.9): a header line that is to begin with no
+          // room left (B = 0) fails now, at the end of input as with one more octet.
+          if ((this.state === State.Trace || this.state === State.Header) && this.carryLen === 0) {
+            const container = this.state === State.Header ? this.stack.at(-1) : undefined;
+            const { bound, code } = this.lineBound(this.offset, container);
+            if (bound <= 0) this.fail(code, 'header line exceeds a limit', this.offset);
+          }
           if (!this.advance()) {
             // Hash what was consumed now, so that once NEED_MORE is returned the decoder
             // never reads a pushed chunk again (the caller may reuse its memory).
@@ -467,9 +475,14 @@ export class FrameDecoder {
    * limit, the header-block limit, the enclosing container, the total-size limit. The
    * smallest bound decides the error; on a tie, the later one in that list.
    */
-  private readLine(container: OpenPart | undefined): Uint8Array | undefined {
-    if (this.carryLen === 0) this.lineStart = this.offset;
-    const start = this.lineStart;
+  /**
+   * B of §10.9 step 2 for a line starting at `start`, and the code of the smallest bound
+   * ("on a tie, the later one in that list").
+   */
+  private lineBound(
+    start: number,
+    container: OpenPart | undefined,
+  ): { bound: number; code: FrameErrorCode } {
     const L = this.limits;
     let bound = L.maxLineBytes;
     let code: FrameErrorCode = 'NMTP_ERR_FRAME_LINE_TOO_LONG';
@@ -481,6 +494,13 @@ export class FrameDecoder {
       const room = container.bodyEnd - start;
       if (room <= bound) [bound, code] = [room, 'NMTP_ERR_FRAME_CONTAINER_MISMATCH'];
     }
+    return { bound, code };
+  }
+
+  private readLine(container: OpenPart | undefined): Uint8Array | undefined {
+    if (this.carryLen === 0) this.lineStart = this.offset;
+    const start = this.lineStart;
+    const { bound, code } = this.lineBound(start, container);
     // "Limits (configurable; checked BEFORE allocating ...)": search only as far as the
     // bound allows, so a hostile line costs at most `bound` bytes of work and of carry.
     const limit = Math.min(this.cur.length, this.pos + (bound - this.carryLen));

@@ -19,6 +19,7 @@ import {
 import { parseAddress, processDomain, validateDisplayName } from '../address/index.ts';
 import {
   checkReplay,
+  recipientHash,
   signContent,
   verifyAll,
   type ReplayVerdict,
@@ -174,4 +175,65 @@ export async function verifyMessage(
     signatures,
     ...(replay === undefined ? {} : { replay }),
   };
+}
+
+export interface RecipientsVerificationOptions {
+  readonly resolveTxt: TxtResolver;
+  /** Unix seconds. */
+  readonly now: number;
+  /** The transfer's recipients (any accepted form; the verdicts are keyed as given). */
+  readonly recipients: readonly string[];
+  /** The sending client's authenticated domain (HELLO, §60.8). */
+  readonly authenticatedDomain: string;
+  readonly limits?: Partial<FrameLimits>;
+  readonly impl?: Ed25519;
+}
+
+export interface RecipientsVerification {
+  /** The message, decoded and validated once (for whoever converts or stores it next). */
+  readonly message: DecodedMessage;
+  /** One result per Signature field, in trace order, with no recipient check (§30.6 steps 1–5). */
+  readonly signatures: readonly SignatureResult[];
+  /** The replay rule's verdict (§30.7) for each recipient, keyed as given. */
+  readonly replay: ReadonlyMap<string, ReplayVerdict>;
+}
+
+/**
+ * verifyMessage for several recipients at the cost of one: the message is decoded once and
+ * each signature verified once; the recipient check — "a verifier holding recipient R checks
+ * that its hash is listed" (§30.6 step 6), the last step — is then made per recipient, so
+ * each verdict is exactly what verifyMessage with that recipient gives.
+ */
+export async function verifyForRecipients(
+  bytes: Uint8Array,
+  opts: RecipientsVerificationOptions,
+): Promise<RecipientsVerification> {
+  const message = decodeAndValidate(bytes, opts.limits);
+  const signatures = await verifyAll(traceValues(message, 'Signature'), {
+    digest: message.contentDigest,
+    resolveTxt: opts.resolveTxt,
+    now: opts.now,
+    certificates: traceValues(message, 'Certificate'),
+    ...(opts.impl === undefined ? {} : { impl: opts.impl }),
+  });
+  const domain = processDomain(opts.authenticatedDomain).ascii;
+  const replay = new Map<string, ReplayVerdict>();
+  for (const given of opts.recipients) {
+    const rcpt = parseAddress(given).canonical;
+    const forRcpt = signatures.map((r): SignatureResult => {
+      const sig = r.signature;
+      if (r.status !== 'valid' || sig === undefined) return r;
+      const mine = Buffer.from(recipientHash(sig.salt, rcpt));
+      return sig.recipientHashes.some((h) => mine.equals(Buffer.from(h)))
+        ? r
+        : {
+            status: 'not-for-recipient',
+            code: 'NMTP_ERR_SIG_NOT_FOR_RECIPIENT',
+            temporary: false,
+            signature: sig,
+          };
+    });
+    replay.set(given, checkReplay(forRcpt, domain));
+  }
+  return { message, signatures, replay };
 }

@@ -78,8 +78,10 @@ export function errorReply(
 }
 
 /**
- * The reply to a wire error (§60.7): unknown verb 500, bad syntax 501, line/command too long
- * 500; framing errors also close the session.
+ * The reply to a wire error (§60.7): an unknown verb 500 5.5.1; the other line errors
+ * (syntax, invalid UTF-8, a command over its verb's limit) 501 5.5.2, and the session
+ * continues; framing errors 500 5.5.0 and close — so "500 5.5.0" always means the session
+ * is over.
  */
 export function wireErrorReply(error: NmtpError): Reply {
   const offset = error.details.offset;
@@ -89,6 +91,7 @@ export function wireErrorReply(error: NmtpError): Reply {
       return errorReply(500, '5.5.1', error.code, at);
     case 'NMTP_ERR_WIRE_SYNTAX':
     case 'NMTP_ERR_WIRE_INVALID_UTF8':
+    case 'NMTP_ERR_WIRE_COMMAND_TOO_LONG':
       return errorReply(501, '5.5.2', error.code, at);
     case 'NMTP_ERR_WIRE_TRUNCATED':
       return errorReply(421, '4.4.2', error.code, at);

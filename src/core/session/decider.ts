@@ -29,7 +29,26 @@ export type RecipientDecision =
 
 /** The answer to DATA: the view wanted, or (DATA on a cookie) why not. */
 export type ViewChoice =
-  | { readonly kind: 'view'; readonly view: View }
+  | {
+      readonly kind: 'view';
+      readonly view: View;
+      /**
+       * DATA on a cookie: what the DATA that created the cookie announced. "Every DATA on
+       * a cookie MUST announce the size, digest and signers of the DATA that created it"
+       * (§60.10.6); the server refuses another announcement. Absent: not compared (a
+       * cookie stored before the receiver kept it).
+       */
+      readonly announced?: {
+        readonly size: number;
+        readonly digest: string;
+        readonly signers: readonly string[];
+      };
+      /**
+       * DATA on a cookie: the view the receiver holds of that message (its kind and the
+       * SHA-256 of its octets, base64url): the view now sent must reproduce it (§60.10.6).
+       */
+      readonly held?: { readonly view: View; readonly sha256: string };
+    }
   | { readonly kind: 'unknown-cookie' }
   | { readonly kind: 'not-wanted' };
 

@@ -10,3 +10,4 @@ export * from './submission-server.ts';
 export * from './transfer-client.ts';
 export * from './submission-client.ts';
 export * from './received.ts';
+export * from './view.ts';

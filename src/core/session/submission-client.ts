@@ -566,7 +566,18 @@ function onReply(state: S, r: Reply): Out {
       if (r.code !== 250 || rcpt === undefined || st === undefined || !STATES.includes(st)) {
         return outOfStep(state, r);
       }
-      const statuses = [...state.statuses, { rcpt, state: st }];
+      // A deferred recipient's details, when the server gives them (§60.11.5).
+      const { cookie, next, expires } = r.params;
+      const when = (t: string | undefined): number | undefined =>
+        t !== undefined && /^\d{1,12}$/.test(t) ? Number(t) : undefined;
+      const status: RecipientStatus = {
+        rcpt,
+        state: st,
+        ...(cookie === undefined ? {} : { cookie }),
+        ...(when(next) === undefined ? {} : { next: when(next)! }),
+        ...(when(expires) === undefined ? {} : { expires: when(expires)! }),
+      };
+      const statuses = [...state.statuses, status];
       const s = { ...state, statuses };
       if (statuses.length < state.expected) return go(s, []);
       return endJob(s, { ok: true, reply: state.announced! });

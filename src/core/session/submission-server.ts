@@ -84,6 +84,13 @@ export type SubmissionAction =
 export interface RecipientStatus {
   readonly rcpt: string;
   readonly state: 'pending' | 'accepted' | 'deferred' | 'rejected' | 'given-up';
+  /**
+   * Deferred: the receiver's cookie, when the sender polls next and when the cookie
+   * expires (unix seconds), so the user sees how long the wait may be (§60.11.5).
+   */
+  readonly cookie?: string;
+  readonly next?: number;
+  readonly expires?: number;
 }
 
 export type SubmissionEvent =
@@ -226,7 +233,13 @@ export function submissionServer(state: S, event: SubmissionEvent): Out {
         },
         ...event.recipients.map((r): A => ({
           type: 'reply',
-          reply: reply(250, '2.0.0', { rcpt: r.rcpt, state: r.state }),
+          reply: reply(250, '2.0.0', {
+            rcpt: r.rcpt,
+            state: r.state,
+            ...(r.cookie === undefined ? {} : { cookie: r.cookie }),
+            ...(r.next === undefined ? {} : { next: r.next }),
+            ...(r.expires === undefined ? {} : { expires: r.expires }),
+          }),
         })),
       ]);
     }

@@ -33,6 +33,7 @@ import {
 } from './common.ts';
 import { csvName, evaluateCsv, type CsvResult } from './csv.ts';
 import type { CookieState, FinalAnswer, RecipientDecision, View, ViewChoice } from './decider.ts';
+import { sameAnnouncement, type HeldView } from './view.ts';
 
 export type ProofResult = 'pass' | 'fail' | 'temperror';
 
@@ -192,6 +193,19 @@ export type TransferServerAction =
       readonly signers: readonly string[];
       readonly cookie?: string;
     }
+  /**
+   * The view about to arrive (§60.10.4): the host checks its octets (`ViewChecker`,
+   * view.ts) as they are stored, and answers the 'decide-message' that follows with
+   * 'view-invalid' instead of asking the decider when they are not that view.
+   */
+  | {
+      readonly type: 'check-view';
+      readonly view: View;
+      readonly size: number;
+      readonly digest: string;
+      readonly signers: readonly string[];
+      readonly held?: HeldView;
+    }
   | {
       readonly type: 'decide-message';
       readonly domain: string;
@@ -234,6 +248,8 @@ export type TransferServerEvent =
   | { readonly type: 'view-choice'; readonly choice: ViewChoice }
   /** One answer per recipient of the transaction, in RCPT order. */
   | { readonly type: 'message-decision'; readonly answers: readonly FinalAnswer[] }
+  /** The answer to 'decide-message' when the octets were not the view (see 'check-view'). */
+  | { readonly type: 'view-invalid'; readonly reason: string }
   | { readonly type: 'cookie-state'; readonly state: CookieState }
   /** The host's answer to 'prove': the public key and signature, or no key for `rcpt`. */
   | { readonly type: 'proved'; readonly key: Uint8Array; readonly signature: Uint8Array }
@@ -311,6 +327,8 @@ export function transferServer(state: S, event: TransferServerEvent): Out {
       return onViewChoice(state, event.choice);
     case 'message-decision':
       return onMessageDecision(state, event.answers);
+    case 'view-invalid':
+      return onViewInvalid(state, event.reason);
     case 'cookie-state':
       return onCookieState(state, event.state);
     case 'proved':
@@ -739,12 +757,51 @@ function onViewChoice(state: S, choice: ViewChoice): Out {
       errorReply(503, '5.5.1', 'NMTP_ERR_TRANSPORT_VIEW_NOT_WANTED', { cookie: cookie ?? '' }),
     );
   }
+  // "Every DATA on a cookie MUST announce the size, digest and signers of the DATA that
+  // created the cookie: what the receiver agreed to is that message" (§60.10.6).
+  if (cookie !== undefined && choice.announced !== undefined) {
+    if (!sameAnnouncement(state.tx, choice.announced)) {
+      return refuse(
+        ready,
+        errorReply(554, '5.6.0', 'NMTP_ERR_TRANSPORT_COOKIE_MISMATCH', { cookie }),
+      );
+    }
+  }
   // "With send=full the 354 names view=full: that is what the client is sending; a
   // receiver that wanted less keeps what it needs" (§60.10.4).
   const view = state.tx.eager === true ? 'full' : choice.view;
+  const { size, digest, signers } = state.tx;
   return enter({ ...state, phase: 'data', tx: { ...state.tx, view } }, [
+    {
+      type: 'check-view',
+      view,
+      size,
+      digest,
+      signers,
+      ...(cookie !== undefined && choice.held !== undefined ? { held: choice.held } : {}),
+    },
     { type: 'reply', reply: reply(354, '2.0.0', { view }) },
   ]);
+}
+
+/**
+ * "A receiver MUST NOT hold, show or accept octets that are not the view it asked for of
+ * the announced message": `554 5.6.0 view=<v> err=NMTP_ERR_TRANSPORT_VIEW_INVALID`, the
+ * transaction ends, the session continues (§60.10.4).
+ */
+function onViewInvalid(state: S, reason: string): Out {
+  if (state.phase !== 'decide-wait' || state.tx === undefined) return ignore(state);
+  const { cookie, view } = state.tx;
+  return refuse(
+    { ...state, ...noTransaction, phase: 'ready' },
+    errorReply(
+      554,
+      '5.6.0',
+      'NMTP_ERR_TRANSPORT_VIEW_INVALID',
+      { ...(cookie === undefined ? {} : { cookie }), view: view ?? 'full' },
+      reason,
+    ),
+  );
 }
 
 function onDataEnd(state: S): Out {

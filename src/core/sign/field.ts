@@ -83,6 +83,21 @@ export function splitTags(value: string, err: (why: string) => NmtpError): [stri
 }
 
 export function parseSignatureField(value: string): ParsedSignature {
+  // "Precedence: a value whose first tag is v= with another value than 1 is
+  // NMTP_ERR_SIG_VERSION, whatever follows; then a value starting v=1 whose second tag is a=
+  // with another value than ed25519 is NMTP_ERR_SIG_ALGORITHM, whatever follows; any other
+  // deviation is NMTP_ERR_SIG_MALFORMED" (§30.2): a later version or algorithm may change
+  // every other tag, and its code must still say which.
+  // A tag here is as in every version: name "=" a value without ";" or SP, then "; " or
+  // the end of the field.
+  const version = /^v=([^;\s]+)(?:; |$)/u.exec(value)?.[1];
+  if (version !== undefined && version !== '1') {
+    throw new NmtpError('NMTP_ERR_SIG_VERSION', `v=${version.slice(0, 16)}`);
+  }
+  const algorithm = /^v=1; a=([^;\s]+)(?:; |$)/u.exec(value)?.[1];
+  if (algorithm !== undefined && algorithm !== 'ed25519') {
+    throw new NmtpError('NMTP_ERR_SIG_ALGORITHM', `a=${algorithm.slice(0, 16)}`);
+  }
   const tags = splitTags(value, malformed);
   // "Tags MUST appear in this order, each exactly once" (§30.2).
   const order = tags.length === ORDER_USER.length ? ORDER_USER : ORDER_PLAIN;
@@ -120,6 +135,7 @@ export function parseSignatureField(value: string): ParsedSignature {
   if (hashTexts.length > MAX_RECIPIENT_HASHES) {
     throw new NmtpError('NMTP_ERR_SIG_TOO_MANY_RECIPIENTS', `${hashTexts.length} hashes`);
   }
+  // "none twice: a hash listed twice is NMTP_ERR_SIG_MALFORMED" (§30.2).
   if (new Set(hashTexts).size !== hashTexts.length) throw malformed('r= lists a hash twice');
   const recipientHashes = hashTexts.map((t) => {
     const b = fromBase64url(t, 16);

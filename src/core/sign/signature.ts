@@ -18,7 +18,7 @@ import {
 } from './field.ts';
 import { toBase64url } from './base64url.ts';
 import { lookupDomainKey, type TxtResolver } from '../keys/record.ts';
-import { parseCertificate, verifyCertificate } from '../keys/certificate.ts';
+import { verifyCertificate } from '../keys/certificate.ts';
 
 /**
  * "rcpt hash = first 16 octets of SHA-256(salt || UTF-8 canonical recipient address)"
@@ -151,14 +151,12 @@ export async function verifySignature(value: string, ctx: VerifyContext): Promis
     }
     publicKey = key.record.publicKey;
   } else {
-    // "c= names the Certificate field of the trace block whose id= equals it" (step 4b).
-    const certValue = (ctx.certificates ?? []).find((v) => {
-      try {
-        return parseCertificate(v).id === sig.certId;
-      } catch {
-        return false;
-      }
-    });
+    // "c names the first Certificate field of the trace block whose id= tag equals it;
+    // that certificate is then verified, and a certificate that does not parse gives its own
+    // code" (step 4b): a weak k= or na ≤ nb reports itself, not a missing certificate.
+    const certValue = (ctx.certificates ?? []).find((v) =>
+      v.split('; ').includes(`id=${sig.certId}`),
+    );
     if (certValue === undefined) return fail('NMTP_ERR_SIG_CERT_MISSING', `c=${sig.certId}`);
     const cert = await verifyCertificate(certValue, ctx);
     if (!cert.ok) return failure(cert.error, sig);

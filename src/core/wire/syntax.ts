@@ -173,6 +173,9 @@ const PARSED = new WeakSet<Command>();
  * the per-verb size limit; `offset` is where the line starts in the stream (for errors).
  */
 export function parseCommandLine(line: string, octets: number, offset: number): Command {
+  // "A command line holding a control character anywhere — verb, argument or parameter —
+  // is NMTP_ERR_WIRE_SYNTAX" (§60.3): one code, checked before the verb is looked up.
+  if (!TEXT_RE.test(line)) throw syntax('control character in a command', offset);
   const w = words(line, offset);
   const verb = w[0]!;
   if (!isVerb(verb)) {

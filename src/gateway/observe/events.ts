@@ -208,6 +208,15 @@ export const EVENTS = {
   // The gateway's own NMTP receiver.
   'nmtp-in.accepted': ev('info', ['rcpt', 'client?', 'domain?', 'remoteId?', 'size?'], 'The receiver accepted a message for a local NMTP mailbox.'),
   'nmtp-in.refused': ev('info', ['client?', 'domain?', 'rcpt?', ...REPLY], 'The receiver refused a recipient or a message.'),
+
+  'nmtp-in.recovered': ev('warn', ['detail'], "The receiver's start-up removed what a crash had left in its maildir (partial receptions, cookie temporaries, orphaned held messages)."),
+
+  // The reverse direction (NMTP in → SMTP out, src/gateway/reverse/).
+  'reverse.queued': ev('info', ['queueId', 'client', 'rcpts', 'size'], 'An NMTP message for legacy recipients was converted and queued for SMTP.'),
+  'reverse.refused': ev('info', ['client', 'err', 'detail'], 'An NMTP message for legacy recipients was refused (signatures, conversion, unsafe octets).'),
+  'reverse.giveup': ev('info', ['queueId', 'rcpt'], 'The NMTP sender gave a recipient up (GIVEUP) before it was delivered.'),
+  'reverse.report': ev('info', ['queueId', 'rcpt', 'action', 'enhanced?'], 'A legacy DSN came back to the return path and updated a cookie.'),
+  'reverse.report.ignored': ev('info', ['why', 'detail?', 'err?'], 'Mail to the return path that updates no cookie (not a report, unknown entry, unknown recipient).'),
 } as const satisfies Record<string, EventSpec>;
 
 export type EventName = keyof typeof EVENTS;

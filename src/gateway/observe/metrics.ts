@@ -66,6 +66,11 @@ export interface Metrics {
   dsn(outcome: DsnOutcome, action: DeliveryAction): void;
   /** A legacy message that could not be converted: its catalog code, or what was thrown. */
   convertFailed(err: ErrorCode | unknown): void;
+  /**
+   * The reverse direction (NMTP in → SMTP out): one answer given to an NMTP sender after the
+   * data (accepted, rejected, or deferred with a cookie; §52.12.3).
+   */
+  reverseAnswer(answer: 'accepted' | 'rejected' | 'deferred'): void;
   /** Sets (or replaces) where the queue and cookie gauges are read at scrape time. */
   collectFrom(sources: MetricSources): void;
   /** The exposition text (what GET /metrics returns). */
@@ -147,6 +152,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: ['err'],
     registers,
   });
+  const reverseAnswers = new Counter({
+    name: `${P}reverse_answers_total`,
+    help: 'Answers given to NMTP senders for legacy recipients after the data, by answer (accepted, rejected, deferred).',
+    labelNames: ['answer'],
+    registers,
+  });
   const collectErrors = new Counter({
     name: `${P}collect_errors_total`,
     help: 'Scrape-time reads that failed or timed out, by source (queue, cookies); that gauge is empty for the scrape.',
@@ -190,6 +201,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
 
   // Series that exist from the start read 0 rather than absent, so rate() and alerts work
   // before the first event.
+  for (const answer of ['accepted', 'rejected', 'deferred'] as const)
+    reverseAnswers.inc({ answer }, 0);
   connectionsTotal.inc({ result: 'accepted' }, 0);
   connectionsTotal.inc({ result: 'refused' }, 0);
   for (const direction of ['nmtp', 'smtp'] as const) {
@@ -237,6 +250,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       convertErrors.inc({
         err: typeof err === 'string' && isErrorCode(err) ? err : classify(err).code,
       });
+    },
+    reverseAnswer(answer) {
+      reverseAnswers.inc({ answer });
     },
     collectFrom(s) {
       sources = s;

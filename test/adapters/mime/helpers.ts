@@ -2,6 +2,7 @@
  * Shared by the legacy → framed tests: the corpus (hand-written fixtures, the real-world
  * mail-gem corpus read in place, nodemailer-generated messages), and tree walking.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,12 +42,49 @@ function walk(dir: string, out: string[]): string[] {
   return out;
 }
 
+/**
+ * Python's own email test messages (Lib/test/test_email/data/msg_*.txt), read in place from
+ * the installation of the python3 that runs the oracle; Debian's python3 has them in
+ * libpython3.11-testsuite (test/harness/debian-packages.txt).
+ */
+export function pythonEmailData(): string {
+  const py = spawnSync(
+    'python3',
+    [
+      '-c',
+      'import os, sys, email; d = os.path.dirname(os.path.dirname(email.__file__)); ' +
+        "print(os.path.join(d, 'test', 'test_email', 'data')); " +
+        "print(f'/usr/lib/python3.{sys.version_info[1]}/test/test_email/data')",
+    ],
+    { encoding: 'utf8' },
+  );
+  const candidates = (py.stdout ?? '').split('\n').filter((l) => l !== '');
+  const dir = candidates.find((d) => existsSync(join(d, 'msg_01.txt')));
+  if (dir === undefined) {
+    throw new Error(
+      `Python's email test messages missing (looked in ${candidates.join(', ')}): ` +
+        'apt-get install libpython3.11-testsuite',
+    );
+  }
+  return dir;
+}
+
+let pythonFiles: [string, string][] | undefined;
+
 /** Corpus files keyed like the manifest. Throws (test fails) when ../shared is missing. */
 export function corpusFiles(): Map<string, string> {
   if (!existsSync(MAIL_GEM)) throw new Error(`corpus missing: ${MAIL_GEM} (CI has ../shared)`);
   const out = new Map<string, string>();
   for (const p of walk(MAIL_GEM, [])) out.set(`mail-gem/${p.slice(MAIL_GEM.length)}`, p);
   for (const p of walk(FIXTURES, [])) out.set(`fixtures/${p.slice(FIXTURES.length)}`, p);
+  if (pythonFiles === undefined) {
+    const dir = pythonEmailData();
+    pythonFiles = readdirSync(dir)
+      .filter((n) => /^msg_\d+[a-z]?\.txt$/.test(n))
+      .sort()
+      .map((n) => [`python/${n}`, join(dir, n)]);
+  }
+  for (const [k, p] of pythonFiles) out.set(k, p);
   return out;
 }
 

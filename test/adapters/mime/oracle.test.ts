@@ -32,8 +32,17 @@ interface PyEntry {
   leaves?: PyLeaf[];
 }
 
-/** The same sanitising our field values get (spec §50.3.3), applied to Python's text. */
+/**
+ * The sanitising our field values get (spec §50.3.3), applied to Python's text: each control
+ * (TAB included) one SP, runs kept, NFC, SP trimmed at the ends.
+ */
 const asField = (s: string): string =>
+  s
+    .replace(/\p{Cc}/gu, ' ')
+    .normalize('NFC')
+    .replace(/^ +| +$/g, '');
+/** Display names are prepared as §20.8 says: whitespace runs become one SP. */
+const asName = (s: string): string =>
   s
     .normalize('NFC')
     .replace(/[\s\p{Cc}]+/gu, ' ')
@@ -48,14 +57,28 @@ const ADJACENT =
   'RFC 2047 §6.2: whitespace between adjacent encoded-words is dropped; Python keeps a space between words in an address phrase';
 const UTF8_IN_ASCII =
   'a us-ascii (or undeclared) text part whose octets are valid UTF-8 is read as UTF-8 (spec §50.5.2); Python replaces each 8-bit octet with U+FFFD';
-const UNTERMINATED =
-  'the last part of an unterminated multipart keeps its final line break: no delimiter follows it to own the CRLF (RFC 2046 §5.1.1); Python drops it';
 const EQ_BOUNDARY =
   'an unquoted boundary containing "=" (not a token, RFC 2045 §5.1) is taken whole, as MUAs do; Python cuts it at "=" and finds no parts';
 const NO_COLON =
   'a header line without a colon is dropped and the header block continues (spec §50.3.1); Python ends the header block there and makes the rest body';
 const BARE_CR =
   'a bare CR is not a line break (only LF / CRLF end header lines, spec §50.3.1), so it is a control replaced by SP; Python splits the line at it';
+const UNKNOWN_CHARSET =
+  'an unknown charset label: the octets are read as UTF-8 when they are, else windows-1252 (spec §50.5.2); Python cannot decode the part (LookupError) and gives the raw octets';
+const REUSED_BOUNDARY =
+  "a nested multipart that reuses its parent's boundary keeps the delimiter lines until its own close-delimiter (spec §50.6.1), which recovers the structure the writer meant; Python ends the inner multipart at once and shifts every later part";
+const EXTERNAL_BODY =
+  "message/external-body is a leaf whose body (the external entity's header and body) is kept whole (spec §50.6.2); Python parses it as an embedded message and gives only its body";
+const CLOSE_ONLY =
+  'a multipart without any body part is carried as its body octets, delimiter and epilogue included (spec §50.6.1, lossless); Python keeps only the preamble';
+const BOM_BEFORE_HEADER =
+  'a UTF-8 byte order mark before the first header field is consumed (spec §50.3.1); Python reads it into the first field name, loses that field and makes the whole message body';
+const BOM =
+  'a UTF-8 byte order mark that starts a UTF-8 text or header value is consumed by decoding (spec §50.3.1, §50.5.2); Python keeps U+FEFF';
+const WHATWG_ALIAS =
+  "the label is in the WHATWG Encoding Standard (x-gbk, windows-31j) but not in Python's codec registry: decoded (spec §50.5.2); Python cannot decode it";
+const UNSUPPORTED =
+  'a charset known but without a decoder here (iso-2022-cn): its encoded-words stay as written (spec §50.3.2); Python decodes them as ASCII, escape sequences dropped';
 const UUENCODE =
   'x-uuencode is not a Content-Transfer-Encoding of RFC 2045; octets are kept as they are, with a warning (spec §50.5.1); Python decodes uuencode';
 
@@ -67,8 +90,6 @@ const INTENDED: Record<string, { aspect: string; reason: string }[]> = {
   ],
   'mail-gem/plain_emails/raw_email5.eml': [{ aspect: 'leaf0-text', reason: UTF8_IN_ASCII }],
   'mail-gem/plain_emails/raw_email6.eml': [{ aspect: 'leaf0-text', reason: UTF8_IN_ASCII }],
-  'mail-gem/mime_emails/raw_email4.eml': [{ aspect: 'leaf2-text', reason: UNTERMINATED }],
-  'fixtures/missing-final-boundary.eml': [{ aspect: 'leaf1-text', reason: UNTERMINATED }],
   'mail-gem/mime_emails/raw_email_with_binary_encoded.eml': [
     { aspect: 'leaf0-octets', reason: EQ_BOUNDARY },
   ],
@@ -84,12 +105,47 @@ const INTENDED: Record<string, { aspect: string; reason: string }[]> = {
     { aspect: 'subject', reason: NO_COLON },
     { aspect: 'leaf0-text', reason: NO_COLON },
   ],
-  'fixtures/header-without-colon.eml': [{ aspect: 'leaf0-text', reason: NO_COLON }],
   'fixtures/nul-and-bare-cr.eml': [
     { aspect: 'subject', reason: BARE_CR },
     { aspect: 'leaf0-text', reason: BARE_CR },
   ],
   'fixtures/uuencode-cte.eml': [{ aspect: 'leaf0-octets', reason: UUENCODE }],
+  'fixtures/unknown-charset.eml': [{ aspect: 'leaf0-octets', reason: UNKNOWN_CHARSET }],
+  'python/msg_15.txt': [
+    { aspect: 'leaf0', reason: REUSED_BOUNDARY },
+    { aspect: 'leaf1', reason: REUSED_BOUNDARY },
+    { aspect: 'leaf2', reason: REUSED_BOUNDARY },
+  ],
+  'python/msg_36.txt': [
+    { aspect: 'leaf1-octets', reason: EXTERNAL_BODY },
+    { aspect: 'leaf2-octets', reason: EXTERNAL_BODY },
+  ],
+  'python/msg_42.txt': [{ aspect: 'leaf1-octets', reason: CLOSE_ONLY }],
+  // Fixtures written for the classes of issue 11: each differs from Python on purpose.
+  'fixtures/bom-before-header.eml': [
+    { aspect: 'subject', reason: BOM_BEFORE_HEADER },
+    { aspect: 'leaf0-text', reason: BOM_BEFORE_HEADER },
+  ],
+  'fixtures/bom.eml': [
+    { aspect: 'subject', reason: BOM },
+    { aspect: 'leaf0-text', reason: BOM },
+  ],
+  'fixtures/charset-aliases.eml': [
+    { aspect: 'subject', reason: WHATWG_ALIAS },
+    { aspect: 'leaf2-octets', reason: WHATWG_ALIAS },
+    { aspect: 'leaf8-octets', reason: WHATWG_ALIAS },
+  ],
+  'fixtures/charset-unknown-words.eml': [{ aspect: 'subject', reason: UNKNOWN_CHARSET }],
+  'fixtures/continuation-after-dropped.eml': [{ aspect: 'leaf0-text', reason: NO_COLON }],
+  'fixtures/multipart-close-only.eml': [{ aspect: 'leaf0-octets', reason: CLOSE_ONLY }],
+  'fixtures/multipart-nested-no-parts.eml': [{ aspect: 'leaf1-octets', reason: CLOSE_ONLY }],
+  'fixtures/multipart-reused-boundary.eml': [
+    { aspect: 'leaf0', reason: REUSED_BOUNDARY },
+    { aspect: 'leaf1', reason: REUSED_BOUNDARY },
+    { aspect: 'leaf2', reason: REUSED_BOUNDARY },
+  ],
+  'fixtures/raw-8bit-header.eml': [{ aspect: 'subject', reason: WIN1252 }],
+  'fixtures/unsupported-charset.eml': [{ aspect: 'subject', reason: UNSUPPORTED }],
 };
 
 function intended(key: string, aspect: string): boolean {
@@ -114,11 +170,15 @@ test('decoding agrees with Python email (policy=default)', async () => {
     const oracle = JSON.parse(py.stdout) as Record<string, PyEntry>;
 
     const stats = { messages: 0, headers: 0, leaves: 0, intendedDiffs: 0 };
+    // The same counts over the messages found in the wild (mail-gem, Python's test data,
+    // nodemailer output), without the fixtures written to exercise the differences.
+    const found = { items: 0, intendedDiffs: 0 };
     const mismatches: string[] = [];
     const usedIntended = new Set<string>();
     const differ = (key: string, aspect: string, detail: string): void => {
       if (intended(key, aspect)) {
         stats.intendedDiffs++;
+        if (!key.startsWith('fixtures/')) found.intendedDiffs++;
         usedIntended.add(
           `${key} ${(INTENDED[key] ?? []).find((d) => aspect.startsWith(d.aspect))!.aspect}`,
         );
@@ -138,6 +198,7 @@ test('decoding agrees with Python email (policy=default)', async () => {
       }
       const o = oracle[path]!;
       stats.messages++;
+      const before = stats.headers + stats.leaves;
 
       // Subject
       const ours = getField(root.fields, 'Subject');
@@ -156,7 +217,7 @@ test('decoding agrees with Python email (policy=default)', async () => {
         stats.headers++;
         const ourNames = parseMailboxList(from).map((m) => m.displayName ?? '');
         const theirNames = o.from_names.map((n) =>
-          asField(n).replace(/</g, '\uff1c').replace(/>/g, '\uff1e'),
+          asName(n).replace(/</g, '\uff1c').replace(/>/g, '\uff1e'),
         );
         if (JSON.stringify(ourNames) !== JSON.stringify(theirNames)) {
           differ(key, 'from', `${JSON.stringify(ourNames)} vs ${JSON.stringify(theirNames)}`);
@@ -168,6 +229,7 @@ test('decoding agrees with Python email (policy=default)', async () => {
       const theirLeaves = o.leaves ?? [];
       if (ourLeaves.length !== theirLeaves.length) {
         differ(key, 'leaf-count', `${ourLeaves.length} vs ${theirLeaves.length}`);
+        if (!key.startsWith('fixtures/')) found.items += stats.headers + stats.leaves - before;
         continue;
       }
       ourLeaves.forEach((leaf, i) => {
@@ -198,8 +260,19 @@ test('decoding agrees with Python email (policy=default)', async () => {
           }
         }
       });
+      if (!key.startsWith('fixtures/')) found.items += stats.headers + stats.leaves - before;
     }
-    console.log(`oracle: ${JSON.stringify(stats)}`);
+    // Agreement over every compared item: strict counts an intended difference as a
+    // disagreement; "as specified" counts only the differences no §50 rule explains.
+    const items = stats.headers + stats.leaves;
+    const agree = items - stats.intendedDiffs - mismatches.length;
+    const pct = (n: number): string => `${((100 * n) / items).toFixed(2)}%`;
+    console.log(
+      `oracle: ${JSON.stringify(stats)}; strict agreement ${agree}/${items} = ${pct(agree)}; ` +
+        `as specified ${items - mismatches.length}/${items} = ${pct(items - mismatches.length)}; ` +
+        `strict on found mail ${found.items - found.intendedDiffs}/${found.items} = ` +
+        `${((100 * (found.items - found.intendedDiffs)) / found.items).toFixed(2)}%`,
+    );
     assert.deepEqual(mismatches, []);
     // Every listed intended difference must still occur (no stale exclusions).
     const listed = Object.entries(INTENDED).flatMap(([k, ds]) => ds.map((d) => `${k} ${d.aspect}`));

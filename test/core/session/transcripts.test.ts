@@ -59,6 +59,8 @@ test('there are transcripts for every feature', () => {
     'transfer-eager.txt',
     'transfer-eager-refused.txt',
     'transfer-error-eager-too-large.txt',
+    'transfer-error-view-invalid.txt',
+    'transfer-cookie-binding.txt',
   ]) {
     assert.ok(names.includes(must), must);
   }

@@ -8,6 +8,12 @@ import { ed25519 } from '../../../src/core/sign/index.ts';
 import { keyPairFromSeed, issueCertificate, fingerprint } from '../../../src/core/keys/index.ts';
 import { decodeMessage } from '../../../src/core/frame/index.ts';
 import { toBase64url } from '../../../src/core/sign/index.ts';
+import {
+  ViewChecker,
+  viewSha256,
+  type Announcement,
+  type HeldView,
+} from '../../../src/core/session/index.ts';
 import type {
   CookieState,
   SubmissionAction,
@@ -42,6 +48,9 @@ interface Cookie {
   rcpt: string;
   state: 'deferred' | 'want-full' | 'accepted' | 'rejected' | 'given-up';
   id?: string;
+  /** What the DATA that created it announced, and the preview held (§60.10.6). */
+  announced?: Announcement;
+  held?: HeldView;
 }
 
 export class World {
@@ -51,6 +60,8 @@ export class World {
   private nextId = 1;
   private nextCookie = 1;
   private data: Uint8Array[] = [];
+  /** The view being received, checked as the host does (src/server/transfer-host.ts). */
+  private checker: ViewChecker | undefined;
   private readonly submissions = new Map<string, { user: string; recipients: readonly string[] }>();
 
   constructor(private readonly d: Directives) {
@@ -130,13 +141,26 @@ export class World {
         if (c === undefined || c.owner !== a.domain)
           return { type: 'view-choice', choice: { kind: 'unknown-cookie' } };
         if (c.state !== 'want-full') return { type: 'view-choice', choice: { kind: 'not-wanted' } };
-        return { type: 'view-choice', choice: { kind: 'view', view: 'full' } };
+        const bound = {
+          ...(c.announced === undefined ? {} : { announced: c.announced }),
+          ...(c.held === undefined ? {} : { held: c.held }),
+        };
+        return { type: 'view-choice', choice: { kind: 'view', view: 'full', ...bound } };
       }
+      case 'check-view':
+        this.checker = new ViewChecker(a.view, a, a.held);
+        return undefined;
       case 'store-chunk':
         this.data.push(a.bytes.slice());
+        this.checker?.push(a.bytes);
         return undefined;
-      case 'decide-message':
+      case 'decide-message': {
+        const verdict = this.checker?.finish();
+        this.checker = undefined;
+        if (verdict !== undefined && !verdict.ok)
+          return { type: 'view-invalid', reason: verdict.reason };
         return { type: 'message-decision', answers: this.decideMessage(a) };
+      }
       case 'cookie': {
         const c = this.cookies.get(a.cookie);
         if (c === undefined || c.owner !== a.domain)
@@ -246,7 +270,14 @@ export class World {
       // Anything less than the full view cannot be delivered yet: defer, and ask for more.
       if (local === 'carol' || a.view !== 'full') {
         const cookie = `ck-${this.nextCookie++}`;
-        this.cookies.set(cookie, { owner: a.domain, rcpt, state: 'want-full' });
+        const { size, digest, signers } = a;
+        this.cookies.set(cookie, {
+          owner: a.domain,
+          rcpt,
+          state: 'want-full',
+          announced: { size, digest, signers },
+          ...(a.view === 'full' ? {} : { held: { view: a.view, sha256: viewSha256(bytes) } }),
+        });
         return {
           kind: 'deferred' as const,
           rcpt,

@@ -482,6 +482,17 @@ I("truncated-sentinel", "Input ends inside the sentinel.", M(ok_root, "hi", sent
 I("truncated-version", "Input ends inside the version line.", b"NMTP/", "NMTP_ERR_FRAME_TRUNCATED")
 I("truncated-trace", "Input ends inside the trace block.", b"NMTP/1\r\nTrace: x\r\n", "NMTP_ERR_FRAME_TRUNCATED")
 
+# Bounds reached exactly at the end of input (10.9 steps 2 and 8): a bound that is reached
+# is an error found in what arrived, reported without waiting, so the end of input there is
+# not TRUNCATED — the same code as with one more octet.
+full_trace = b"NMTP/1\r\nTrace: " + b"t" * 23 + b"\r\n"  # 32 octets of trace block, no empty line
+assert len(full_trace) - 8 == 32
+I("header-full-at-end", "Trace lines filling the 32-octet header limit exactly, then the end of input: the empty line can no longer fit.", full_trace, "NMTP_ERR_FRAME_HEADER_TOO_LARGE", {"maxHeaderBytes": 32, "maxLineBytes": 32})
+I("header-full-plus-one", "The same with one more octet: the same code.", full_trace + b"x", "NMTP_ERR_FRAME_HEADER_TOO_LARGE", {"maxHeaderBytes": 32, "maxLineBytes": 32})
+I("line-at-limit-no-lf-at-end", "A trace line of exactly the 32-octet line limit without LF, then the end of input: its LF could only come past the limit.", b"NMTP/1\r\nTrace: " + b"t" * 25, "NMTP_ERR_FRAME_LINE_TOO_LONG", {"maxLineBytes": 32})
+I("line-below-limit-no-lf-at-end", "One octet shorter: the LF could still come, so the end of input is TRUNCATED.", b"NMTP/1\r\nTrace: " + b"t" * 24, "NMTP_ERR_FRAME_TRUNCATED", {"maxLineBytes": 32})
+I("container-child-header-fills-container-at-end", "A child's header line fills its container exactly, then the end of input: the empty line cannot fit in the container.", M(mp + CL(len(CL(1))), CL(1), sentinel=b""), "NMTP_ERR_FRAME_CONTAINER_MISMATCH")
+
 ids = [v["id"] for v in valid + invalid]
 assert len(ids) == len(set(ids)), "duplicate ids"
 

@@ -105,6 +105,14 @@ const vectors = [
   vec('user-key-no-cert', 'User-key signature without its certificate', userSig, { status: 'invalid', code: 'NMTP_ERR_SIG_CERT_MISSING' }),
   vec('user-key-cert-revoked', 'The certificate has a revocation record', userSig, { status: 'revoked', code: 'NMTP_ERR_CERT_REVOKED' }, { certificates: [cert], dns: { ...dns, [`${certId}._nmtprevoked.example.org`]: ['revoked'] } }),
   vec('user-key-not-authorized', 'The domain key lacks f=u', userSig, { status: 'invalid', code: 'NMTP_ERR_CERT_NOT_AUTHORIZED' }, { certificates: [cert], dns: { [keyName]: [printDomainKeyRecord({ publicKey: domainKey.publicKey, flags: '' })] } }),
+  // §30.2 precedence: the version first, then the algorithm, then everything else.
+  vec('version-first', 'v=2 with tags this version does not know: the version code, not malformed', 'v=2; k=ed448; sig=xyz', { status: 'invalid', code: 'NMTP_ERR_SIG_VERSION' }),
+  vec('version-before-algorithm', 'v=2 and a=ed448: the version code', swap(single, /^v=1; a=ed25519/, 'v=2; a=ed448'), { status: 'invalid', code: 'NMTP_ERR_SIG_VERSION' }),
+  vec('algorithm-first', 'v=1, a=ed448 and tags this version does not know: the algorithm code', 'v=1; a=ed448; k=xyz', { status: 'invalid', code: 'NMTP_ERR_SIG_ALGORITHM' }),
+  vec('malformed-duplicate-hash', 'r= lists the same recipient hash twice', swap(single, /r=([^:]+):([^;]+)/, 'r=$1:$2,$2'), { status: 'invalid', code: 'NMTP_ERR_SIG_MALFORMED' }),
+  // §30.6 step 4b: a certificate named by c= that does not parse reports why (§40.6).
+  vec('user-key-cert-weak-key', 'The certificate k= is a small-order point', userSig, { status: 'invalid', code: 'NMTP_ERR_KEY_WEAK' }, { certificates: [cert.replace(/k=[^;]+/, `k=${toBase64url(Uint8Array.from({ length: 32 }, (_, i) => (i === 0 ? 1 : 0)))}`)] }),
+  vec('user-key-cert-na-not-after-nb', 'The certificate na= is not later than nb=', userSig, { status: 'invalid', code: 'NMTP_ERR_CERT_MALFORMED' }, { certificates: [cert.replace(/na=\d+/, `na=${T - 86400}`)] }),
 ];
 writeFileSync(
   new URL('vectors.json', import.meta.url),

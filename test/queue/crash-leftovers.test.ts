@@ -1,0 +1,85 @@
+/**
+ * Crash leftovers of the embedded queue (issue 12): a process killed (SIGKILL) between a
+ * finished entry's final state and the removal of its message. At the next open the
+ * message is gone — at once without an observer (nothing reads it again), after the
+ * recovery observation with one (a DSN may still return it) — and the state stays for
+ * STATUS. The kill is placed by test/support/crash-at.ts in a child process
+ * (test/queue/crash-child.ts).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Queue } from '../../src/queue/index.ts';
+import type { QueuedSubmission } from '../../src/queue/types.ts';
+import type { CrashAt } from '../support/crash-at.ts';
+import { eventually } from '../support/eventually.ts';
+
+const child = fileURLToPath(new URL('./crash-child.ts', import.meta.url));
+const crashAt = fileURLToPath(new URL('../support/crash-at.ts', import.meta.url));
+
+/** Runs the child until it dies at `at`; resolves with how it ended. */
+function runChild(dir: string, at: CrashAt): Promise<{ signal: string | null; out: string }> {
+  const p = spawn(process.execPath, ['--import', 'tsx', '--import', crashAt, child, dir], {
+    env: { ...process.env, NMTP_TEST_CRASH_AT: JSON.stringify(at) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  return new Promise((resolve) => p.once('exit', (_code, signal) => resolve({ signal, out })));
+}
+
+const nothing = async (): Promise<never> => {
+  throw new Error('nothing is delivered after the restart');
+};
+
+/** Killed just before the finished entry's message is removed. */
+async function crashed(): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'nmtp-queue-crash-'));
+  const r = await runChild(dir, { op: 'unlink', match: '/msg/crash1\\.nmtp$', when: 'before' });
+  assert.equal(r.signal, 'SIGKILL', `the child was killed at the removal (it said: ${r.out})`);
+  // The point was reached: the final state is durable, the message still there.
+  const state = JSON.parse(
+    readFileSync(join(dir, 'state', 'crash1.json'), 'utf8'),
+  ) as QueuedSubmission;
+  assert.notEqual(state.done, undefined);
+  assert.ok(existsSync(join(dir, 'msg', 'crash1.nmtp')));
+  return dir;
+}
+
+test('no observer: the message of an entry finished before the crash is removed at open; its state stays', async () => {
+  const dir = await crashed();
+  const q = await Queue.open({ dir, deliver: nothing });
+  try {
+    assert.equal(existsSync(join(dir, 'msg', 'crash1.nmtp')), false);
+    const s = await q.get('crash1');
+    assert.notEqual(s?.done, undefined, 'STATUS still answers for it');
+    assert.equal(s?.recipients[0]?.state, 'accepted');
+  } finally {
+    await q.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('with an observer: the message goes once the recovery observation has seen the end', async () => {
+  const dir = await crashed();
+  const seen: string[] = [];
+  const q = await Queue.open({
+    dir,
+    deliver: nothing,
+    observer: async (s) => {
+      seen.push(s.id);
+      return undefined;
+    },
+  });
+  try {
+    await eventually(() => !existsSync(join(dir, 'msg', 'crash1.nmtp')), 'message removed');
+    assert.deepEqual(seen, ['crash1']);
+  } finally {
+    await q.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
