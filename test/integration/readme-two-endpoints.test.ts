@@ -9,55 +9,19 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { freeTcpPort } from '../support/net.ts';
+import { readmeSection } from '../support/readme.ts';
 
-const repo = fileURLToPath(new URL('../..', import.meta.url));
-const base = mkdtempSync(join(tmpdir(), 'nmtp-readme-'));
-let group: number | undefined;
-
-after(() => {
-  // The walk-through's servers run in its shell's background: if it stopped early, they
-  // are still in its process group.
-  if (group !== undefined) {
-    try {
-      process.kill(-group, 'SIGTERM');
-    } catch {
-      // already gone
-    }
-  }
-  rmSync(base, { recursive: true, force: true });
-});
+const walk = readmeSection('two-endpoints');
+after(() => walk.cleanup());
 
 test("the README's two-endpoint walk-through delivers with no DNS server", async () => {
-  const readme = readFileSync(join(repo, 'README.md'), 'utf8');
-  const section =
-    /<!-- two-endpoints:begin -->\n```sh\n([\s\S]*?)```\n<!-- two-endpoints:end -->/.exec(readme);
-  assert.ok(section, 'the walk-through is in the README between its markers');
-  let script = section[1]!;
-  for (const port of ['4125', '4126', '4587']) {
-    assert.ok(script.includes(`127.0.0.1:${port}`), `the walk-through names port ${port}`);
-    script = script.replaceAll(`127.0.0.1:${port}`, `127.0.0.1:${await freeTcpPort()}`);
-  }
-  const bash = spawn('bash', ['-e', '-c', script], {
-    cwd: repo,
-    // mktemp -d makes its directory here.
-    env: { ...process.env, TMPDIR: base, NMTP_PASSWORD: '' },
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const { out, err, code } = await walk.run({
+    ports: ['4125', '4126', '4587'],
+    env: { NMTP_PASSWORD: '' },
+    // The sender polls carol's cookie within the receiver's 5–60 s window.
+    limitMs: 300_000,
   });
-  group = bash.pid;
-  let out = '';
-  let err = '';
-  bash.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  bash.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const code = await new Promise<number | null>((resolve) => bash.once('exit', resolve));
   assert.equal(code, 0, `${out}\n${err}`);
-  group = undefined;
   assert.match(out, /^# private key \(PKCS#8 PEM, mode 0600\): org\.key$/m);
   assert.match(out, /^\S+ bob@example\.net accepted$/m);
   assert.match(

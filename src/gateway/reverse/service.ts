@@ -516,5 +516,7 @@ function receivedField(
   at: Date,
 ): string {
   const forClause = rcpts.length === 1 ? `\r\n\tfor <${rcpts[0]}>` : '';
-  return `Received: from ${asciiDomain(client.domain)} ([${client.ip}])\r\n\tby ${c.gateway.hostname} (nmtp-gateway) with NMTP id ${id}${forClause};\r\n\t${formatRfc5322Date(at)}\r\n`;
+  // RFC 5321 §4.1.3: an IPv6 address literal is written "IPv6:" and the address.
+  const literal = client.ip.includes(':') ? `IPv6:${client.ip}` : client.ip;
+  return `Received: from ${asciiDomain(client.domain)} ([${literal}])\r\n\tby ${c.gateway.hostname} (nmtp-gateway) with NMTP id ${id}${forClause};\r\n\t${formatRfc5322Date(at)}\r\n`;
 }
