@@ -28,6 +28,7 @@ import type { AcceptedRcpt, MailFrom, Router, SmtpSession } from '../src/gateway
 import { SmtpIn } from '../src/gateway/smtp-in.ts';
 import type { QueueBackend } from '../src/queue/port.ts';
 import type { QueuedSubmission } from '../src/queue/types.ts';
+import { sourceBody } from './lib-measure.ts';
 
 const FROM = 'a@src.test';
 const RCPT = 'b@demo.nmtp.test';
@@ -42,14 +43,7 @@ function smtpSourceMessage(size: number): Buffer {
   const head =
     `From: <${FROM}>\r\nTo: <${RCPT}>\r\nDate: Mon,  7 Dec 2026 14:07:01 +0000 (UTC)\r\n` +
     `Message-Id: <0938.0003.0001@vm>\r\n\r\n`;
-  const lines: string[] = [];
-  let n = 0;
-  for (let i = 0; n < size; i++) {
-    const line = `${i % 10}${'X'.repeat(78)}\r\n`;
-    lines.push(line);
-    n += line.length;
-  }
-  return Buffer.from(head + lines.join(''));
+  return Buffer.from(head + sourceBody(size));
 }
 
 const HEAD =

@@ -69,27 +69,13 @@
  * the gateway, as smtp-source does with Postfix. Memory: the gateway's VmHWM; Postfix's
  * processes' VmRSS and Pss summed, sampled every 500 ms, the peak of the sums.
  */
-import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { Session } from 'node:inspector/promises';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { startGateway } from '../src/cli/gateway-start.ts';
 import { bytesSource, type MessageSource } from '../src/client/source.ts';
 import { encodeMessage } from '../src/core/frame/index.ts';
 import { signMessage } from '../src/core/message/index.ts';
-import { validateConfig } from '../src/gateway/config.ts';
 import { transferDeliver, type ClosableDeliverFn } from '../src/queue/deliver.ts';
 import { startPostfix, startSmtpSink, type SmtpSink } from '../test/harness/postfix.ts';
 import { makeGatewayKey, type GatewayKey } from '../test/support/gateway-e2e.ts';
@@ -98,21 +84,20 @@ import {
   SESSIONS,
   TICK,
   countingSink,
-  deliveredAt,
   fmt,
-  latencyLoad,
+  latencyPass,
   mainThreadCpu,
   median,
   percentile,
   postfixCpu,
+  runBench,
   procCpu,
   smtpSource,
+  sourceBody,
   spread,
   statusKb,
-  summariseProfile,
-  untilCount,
-  type LatencySample,
 } from './lib-measure.ts';
+import { GatewayProcess, benchGatewayConfig, childArgs, serveGatewayChild } from './lib-gateway.ts';
 
 type Side = 'gateway' | 'postfix';
 const SIZES = { '4KB': 4096, '100KB': 102400 } as const;
@@ -136,136 +121,23 @@ interface ChildArgs {
   answerBudget: number | undefined;
 }
 
-type ChildMsg =
-  | { type: 'await'; accepted: number; timeoutMs: number }
-  | { type: 'profile-start' }
-  | { type: 'profile-stop'; file: string }
-  | { type: 'exit' };
-
-async function child(a: ChildArgs): Promise<void> {
-  const config = validateConfig({
-    gateway: { stateDir: join(a.dir, 'state') },
-    smtp: { listeners: [{ protocol: 'smtp', listen: '127.0.0.1:0' }] },
-    nmtp: { receiver: { listen: '127.0.0.1:0', maildir: join(a.dir, 'maildir') } },
+function child(a: ChildArgs): Promise<void> {
+  const config = benchGatewayConfig(a.dir, a.log, {
     reverse: {
       domains: [LEGACY_DOMAIN],
       ...(a.answerBudget === undefined ? {} : { answerBudget: a.answerBudget }),
     },
     routing: { staticRecords: { txt: [{ name: a.keyName, value: a.keyRecord }] } },
     smarthost: { host: `127.0.0.1:${a.sinkPort}` },
-    queue: { dir: join(a.dir, 'queue') },
-    admin: { listen: '' },
-    log: { level: a.log },
   });
-  const gw = await startGateway(config);
-  const reply = (m: unknown): void => void process.send!(m);
-  reply({ type: 'ready', ports: gw.ports });
-  let profiler: Session | undefined;
-  process.on('message', (m: ChildMsg) => {
-    void (async () => {
-      switch (m.type) {
-        case 'await': {
-          // After the timing: every entry's recipient final in the queue (a check, not a
-          // measurement; counts() walks every entry).
-          const end = Date.now() + m.timeoutMs;
-          for (;;) {
-            const c = await gw.queue.counts();
-            const final = c.accepted + c.rejected + c['given-up'];
-            if (final >= m.accepted || Date.now() > end) {
-              reply({ type: 'reached', counts: c, ok: c.accepted >= m.accepted });
-              return;
-            }
-            await sleep(20);
-          }
-        }
-        case 'profile-start':
-          profiler = new Session();
-          profiler.connect();
-          await profiler.post('Profiler.enable');
-          await profiler.post('Profiler.start');
-          reply({ type: 'ok' });
-          return;
-        case 'profile-stop': {
-          const { profile } = await profiler!.post('Profiler.stop');
-          profiler!.disconnect();
-          writeFileSync(m.file, JSON.stringify(profile));
-          reply({ type: 'ok' });
-          return;
-        }
-        case 'exit':
-          await gw.close();
-          process.exit(0);
-      }
-    })().catch((e: unknown) => {
-      console.error(e);
-      process.exit(1);
-    });
-  });
-}
-
-class GatewayProcess {
-  readonly proc: ChildProcess;
-  private waiting: ((m: Record<string, unknown>) => void)[] = [];
-  private inbox: Record<string, unknown>[] = [];
-
-  constructor(args: ChildArgs, logFd: number, cpuProf: string | undefined) {
-    this.proc = fork(fileURLToPath(import.meta.url), ['--child', JSON.stringify(args)], {
-      execArgv: [
-        '--import',
-        'tsx',
-        ...(cpuProf === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', cpuProf]),
-      ],
-      stdio: ['ignore', 'inherit', logFd, 'ipc'],
-    });
-    this.proc.on('message', (m: Record<string, unknown>) => {
-      const w = this.waiting.shift();
-      if (w) w(m);
-      else this.inbox.push(m);
-    });
-    this.proc.on('exit', (code) => {
-      if (code === 0) return;
-      console.error(`gateway process exited ${code} (its log: ${args.dir}/gateway.log)`);
-      process.exit(1);
-    });
-  }
-
-  next(): Promise<Record<string, unknown>> {
-    const m = this.inbox.shift();
-    if (m) return Promise.resolve(m);
-    return new Promise((resolve) => this.waiting.push(resolve));
-  }
-
-  ask(m: ChildMsg): Promise<Record<string, unknown>> {
-    const p = this.next();
-    this.proc.send(m);
-    return p;
-  }
-
-  stop(): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.proc.exitCode !== null) return resolve();
-      this.proc.once('exit', () => resolve());
-      this.proc.send({ type: 'exit' });
-    });
-  }
+  // 'await' is a check after the timing, not a measurement: every 20 ms is enough.
+  return serveGatewayChild(config, 20);
 }
 
 // ---------------------------------------------------------------------------------------
 // The NMTP load: signed messages, 20 transfer clients
 
 const utf8 = new TextEncoder();
-
-/** smtp-source's body: numbered lines of X, `size` octets or a little more. */
-function sourceBody(size: number): string {
-  const lines: string[] = [];
-  let n = 0;
-  for (let i = 0; n < size; i++) {
-    const line = `${i % 10}${'X'.repeat(78)}\r\n`;
-    lines.push(line);
-    n += line.length;
-  }
-  return lines.join('');
-}
 
 interface Prepared {
   readonly source: MessageSource;
@@ -420,6 +292,7 @@ async function runCell(o: Options, size: SizeName): Promise<CellResult> {
   const latSink: SmtpSink = await startSmtpSink();
   const logFd = openSync(join(dir, 'gateway.log'), 'w');
   const gw = new GatewayProcess(
+    import.meta.url,
     {
       dir,
       log: o.log,
@@ -567,39 +440,21 @@ async function runCell(o: Options, size: SizeName): Promise<CellResult> {
     [1, Math.min(latN, lat1)],
   ] as const) {
     if (count <= 0) continue;
-    const target = join(latSink.dir, 'dumps');
-    const before = new Set(readdirSync(target));
-    pfMem.start();
-    let samples: LatencySample[] = [];
-    try {
-      samples = await latencyLoad(
-        pf.port,
-        PF_LAT_RCPT,
-        `lat-${size}-${sessions}`,
+    pfLatency.push({
+      sessions,
+      ...(await latencyPass({
+        side: 'postfix',
+        port: pf.port,
+        rcpt: PF_LAT_RCPT,
+        prefix: `lat-${size}-${sessions}`,
         count,
         bytes,
         sessions,
-      );
-    } catch (e) {
-      failures.push(`postfix latency load: ${String(e)}`);
-    }
-    if (!(await untilCount(target, before.size + samples.length, 60_000))) {
-      failures.push('postfix latency: not every message delivered');
-    }
-    // smtp-sink closes its file after the final dot: give it a moment.
-    await sleep(300);
-    pfMem.stop();
-    const at = deliveredAt(target, before);
-    const pass = { sessions, toReply: [] as number[], toDelivery: [] as number[] };
-    for (const x of samples) {
-      pass.toReply.push(x.answered - x.start);
-      const d = at.get(x.id);
-      if (d === undefined) failures.push(`postfix latency: ${x.id} not found`);
-      else pass.toDelivery.push(d - x.start);
-    }
-    pass.toReply.sort((a, b) => a - b);
-    pass.toDelivery.sort((a, b) => a - b);
-    pfLatency.push(pass);
+        target: join(latSink.dir, 'dumps'),
+        failures,
+        mem: pfMem,
+      })),
+    });
   }
 
   // What smtp-out sent per message: the size nmtp-in logs (reverse.queued, at info).
@@ -764,34 +619,18 @@ function printTables(results: readonly CellResult[], o: Options): void {
 }
 
 async function main(): Promise<void> {
-  if (process.argv[2] === '--child') return child(JSON.parse(process.argv[3]!) as ChildArgs);
+  const args = childArgs<ChildArgs>();
+  if (args !== undefined) return child(args);
   const o = parseOptions(process.argv.slice(2));
-  const pfVersion = execFileSync('postconf', ['-d', '-h', 'mail_version'], {
-    encoding: 'utf8',
-  }).trim();
-  console.log(
-    `node ${process.version}, ${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} threads), ` +
-      `Postfix ${pfVersion}, load average ${loadavg()
-        .map((x) => x.toFixed(2))
-        .join(' ')}, store ${o.store}, gateway log ${o.log}, ` +
+  await runBench(
+    o,
+    `gateway log ${o.log}, ` +
       `smtp-source ${o.reuse ? '-d (connections reused)' : '(a connection per message)'}, ` +
       `sinks ${o.sinkDsn ? 'announce DSN' : '-N (no DSN)'}, ` +
       `reverse.answerBudget ${o.answerBudget ?? 'default (5 s)'}`,
+    (size) => runCell(o, size),
+    (results) => printTables(results, o),
   );
-  const start = Date.now();
-  const results: CellResult[] = [];
-  for (const size of o.sizes) results.push(await runCell(o, size));
-  printTables(results, o);
-  console.log(
-    `\n${((Date.now() - start) / 1000).toFixed(0)} s; load average now ${loadavg()
-      .map((x) => x.toFixed(2))
-      .join(' ')}`,
-  );
-  if (o.profile) {
-    for (const f of readdirSync(o.profDir).sort()) summariseProfile(join(o.profDir, f));
-  }
-  if (o.keepProfiles) console.log(`\nprofiles (.cpuprofile, for DevTools) kept in ${o.profDir}`);
-  else rmSync(o.profDir, { recursive: true, force: true });
 }
 
 await main();

@@ -52,43 +52,28 @@
  * smtp-sink apart. Memory: the gateway's VmHWM; Postfix's processes' VmRSS and Pss summed,
  * sampled every 500 ms, the peak of the sums.
  */
-import { execFileSync, fork, type ChildProcess } from 'node:child_process';
-import {
-  closeSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { Session } from 'node:inspector/promises';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { startGateway } from '../src/cli/gateway-start.ts';
-import { validateConfig } from '../src/gateway/config.ts';
 import { startPostfix, startSmtpSink, type SmtpSink } from '../test/harness/postfix.ts';
 import {
   PostfixMemory,
   SESSIONS,
   countingSink,
-  deliveredAt,
   fmt,
-  latencyLoad,
+  latencyPass,
   mainThreadCpu,
   median,
   percentile,
   postfixCpu,
+  runBench,
   procCpu,
   smtpSource,
   spread,
   statusKb,
-  type LatencySample,
-  summariseProfile,
   untilCount,
 } from './lib-measure.ts';
+import { GatewayProcess, benchGatewayConfig, childArgs, serveGatewayChild } from './lib-gateway.ts';
 
 type Side = 'gateway' | 'postfix';
 const SIZES = { '4KB': 4096, '100KB': 102400 } as const;
@@ -105,112 +90,9 @@ interface ChildArgs {
   log: 'info' | 'silent';
 }
 
-type ChildMsg =
-  | { type: 'await'; accepted: number; timeoutMs: number }
-  | { type: 'profile-start' }
-  | { type: 'profile-stop'; file: string }
-  | { type: 'exit' };
-
-async function child(a: ChildArgs): Promise<void> {
-  const config = validateConfig({
-    gateway: { stateDir: join(a.dir, 'state') },
-    smtp: { listeners: [{ protocol: 'smtp', listen: '127.0.0.1:0' }] },
-    nmtp: { receiver: { listen: '127.0.0.1:0', maildir: join(a.dir, 'maildir') } },
-    queue: { dir: join(a.dir, 'queue') },
-    admin: { listen: '' },
-    log: { level: a.log },
-  });
-  const gw = await startGateway(config);
-  const reply = (m: unknown): void => void process.send!(m);
-  reply({ type: 'ready', ports: gw.ports });
-  let profiler: Session | undefined;
-  process.on('message', (m: ChildMsg) => {
-    void (async () => {
-      switch (m.type) {
-        case 'await': {
-          // Polled in this process (no round trip per look), only once smtp-source has
-          // returned; counts() walks every entry in memory, so not too often.
-          const end = Date.now() + m.timeoutMs;
-          for (;;) {
-            const c = await gw.queue.counts();
-            const final = c.accepted + c.rejected + c['given-up'];
-            if (final >= m.accepted || Date.now() > end) {
-              reply({ type: 'reached', counts: c, ok: c.accepted >= m.accepted });
-              return;
-            }
-            await sleep(10);
-          }
-        }
-        case 'profile-start':
-          profiler = new Session();
-          profiler.connect();
-          await profiler.post('Profiler.enable');
-          await profiler.post('Profiler.start');
-          reply({ type: 'ok' });
-          return;
-        case 'profile-stop': {
-          const { profile } = await profiler!.post('Profiler.stop');
-          profiler!.disconnect();
-          writeFileSync(m.file, JSON.stringify(profile));
-          reply({ type: 'ok' });
-          return;
-        }
-        case 'exit':
-          await gw.close();
-          process.exit(0);
-      }
-    })().catch((e: unknown) => {
-      console.error(e);
-      process.exit(1);
-    });
-  });
-}
-
-class GatewayProcess {
-  readonly proc: ChildProcess;
-  private waiting: ((m: Record<string, unknown>) => void)[] = [];
-  private inbox: Record<string, unknown>[] = [];
-
-  constructor(args: ChildArgs, logFd: number, cpuProf: string | undefined) {
-    this.proc = fork(fileURLToPath(import.meta.url), ['--child', JSON.stringify(args)], {
-      execArgv: [
-        '--import',
-        'tsx',
-        ...(cpuProf === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', cpuProf]),
-      ],
-      stdio: ['ignore', 'inherit', logFd, 'ipc'],
-    });
-    this.proc.on('message', (m: Record<string, unknown>) => {
-      const w = this.waiting.shift();
-      if (w) w(m);
-      else this.inbox.push(m);
-    });
-    this.proc.on('exit', (code) => {
-      if (code === 0) return;
-      console.error(`gateway process exited ${code} (its log: ${args.dir}/gateway.log)`);
-      process.exit(1);
-    });
-  }
-
-  next(): Promise<Record<string, unknown>> {
-    const m = this.inbox.shift();
-    if (m) return Promise.resolve(m);
-    return new Promise((resolve) => this.waiting.push(resolve));
-  }
-
-  ask(m: ChildMsg): Promise<Record<string, unknown>> {
-    const p = this.next();
-    this.proc.send(m);
-    return p;
-  }
-
-  stop(): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.proc.exitCode !== null) return resolve();
-      this.proc.once('exit', () => resolve());
-      this.proc.send({ type: 'exit' });
-    });
-  }
+function child(a: ChildArgs): Promise<void> {
+  // 'await' is in the timing (end-to-end ends when it answers): it looks every 10 ms.
+  return serveGatewayChild(benchGatewayConfig(a.dir, a.log), 10);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -248,7 +130,7 @@ async function runCell(o: Options, size: SizeName): Promise<CellResult> {
   const dir = mkdtempSync(join(o.store, 'nmtp-bench-gw-'));
   const logFile = o.logTo ?? join(dir, 'gateway.log');
   const logFd = openSync(logFile, 'w');
-  const gw = new GatewayProcess({ dir, log: o.log }, logFd, o.cpuProf);
+  const gw = new GatewayProcess(import.meta.url, { dir, log: o.log }, logFd, o.cpuProf);
   const sink = await countingSink();
   const latSink: SmtpSink = await startSmtpSink();
   const pf = await startPostfix({
@@ -348,44 +230,26 @@ async function runCell(o: Options, size: SizeName): Promise<CellResult> {
     [1, Math.min(latN, 50)],
   ] as const) {
     if (count <= 0) continue;
-    const pass = {
-      sessions,
-      gateway: { toReply: [] as number[], toDelivery: [] as number[] },
-      postfix: { toReply: [] as number[], toDelivery: [] as number[] },
-    };
-    latency.push(pass);
-    for (const side of ['gateway', 'postfix'] as const) {
-      const target = side === 'gateway' ? newDir : join(latSink.dir, 'dumps');
-      const before = new Set(readdirSync(target));
-      if (side === 'postfix') pfMem.start();
-      let samples: LatencySample[] = [];
-      const prefix = `lat-${side}-${size}-${sessions}`;
-      try {
-        samples =
-          side === 'gateway'
-            ? await latencyLoad(gwPort, GW_RCPT, prefix, count, bytes, sessions)
-            : await latencyLoad(pf.port, PF_LAT_RCPT, prefix, count, bytes, sessions);
-      } catch (e) {
-        failures.push(`${side} latency load: ${String(e)}`);
-      }
-      if (side === 'gateway') gwSent += samples.length;
-      if (!(await untilCount(target, before.size + samples.length, 60_000))) {
-        failures.push(`${side} latency: not every message delivered`);
-      }
-      // smtp-sink closes its file after the final dot: give it a moment.
-      await sleep(300);
-      if (side === 'postfix') pfMem.stop();
-      const at = deliveredAt(target, before);
-      const l = pass[side];
-      for (const x of samples) {
-        l.toReply.push(x.answered - x.start);
-        const d = at.get(x.id);
-        if (d === undefined) failures.push(`${side} latency: ${x.id} not found`);
-        else l.toDelivery.push(d - x.start);
-      }
-      l.toReply.sort((a, b) => a - b);
-      l.toDelivery.sort((a, b) => a - b);
-    }
+    const common = { count, bytes, sessions, failures };
+    const gateway = await latencyPass({
+      ...common,
+      side: 'gateway',
+      port: gwPort,
+      rcpt: GW_RCPT,
+      prefix: `lat-gateway-${size}-${sessions}`,
+      target: newDir,
+    });
+    gwSent += gateway.sent;
+    const postfix = await latencyPass({
+      ...common,
+      side: 'postfix',
+      port: pf.port,
+      rcpt: PF_LAT_RCPT,
+      prefix: `lat-postfix-${size}-${sessions}`,
+      target: join(latSink.dir, 'dumps'),
+      mem: pfMem,
+    });
+    latency.push({ sessions, gateway, postfix });
   }
 
   const gwHwm = statusKb(gwPid, 'VmHWM');
@@ -525,32 +389,16 @@ function printTables(results: readonly CellResult[], o: Options): void {
 }
 
 async function main(): Promise<void> {
-  if (process.argv[2] === '--child') return child(JSON.parse(process.argv[3]!) as ChildArgs);
+  const args = childArgs<ChildArgs>();
+  if (args !== undefined) return child(args);
   const o = parseOptions(process.argv.slice(2));
-  const pfVersion = execFileSync('postconf', ['-d', '-h', 'mail_version'], {
-    encoding: 'utf8',
-  }).trim();
-  console.log(
-    `node ${process.version}, ${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} threads), ` +
-      `Postfix ${pfVersion}, load average ${loadavg()
-        .map((x) => x.toFixed(2))
-        .join(' ')}, store ${o.store}, gateway log ${o.log} to ${o.logTo ?? 'a file'}, ` +
+  await runBench(
+    o,
+    `gateway log ${o.log} to ${o.logTo ?? 'a file'}, ` +
       `smtp-source ${o.reuse ? '-d (connections reused)' : '(a connection per message)'}`,
+    (size) => runCell(o, size),
+    (results) => printTables(results, o),
   );
-  const start = Date.now();
-  const results: CellResult[] = [];
-  for (const size of o.sizes) results.push(await runCell(o, size));
-  printTables(results, o);
-  console.log(
-    `\n${((Date.now() - start) / 1000).toFixed(0)} s; load average now ${loadavg()
-      .map((x) => x.toFixed(2))
-      .join(' ')}`,
-  );
-  if (o.profile) {
-    for (const f of readdirSync(o.profDir).sort()) summariseProfile(join(o.profDir, f));
-  }
-  if (o.keepProfiles) console.log(`\nprofiles (.cpuprofile, for DevTools) kept in ${o.profDir}`);
-  else rmSync(o.profDir, { recursive: true, force: true });
 }
 
 await main();

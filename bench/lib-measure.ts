@@ -2,11 +2,21 @@
  * What the Postfix-anchored benchmarks share (bench/gateway.bench.ts,
  * bench/gateway-reverse.bench.ts): Postfix's smtp-sink with its running counter, CPU and
  * memory of processes from /proc, smtp-source and a small SMTP latency generator, the
- * statistics and a CPU profile summary. Moved here unchanged from gateway.bench.ts.
+ * statistics and a CPU profile summary (and smtp-source's message body, which
+ * bench/gateway-convert.bench.ts converts too). Moved here unchanged from gateway.bench.ts.
  */
-import { spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import {
+  closeSync,
+  openSync,
+  readFileSync,
+  readSync,
+  readdirSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { connect } from 'node:net';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { postfixProcesses, type PostfixInstance } from '../test/harness/postfix.ts';
@@ -237,11 +247,8 @@ export function smtpSource(
 /** Wall clock in ms with sub-ms resolution (what file mtimes are compared with). */
 export const wallMs = (): number => performance.timeOrigin + performance.now();
 
-/** A message as smtp-source builds it, with our Message-Id to find it at the next hop. */
-export function latencyMessage(rcpt: string, id: string, size: number): Buffer {
-  const head =
-    `From: <${FROM}>\r\nTo: <${rcpt}>\r\nDate: ${new Date().toUTCString()}\r\n` +
-    `Message-Id: <${id}>\r\n\r\n`;
+/** smtp-source's body: numbered lines of X, `size` octets or a little more. */
+export function sourceBody(size: number): string {
   const lines: string[] = [];
   let n = 0;
   for (let i = 0; n < size; i++) {
@@ -249,7 +256,15 @@ export function latencyMessage(rcpt: string, id: string, size: number): Buffer {
     lines.push(line);
     n += line.length;
   }
-  return Buffer.from(`${head}${lines.join('')}.\r\n`);
+  return lines.join('');
+}
+
+/** A message as smtp-source builds it, with our Message-Id to find it at the next hop. */
+export function latencyMessage(rcpt: string, id: string, size: number): Buffer {
+  const head =
+    `From: <${FROM}>\r\nTo: <${rcpt}>\r\nDate: ${new Date().toUTCString()}\r\n` +
+    `Message-Id: <${id}>\r\n\r\n`;
+  return Buffer.from(`${head}${sourceBody(size)}.\r\n`);
 }
 
 /** One SMTP transaction on a new connection; resolves with the final reply's time. */
@@ -322,6 +337,58 @@ export async function latencyLoad(
   };
   await Promise.all(Array.from({ length: sessions }, worker));
   return out;
+}
+
+/** One latency pass's figures, each sorted: connect → 250, connect → at the next hop. */
+export interface LatencyPass {
+  /** Messages the generator got a 250 for. */
+  sent: number;
+  toReply: number[];
+  toDelivery: number[];
+}
+
+/**
+ * One latency pass of the generator against `port`: `count` messages over `sessions`
+ * sessions, each found at the next hop by its Message-Id among the files of `target`.
+ * `side` names it in `failures`; `mem` (Postfix's sampler) runs over the pass.
+ */
+export async function latencyPass(p: {
+  side: string;
+  port: number;
+  rcpt: string;
+  prefix: string;
+  count: number;
+  bytes: number;
+  sessions: number;
+  target: string;
+  failures: string[];
+  mem?: PostfixMemory;
+}): Promise<LatencyPass> {
+  const before = new Set(readdirSync(p.target));
+  p.mem?.start();
+  let samples: LatencySample[] = [];
+  try {
+    samples = await latencyLoad(p.port, p.rcpt, p.prefix, p.count, p.bytes, p.sessions);
+  } catch (e) {
+    p.failures.push(`${p.side} latency load: ${String(e)}`);
+  }
+  if (!(await untilCount(p.target, before.size + samples.length, 60_000))) {
+    p.failures.push(`${p.side} latency: not every message delivered`);
+  }
+  // smtp-sink closes its file after the final dot: give it a moment.
+  await sleep(300);
+  p.mem?.stop();
+  const at = deliveredAt(p.target, before);
+  const pass: LatencyPass = { sent: samples.length, toReply: [], toDelivery: [] };
+  for (const x of samples) {
+    pass.toReply.push(x.answered - x.start);
+    const d = at.get(x.id);
+    if (d === undefined) p.failures.push(`${p.side} latency: ${x.id} not found`);
+    else pass.toDelivery.push(d - x.start);
+  }
+  pass.toReply.sort((a, b) => a - b);
+  pass.toDelivery.sort((a, b) => a - b);
+  return pass;
 }
 
 /** Message-Id → mtime of the files in `dir` whose names are not in `skip`. */
@@ -448,4 +515,48 @@ export function summariseProfile(file: string): void {
       `\n functions (self, % of busy):\n${top(self, 25)}` +
       `\n functions (inclusive, % of busy):\n${top(incl, 40)}`,
   );
+}
+
+// ---------------------------------------------------------------------------------------
+// A run: the machine, the cells, the tables, the profiles
+
+const loads = (): string =>
+  loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
+
+/**
+ * Prints the machine line (ending with `setting`: what this run's options chose), runs
+ * every size's cell, prints the tables and the time taken, then the profiles' summaries
+ * (--profile) and keeps (--keep-profiles) or removes them.
+ */
+export async function runBench<S, R>(
+  o: {
+    sizes: readonly S[];
+    store: string;
+    profile: boolean;
+    keepProfiles: boolean;
+    profDir: string;
+  },
+  setting: string,
+  runCell: (size: S) => Promise<R>,
+  printTables: (results: readonly R[]) => void,
+): Promise<void> {
+  const pfVersion = execFileSync('postconf', ['-d', '-h', 'mail_version'], {
+    encoding: 'utf8',
+  }).trim();
+  console.log(
+    `node ${process.version}, ${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} threads), ` +
+      `Postfix ${pfVersion}, load average ${loads()}, store ${o.store}, ${setting}`,
+  );
+  const start = Date.now();
+  const results: R[] = [];
+  for (const size of o.sizes) results.push(await runCell(size));
+  printTables(results);
+  console.log(`\n${((Date.now() - start) / 1000).toFixed(0)} s; load average now ${loads()}`);
+  if (o.profile) {
+    for (const f of readdirSync(o.profDir).sort()) summariseProfile(join(o.profDir, f));
+  }
+  if (o.keepProfiles) console.log(`\nprofiles (.cpuprofile, for DevTools) kept in ${o.profDir}`);
+  else rmSync(o.profDir, { recursive: true, force: true });
 }

@@ -45,14 +45,12 @@
  * - Every receiver's stored messages are counted at the end of a cell: a message not stored
  *   counts as a failure, and any failure marks the figures invalid.
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector/promises';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import type { Session } from 'node:inspector/promises';
 import { open, rename } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import nodemailer from 'nodemailer';
 import { SMTPServer } from 'smtp-server';
 import { framedToLegacy } from '../adapters/legacy/index.ts';
@@ -76,6 +74,7 @@ import { generateSelfSigned } from '../src/server/certs.ts';
 import { serveMailbox, type Serving } from '../src/server/serve.ts';
 import { MailboxWriter } from '../src/server/mailbox-writer.ts';
 import { fsyncDir } from '../src/store/durable.ts';
+import { ForkedChild, childArgs, startProfiler, stopProfiler } from './lib-gateway.ts';
 
 type Side = 'nmtp' | 'smtp';
 type Role = 'recv' | 'send';
@@ -432,22 +431,13 @@ async function child(a: ChildArgs): Promise<void> {
           return;
         }
         case 'profile-start':
-          profiler = new Session();
-          profiler.connect();
-          await profiler.post('Profiler.enable');
-          await profiler.post('Profiler.start');
+          profiler = await startProfiler();
           reply({ type: 'ok' });
           return;
-        case 'profile-stop': {
-          const { profile } = await profiler!.post('Profiler.stop');
-          profiler!.disconnect();
-          writeFileSync(
-            join(a.profDir, `${m.tag} ${a.side} ${a.role}.cpuprofile`),
-            JSON.stringify(profile),
-          );
+        case 'profile-stop':
+          await stopProfiler(profiler!, join(a.profDir, `${m.tag} ${a.side} ${a.role}.cpuprofile`));
           reply({ type: 'ok' });
           return;
-        }
         case 'exit':
           sender?.close();
           process.exit(0);
@@ -465,51 +455,15 @@ async function child(a: ChildArgs): Promise<void> {
 /** --cpu-prof <dir>: node's own profiler in every child, one profile per thread. */
 let cpuProfDir: string | undefined;
 
-class Peer {
-  private readonly proc: ChildProcess;
-  private waiting: ((m: Record<string, unknown>) => void)[] = [];
-  private inbox: Record<string, unknown>[] = [];
-
+class Peer extends ForkedChild<ParentMsg> {
   constructor(args: ChildArgs) {
-    this.proc = fork(fileURLToPath(import.meta.url), ['--child', JSON.stringify(args)], {
-      execArgv: [
-        '--expose-gc',
-        '--import',
-        'tsx',
-        ...(cpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', cpuProfDir]),
-      ],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    this.proc.on('message', (m: Record<string, unknown>) => {
-      const w = this.waiting.shift();
-      if (w) w(m);
-      else this.inbox.push(m);
-    });
-    this.proc.on('exit', (code) => {
-      if (code === 0) return;
-      // A dead child would leave the run waiting forever: stop here.
-      console.error(`${args.side} ${args.role} exited ${code}`);
-      process.exit(1);
-    });
-  }
-
-  next(): Promise<Record<string, unknown>> {
-    const m = this.inbox.shift();
-    if (m) return Promise.resolve(m);
-    return new Promise((resolve) => this.waiting.push(resolve));
-  }
-
-  ask(m: ParentMsg): Promise<Record<string, unknown>> {
-    const p = this.next();
-    this.proc.send(m);
-    return p;
-  }
-
-  stop(): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.proc.exitCode !== null) return resolve();
-      this.proc.once('exit', () => resolve());
-      this.proc.send({ type: 'exit' });
+    super({
+      module: import.meta.url,
+      args,
+      execArgv: ['--expose-gc'],
+      stderr: 'inherit',
+      cpuProf: cpuProfDir,
+      exitMessage: (code) => `${args.side} ${args.role} exited ${code}`,
     });
   }
 }
@@ -810,7 +764,8 @@ function summariseProfiles(dir: string): void {
 }
 
 async function main(): Promise<void> {
-  if (process.argv[2] === '--child') return child(JSON.parse(process.argv[3]!) as ChildArgs);
+  const args = childArgs<ChildArgs>();
+  if (args !== undefined) return child(args);
   const o = parseOptions(process.argv.slice(2));
   cpuProfDir = o.cpuProf;
   const certDir = mkdtempSync(join(tmpdir(), 'nmtp-bench-cert-'));

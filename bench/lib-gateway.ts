@@ -1,0 +1,196 @@
+/**
+ * The gateway in its own child process, as bench/gateway.bench.ts (SMTP in → NMTP out) and
+ * bench/gateway-reverse.bench.ts (NMTP in → SMTP out) run it, so that its RSS and CPU are
+ * its own; and the forked-child plumbing under it (a bench file forks itself with
+ * `--child <json args>` and talks to it over IPC), which bench/transport.bench.ts's peers
+ * use too. Moved here unchanged from those files; what differs between the benches (the
+ * configuration, how often 'await' looks) is a parameter.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { startGateway } from '../src/cli/gateway-start.ts';
+import { validateConfig, type GatewayConfig } from '../src/gateway/config.ts';
+
+// ---------------------------------------------------------------------------------------
+// A forked child and its messages
+
+/** The JSON arguments a bench file's child was forked with, if this process is one. */
+export function childArgs<T>(): T | undefined {
+  return process.argv[2] === '--child' ? (JSON.parse(process.argv[3]!) as T) : undefined;
+}
+
+export interface ForkOptions {
+  /** The bench file's import.meta.url: it forks itself, its main() sees childArgs(). */
+  module: string;
+  args: unknown;
+  /** Node options before `--import tsx`. */
+  execArgv?: readonly string[];
+  /** The child's stderr: a file descriptor (e.g. the gateway's log) or the parent's. */
+  stderr: number | 'inherit';
+  /** --cpu-prof <dir>: node's own profiler in the child, one profile per thread. */
+  cpuProf: string | undefined;
+  /** What to print when the child dies (non-zero exit code). */
+  exitMessage: (code: number | null) => string;
+}
+
+/** A child process answering one message at a time: `ask` sends and waits for the reply. */
+export class ForkedChild<Msg extends { type: string }> {
+  readonly proc: ChildProcess;
+  private waiting: ((m: Record<string, unknown>) => void)[] = [];
+  private inbox: Record<string, unknown>[] = [];
+
+  constructor(o: ForkOptions) {
+    this.proc = fork(fileURLToPath(o.module), ['--child', JSON.stringify(o.args)], {
+      execArgv: [
+        ...(o.execArgv ?? []),
+        '--import',
+        'tsx',
+        ...(o.cpuProf === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', o.cpuProf]),
+      ],
+      stdio: ['ignore', 'inherit', o.stderr, 'ipc'],
+    });
+    this.proc.on('message', (m: Record<string, unknown>) => {
+      const w = this.waiting.shift();
+      if (w) w(m);
+      else this.inbox.push(m);
+    });
+    this.proc.on('exit', (code) => {
+      if (code === 0) return;
+      // A dead child would leave the run waiting forever: stop here.
+      console.error(o.exitMessage(code));
+      process.exit(1);
+    });
+  }
+
+  next(): Promise<Record<string, unknown>> {
+    const m = this.inbox.shift();
+    if (m) return Promise.resolve(m);
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  ask(m: Msg): Promise<Record<string, unknown>> {
+    const p = this.next();
+    this.proc.send(m);
+    return p;
+  }
+
+  stop(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.proc.exitCode !== null) return resolve();
+      this.proc.once('exit', () => resolve());
+      this.proc.send({ type: 'exit' });
+    });
+  }
+}
+
+/** The child's main thread profiled from here on (the inspector in-process). */
+export async function startProfiler(): Promise<Session> {
+  const profiler = new Session();
+  profiler.connect();
+  await profiler.post('Profiler.enable');
+  await profiler.post('Profiler.start');
+  return profiler;
+}
+
+/** Stops a startProfiler() session and writes its .cpuprofile to `file`. */
+export async function stopProfiler(profiler: Session, file: string): Promise<void> {
+  const { profile } = await profiler.post('Profiler.stop');
+  profiler.disconnect();
+  writeFileSync(file, JSON.stringify(profile));
+}
+
+// ---------------------------------------------------------------------------------------
+// The gateway child
+
+export type GatewayChildMsg =
+  | { type: 'await'; accepted: number; timeoutMs: number }
+  | { type: 'profile-start' }
+  | { type: 'profile-stop'; file: string }
+  | { type: 'exit' };
+
+/**
+ * The gateway's configuration in a bench: its defaults but for ephemeral ports, no admin
+ * listener, its state, queue and maildir under `dir`; `more` adds what a bench needs.
+ */
+export function benchGatewayConfig(
+  dir: string,
+  log: 'info' | 'silent',
+  more: Record<string, unknown> = {},
+): GatewayConfig {
+  return validateConfig({
+    gateway: { stateDir: join(dir, 'state') },
+    smtp: { listeners: [{ protocol: 'smtp', listen: '127.0.0.1:0' }] },
+    nmtp: { receiver: { listen: '127.0.0.1:0', maildir: join(dir, 'maildir') } },
+    ...more,
+    queue: { dir: join(dir, 'queue') },
+    admin: { listen: '' },
+    log: { level: log },
+  });
+}
+
+/**
+ * The child's side: starts the gateway, replies `{ type: 'ready', ports }`, then serves
+ * the parent's messages. 'await' polls the queue in this process (no round trip per look)
+ * every `pollMs` until every entry's recipient is final; counts() walks every entry in
+ * memory, so not too often.
+ */
+export async function serveGatewayChild(config: GatewayConfig, pollMs: number): Promise<void> {
+  const gw = await startGateway(config);
+  const reply = (m: unknown): void => void process.send!(m);
+  reply({ type: 'ready', ports: gw.ports });
+  let profiler: Session | undefined;
+  process.on('message', (m: GatewayChildMsg) => {
+    void (async () => {
+      switch (m.type) {
+        case 'await': {
+          const end = Date.now() + m.timeoutMs;
+          for (;;) {
+            const c = await gw.queue.counts();
+            const final = c.accepted + c.rejected + c['given-up'];
+            if (final >= m.accepted || Date.now() > end) {
+              reply({ type: 'reached', counts: c, ok: c.accepted >= m.accepted });
+              return;
+            }
+            await sleep(pollMs);
+          }
+        }
+        case 'profile-start':
+          profiler = await startProfiler();
+          reply({ type: 'ok' });
+          return;
+        case 'profile-stop':
+          await stopProfiler(profiler!, m.file);
+          reply({ type: 'ok' });
+          return;
+        case 'exit':
+          await gw.close();
+          process.exit(0);
+      }
+    })().catch((e: unknown) => {
+      console.error(e);
+      process.exit(1);
+    });
+  });
+}
+
+/** The parent's side: the gateway child, its stderr (its log) into `logFd`. */
+export class GatewayProcess extends ForkedChild<GatewayChildMsg> {
+  constructor(
+    module: string,
+    args: { readonly dir: string; readonly [more: string]: unknown },
+    logFd: number,
+    cpuProf: string | undefined,
+  ) {
+    super({
+      module,
+      args,
+      stderr: logFd,
+      cpuProf,
+      exitMessage: (code) => `gateway process exited ${code} (its log: ${args.dir}/gateway.log)`,
+    });
+  }
+}
