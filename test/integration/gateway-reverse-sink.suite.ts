@@ -21,7 +21,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startGateway, type RunningGateway } from '../../src/cli/gateway-start.ts';
-import { validateConfig } from '../../src/gateway/config.ts';
 import { startRedis, type RedisServer } from '../harness/redis.ts';
 import { startSink, type Sink } from '../adapters/smtp-sender/sink.ts';
 import {
@@ -31,7 +30,12 @@ import {
   type GatewayKey,
   type LogEvent,
 } from '../support/gateway-e2e.ts';
-import { nmtpSender, senderMessage, type Sender } from './gateway-reverse.suite.ts';
+import {
+  nmtpSender,
+  reverseGatewayConfig,
+  senderMessage,
+  type Sender,
+} from './gateway-reverse.suite.ts';
 
 export function reverseWithSink(backend: 'embedded' | 'bullmq'): void {
   let dir: string;
@@ -54,34 +58,15 @@ export function reverseWithSink(backend: 'embedded' | 'bullmq'): void {
     rec: ReturnType<typeof recordingLog>,
   ): Promise<RunningGateway> =>
     startGateway(
-      validateConfig({
-        gateway: {
-          hostname: '127.0.0.1',
-          domain: 'gw.test',
-          selector: 'gw1',
-          stateDir: join(dir, name),
-        },
-        smtp: { listeners: [{ protocol: 'smtp', listen: '127.0.0.1:0' }] },
-        nmtp: {
-          receiver: {
-            listen: '127.0.0.1:0',
-            domains: ['nmtp.gw.test'],
-            maildir: join(dir, name, 'maildir'),
-            minPoll: 1,
-            maxPoll: 2,
-          },
-        },
-        reverse: { domains: ['legacy.test'], answerBudget: 3 },
-        routing: { staticRecords: { txt: [{ name: key.keyName, value: key.keyRecord }] } },
-        smarthost: { host: `127.0.0.1:${sink.port}`, tls: 'none' },
-        queue: {
-          ...(backend === 'bullmq'
-            ? { backend: 'bullmq', prefix: `gw-${name}` }
-            : { dir: join(dir, name, 'queue') }),
-          // One try a second; given up after 8 s (the "never" recipient).
-          retry: { initial: 1, factor: 1, maxInterval: 1, maxAge: 8 },
-        },
-        admin: { listen: '' },
+      reverseGatewayConfig({
+        dir: join(dir, name),
+        key,
+        smarthostPort: sink.port,
+        backend,
+        prefix: `gw-${name}`,
+        // One try a second; given up after 8 s (the "never" recipient).
+        retry: { initial: 1, factor: 1, maxInterval: 1, maxAge: 8 },
+        reverse: { answerBudget: 3 },
       }),
       { log: rec.log, env },
     );

@@ -28,7 +28,7 @@ import { encodeMessage, type FramedMessage } from '../../src/core/frame/index.ts
 import { PLACEMENTS, VARIANTS, payloads } from '../adapters/smtp-sender/smuggling-corpus.ts';
 import { signMessage } from '../../src/core/message/index.ts';
 import type { Reply } from '../../src/core/wire/index.ts';
-import { validateConfig } from '../../src/gateway/config.ts';
+import { validateConfig, type GatewayConfig } from '../../src/gateway/config.ts';
 import { transferDeliver, type ClosableDeliverFn } from '../../src/queue/deliver.ts';
 import { bytesSource } from '../../src/client/source.ts';
 import { startPostfix, type PostfixInstance } from '../harness/postfix.ts';
@@ -162,6 +162,45 @@ function dkimpy(
   return (JSON.parse(r.stdout.toString()) as { dkim: boolean[]; arc: { cv: string } }[])[0]!;
 }
 
+/**
+ * The reverse suites' gateway: gw.test, its receiver holding nmtp.gw.test with a short poll
+ * window, the sender's key record known without DNS, legacy.test legacy-hosted, and the
+ * given smarthost, queue backend and retry policy; `reverse` adds to the reverse section.
+ */
+export function reverseGatewayConfig(o: {
+  readonly dir: string;
+  readonly key: GatewayKey;
+  readonly smarthostPort: number;
+  readonly backend: 'embedded' | 'bullmq';
+  readonly prefix: string;
+  readonly retry: Record<string, number>;
+  readonly reverse: Record<string, unknown>;
+}): GatewayConfig {
+  return validateConfig({
+    gateway: { hostname: '127.0.0.1', domain: 'gw.test', selector: 'gw1', stateDir: o.dir },
+    smtp: { listeners: [{ protocol: 'smtp', listen: '127.0.0.1:0' }] },
+    nmtp: {
+      receiver: {
+        listen: '127.0.0.1:0',
+        domains: ['nmtp.gw.test'],
+        maildir: join(o.dir, 'maildir'),
+        minPoll: 1,
+        maxPoll: 2,
+      },
+    },
+    reverse: { domains: ['legacy.test'], ...o.reverse },
+    routing: { staticRecords: { txt: [{ name: o.key.keyName, value: o.key.keyRecord }] } },
+    smarthost: { host: `127.0.0.1:${o.smarthostPort}`, tls: 'none' },
+    queue: {
+      ...(o.backend === 'bullmq'
+        ? { backend: 'bullmq', prefix: o.prefix }
+        : { dir: join(o.dir, 'queue') }),
+      retry: o.retry,
+    },
+    admin: { listen: '' },
+  });
+}
+
 export function reverseWithPostfix(backend: 'embedded' | 'bullmq'): void {
   let dir: string;
   let redis: RedisServer | undefined;
@@ -194,39 +233,17 @@ export function reverseWithPostfix(backend: 'embedded' | 'bullmq'): void {
     const rec = recordingLog();
     events = rec.events;
     gw = await startGateway(
-      validateConfig({
-        gateway: {
-          hostname: '127.0.0.1',
-          domain: 'gw.test',
-          selector: 'gw1',
-          stateDir: join(dir, 'gw'),
-        },
-        smtp: { listeners: [{ protocol: 'smtp', listen: '127.0.0.1:0' }] },
-        nmtp: {
-          receiver: {
-            listen: '127.0.0.1:0',
-            domains: ['nmtp.gw.test'],
-            maildir: join(dir, 'gw', 'maildir'),
-            minPoll: 1,
-            maxPoll: 2,
-          },
-        },
+      reverseGatewayConfig({
+        dir: join(dir, 'gw'),
+        key,
+        smarthostPort: pf.returnPort,
+        backend,
+        prefix: 'gw-rev',
+        retry: { initial: 1, maxInterval: 2, maxAge: 300 },
         reverse: {
-          domains: ['legacy.test'],
           answerBudget: 0,
           dkim: { domain: 'gw.test', selector: 'dk1', keyFile: dkimFile },
         },
-        routing: { staticRecords: { txt: [{ name: key.keyName, value: key.keyRecord }] } },
-        smarthost: { host: `127.0.0.1:${pf.returnPort}`, tls: 'none' },
-        queue:
-          backend === 'bullmq'
-            ? {
-                backend: 'bullmq',
-                prefix: 'gw-rev',
-                retry: { initial: 1, maxInterval: 2, maxAge: 300 },
-              }
-            : { dir: join(dir, 'gw', 'queue'), retry: { initial: 1, maxInterval: 2, maxAge: 300 } },
-        admin: { listen: '' },
       }),
       { log: rec.log, env },
     );
