@@ -44,7 +44,6 @@ import type {
   StateCounts,
 } from './port.ts';
 import { DEFAULT_RETRY, nextDue, type RetryPolicy } from './schedule.ts';
-import { entryFileSource } from './source.ts';
 import { workPass } from './work.ts';
 import { freshEntry, metaFrom, withMeta } from './meta.ts';
 import { QueueStore, SUBMISSION_ID_RE } from './store.ts';
@@ -324,7 +323,7 @@ export class Queue implements QueueBackend {
     // A finished entry's message is kept until the observer has seen the end (then removed).
     if (s === undefined) return undefined;
     try {
-      return await entryFileSource(s.kind, this.store.messagePath(id));
+      return await this.store.messageSource(id, s.kind);
     } catch (e) {
       if ((e as { code?: string }).code === 'ENOENT') return undefined;
       throw e;
@@ -644,7 +643,7 @@ export class Queue implements QueueBackend {
         retry: this.policy,
         limiter: this.limiter,
         now: () => this.now(),
-        loadMessage: () => entryFileSource(start.kind, this.store.messagePath(id)),
+        loadMessage: () => this.store.messageSource(id, start.kind),
         commit: (s) => this.commitPass(id, s),
       });
     } catch (e) {

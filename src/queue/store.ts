@@ -8,10 +8,15 @@
  *     <dir>/tmp/              spool files of messages being received (SEND, SIGN)
  *
  * Every change is first appended to the journal, whose one `fdatasync` covers every change
- * made meanwhile (group commit), and only then written to its file, without an fsync: the
- * file is current for readers at once, and a crash before the journal's checkpoint (one
- * syncfs, then the segment goes) is undone by the replay at open (`recover`), which writes
- * every file again from the journal. A new entry's message and first state go into the
+ * made meanwhile (group commit), and only then written to its file, without an fsync, and
+ * not at once: the files are written behind, at most WRITE_BEHIND_MS later, each with the
+ * last of the changes it had meanwhile — a message delivered before then never reaches its
+ * file at all, and a state changed four times is written once. Until then this process
+ * reads the message from memory (`messageSource`); another process reading the files
+ * (`nmtp-gateway queue` without the admin listener) sees them at most that much behind. A
+ * crash before the journal's checkpoint (one syncfs, then the segment goes; it waits until
+ * every file its changes name is written) is undone by the replay at open (`recover`),
+ * which writes every file again from the journal. A new entry's message and first state go into the
  * journal together (one change), so a message is durable with its state or not at all.
  * Messages over INLINE_MAX are not copied into the journal: their file is written with its
  * own fsync and directory fsync first (`writeDurable`, the directory fsync shared with
@@ -21,7 +26,7 @@
  * removed and the state stays for STATUS).
  */
 import { execFile } from 'node:child_process';
-import { constants } from 'node:fs';
+import { constants, writeFile as writeFileCb } from 'node:fs';
 import { access, copyFile, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -29,17 +34,56 @@ import { NmtpError } from '../core/errors/index.ts';
 import { fsyncDirShared, writeDurable } from '../store/durable.ts';
 import { QueueJournal, replayJournal, syncDir, type Held, type JournalRecord } from './journal.ts';
 import type { QueuedSubmission } from './types.ts';
+import type { MessageSource } from '../client/source.ts';
+import type { EntryKind } from './port.ts';
+import { entryBytesSource, entryFileSource } from './source.ts';
 
 /** Larger messages are not copied into the journal (as the mailbox's 256 KiB). */
 export const INLINE_MAX = 256 * 1024;
 const enc = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 
+/** How long a file's new content may wait in memory (the journal holds it meanwhile). */
+export const WRITE_BEHIND_MS = 500;
+/** Octets waiting that start the writing at once (a burst of large messages). */
+const WRITE_BEHIND_BYTES = 32 * 1024 * 1024;
+/** Files written at the same time (the thread pool has four threads). */
+const WRITE_BEHIND_PARALLEL = 8;
+
+/** One journaled change: released once every file it names is written (or superseded). */
+interface Change {
+  readonly held: Held;
+  left: number;
+  ok: boolean;
+}
+
+/** A file's content to come: `body` undefined removes it. */
+interface Behind {
+  body: Uint8Array | undefined;
+  /** The file did not exist before this content (a new entry's message). */
+  readonly fresh: boolean;
+  readonly changes: Change[];
+}
+
+function settle(changes: readonly Change[], ok: boolean): void {
+  for (const c of changes) {
+    if (!ok) c.ok = false;
+    if (--c.left === 0) c.held.release(c.ok);
+  }
+}
+
 /** "submission id = 1*64( ALPHA / DIGIT / "-" / "_" )" (§60.4): also safe as a file name. */
 export const SUBMISSION_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
 export class QueueStore {
   private journal: QueueJournal | undefined;
+  /** Files whose content is journaled but not written yet, by path. */
+  private behind = new Map<string, Behind>();
+  private behindBytes = 0;
+  /** The files being written now (readers still take their content from here). */
+  private writing = new Map<string, Behind>();
+  private writer: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
 
   private constructor(readonly dir: string) {}
 
@@ -74,12 +118,76 @@ export class QueueStore {
 
   /** Writes what is pending and removes the journal segments whose files are durable. */
   async close(): Promise<void> {
+    await this.writeBehindNow();
     await this.journal?.close();
+    // Changes that raced the journal's close: their files too (the journal kept them).
+    await this.writeBehindNow();
   }
 
-  /** As a killed process: nothing more is journaled, nothing removed. */
+  /** As a killed process: nothing more is journaled, nothing removed, nothing written. */
   abandon(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.behind = new Map();
+    this.behindBytes = 0;
     this.journal?.abandon();
+  }
+
+  /** Every file waiting written now (tests, close). */
+  async writeBehindNow(): Promise<void> {
+    while (this.writer !== undefined || this.behind.size > 0) {
+      if (this.writer !== undefined) await this.writer;
+      else this.startWriting();
+    }
+  }
+
+  private writeBehind(): void {
+    if (this.behindBytes >= WRITE_BEHIND_BYTES) {
+      if (this.writer === undefined) this.startWriting();
+      return;
+    }
+    if (this.timer !== undefined) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.writer === undefined) this.startWriting();
+    }, WRITE_BEHIND_MS);
+    this.timer.unref();
+  }
+
+  /** One batch at a time: a file's next content is never written while its last one is. */
+  private startWriting(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const batch = this.behind;
+    this.behind = new Map();
+    this.behindBytes = 0;
+    this.writing = batch;
+    const files = [...batch];
+    const one = async (): Promise<void> => {
+      for (let f = files.pop(); f !== undefined; f = files.pop()) {
+        const [path, b] = f;
+        let ok = true;
+        try {
+          if (b.body === undefined) await unlinkIfThere(path);
+          else await writeInPlace(path, b.body);
+        } catch {
+          // The journal keeps the change (its segment is not removed): the next start
+          // replays it. The held change reports it once.
+          ok = false;
+        }
+        settle(b.changes, ok);
+      }
+    };
+    this.writer = Promise.all(Array.from({ length: WRITE_BEHIND_PARALLEL }, one)).then(() => {
+      this.writer = undefined;
+      this.writing = new Map();
+      if (this.behind.size > 0) this.writeBehind();
+    });
+  }
+
+  /** What a reader of the file at `path` gets now: the content waiting, else the file. */
+  private waiting(path: string): Behind | undefined {
+    return this.behind.get(path) ?? this.writing.get(path);
   }
 
   /** A record replayed at open: its file written again (idempotent). */
@@ -120,24 +228,39 @@ export class QueueStore {
     });
   }
 
-  /** Journals `records`, then `write`s their files; the journal keeps them until written. */
+  /**
+   * Journals `records` (durable on return), then leaves `files` to be written behind; the
+   * journal keeps the change until they are. A file's body undefined removes it.
+   */
   private async journaled(
     records: readonly JournalRecord[],
-    paths: readonly string[],
-    write: () => Promise<void>,
+    files: readonly (readonly [string, Uint8Array | undefined, boolean?])[],
   ): Promise<void> {
     const j = this.journal;
     if (j === undefined) {
       throw new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', 'the queue store is not recovered');
     }
-    const held: Held = await j.commit(records, paths);
-    let ok = false;
-    try {
-      await write();
-      ok = true;
-    } finally {
-      held.release(ok);
+    const held: Held = await j.commit(
+      records,
+      files.map(([p]) => p),
+    );
+    if (files.length === 0) {
+      held.release(true);
+      return;
     }
+    const change: Change = { held, left: files.length, ok: true };
+    for (const [path, body, fresh = false] of files) {
+      const prev = this.behind.get(path);
+      if (prev !== undefined) {
+        this.behindBytes -= prev.body?.length ?? 0;
+        prev.body = body;
+        prev.changes.push(change);
+      } else {
+        this.behind.set(path, { body, fresh, changes: [change] });
+      }
+      this.behindBytes += body?.length ?? 0;
+    }
+    this.writeBehind();
   }
 
   /**
@@ -158,11 +281,10 @@ export class QueueStore {
         { op: 'message', id: s.id, body: message },
         { op: 'state', id: s.id, body },
       ],
-      [msg, state],
-      async () => {
-        await writeInPlace(msg, message);
-        await writeInPlace(state, body);
-      },
+      [
+        [msg, message, true],
+        [state, body],
+      ],
     );
   }
 
@@ -240,8 +362,19 @@ export class QueueStore {
     return this.file('msg', id);
   }
 
+  /** The entry's message as its kind reads it: from memory while its file waits. */
+  messageSource(id: string, kind: EntryKind | undefined): Promise<MessageSource> {
+    const path = this.file('msg', id);
+    const body = this.waiting(path)?.body;
+    return body !== undefined
+      ? Promise.resolve(entryBytesSource(kind, body))
+      : entryFileSource(kind, path);
+  }
+
   async readMessage(id: string): Promise<Uint8Array> {
-    return new Uint8Array(await readFile(this.file('msg', id)));
+    const path = this.file('msg', id);
+    const body = this.waiting(path)?.body;
+    return body ?? new Uint8Array(await readFile(path));
   }
 
   /**
@@ -257,8 +390,7 @@ export class QueueStore {
         { op: 'file', id: s.id, body: EMPTY },
         { op: 'state', id: s.id, body },
       ],
-      [path],
-      () => writeInPlace(path, body),
+      [[path, body]],
     );
   }
 
@@ -266,7 +398,7 @@ export class QueueStore {
   async writeState(s: QueuedSubmission): Promise<void> {
     const path = this.file('state', s.id);
     const body = stateOctets(s);
-    await this.journaled([{ op: 'state', id: s.id, body }], [path], () => writeInPlace(path, body));
+    await this.journaled([{ op: 'state', id: s.id, body }], [[path, body]]);
   }
 
   /**
@@ -276,11 +408,19 @@ export class QueueStore {
    * removes it again), or the state removed first (an orphan, removed by `load`).
    */
   async removeMessage(id: string): Promise<void> {
-    try {
-      await unlink(this.file('msg', id));
-    } catch (e) {
-      if ((e as { code?: string }).code !== 'ENOENT') throw e;
+    const path = this.file('msg', id);
+    const b = this.behind.get(path);
+    if (b !== undefined) {
+      // Never written: its change needs the file no more (the state says every recipient is
+      // final, or is gone), and a replay writes it only to have it removed again.
+      this.behind.delete(path);
+      this.behindBytes -= b.body?.length ?? 0;
+      settle(b.changes, true);
+      if (b.fresh) return;
     }
+    // Being written now: removed after, or it would come back.
+    if (this.writing.has(path)) await this.writer;
+    await unlinkIfThere(path);
   }
 
   /**
@@ -289,7 +429,7 @@ export class QueueStore {
    */
   async removeState(id: string): Promise<void> {
     const path = this.file('state', id);
-    await this.journaled([{ op: 'remove', id, body: EMPTY }], [], () => unlinkIfThere(path));
+    await this.journaled([{ op: 'remove', id, body: EMPTY }], [[path, undefined]]);
   }
 
   /**
@@ -337,13 +477,11 @@ function stateOctets(s: QueuedSubmission): Uint8Array {
  * The file's new content, in place and without an fsync: the journal already holds it, and
  * a crash that tears it is undone by the replay (nobody else writes these files).
  */
-async function writeInPlace(path: string, bytes: Uint8Array): Promise<void> {
-  const h = await open(path, 'w', 0o600);
-  try {
-    await h.writeFile(bytes);
-  } finally {
-    await h.close();
-  }
+function writeInPlace(path: string, bytes: Uint8Array): Promise<void> {
+  // The callback API: one open, write, close on the thread pool, without a FileHandle.
+  return new Promise((resolve, reject) => {
+    writeFileCb(path, bytes, { mode: 0o600 }, (e) => (e === null ? resolve() : reject(e)));
+  });
 }
 
 async function unlinkIfThere(path: string): Promise<void> {

@@ -13,15 +13,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue, type DeliverOutcome, type DeliverRequest } from '../../src/queue/index.ts';
+import { WRITE_BEHIND_MS } from '../../src/queue/store.ts';
 import type { QueuedSubmission } from '../../src/queue/types.ts';
 import type { CrashAt } from '../support/crash-at.ts';
 
 const child = fileURLToPath(new URL('./crash-child.ts', import.meta.url));
 const crashAt = fileURLToPath(new URL('../support/crash-at.ts', import.meta.url));
 
-/** Runs the child (adds `crash1`, waits until it is delivered, closes) until it dies at `at`. */
-function runChild(dir: string, at: CrashAt): Promise<{ signal: string | null; out: string }> {
-  const p = spawn(process.execPath, ['--import', 'tsx', '--import', crashAt, child, dir], {
+/**
+ * Runs the child (adds `crash1`, waits until it is delivered, closes) until it dies at `at`;
+ * each delivery taking `slowMs`.
+ */
+function runChild(
+  dir: string,
+  at: CrashAt,
+  slowMs = 0,
+): Promise<{ signal: string | null; out: string }> {
+  const args = ['--import', 'tsx', '--import', crashAt, child, dir, String(slowMs)];
+  const p = spawn(process.execPath, args, {
     env: { ...process.env, NMTP_TEST_CRASH_AT: JSON.stringify(at) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -45,7 +54,13 @@ const accept = async (r: DeliverRequest): Promise<DeliverOutcome> => {
 test('killed after the new entry is journaled, before its files are written: replayed, then delivered', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'nmtp-queue-crash-journal-'));
   try {
-    const r = await runChild(dir, { op: 'open', match: '/msg/crash1\\.nmtp$', when: 'before' });
+    // A slow peer: the files are written behind while the delivery is in flight.
+    const r = await runChild(
+      dir,
+      // Whichever of its two files comes first.
+      { op: 'writeFile', match: '/(msg/crash1\\.nmtp|state/crash1\\.json)$', when: 'before' },
+      WRITE_BEHIND_MS * 4,
+    );
     assert.equal(r.signal, 'SIGKILL', `the child was killed (it said: ${r.out})`);
     // The point was reached: the journal holds the entry, no file does yet.
     assert.equal(existsSync(join(dir, 'state', 'crash1.json')), false);

@@ -14,7 +14,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue } from '../../src/queue/index.ts';
+import { WRITE_BEHIND_MS } from '../../src/queue/store.ts';
 import type { QueuedSubmission } from '../../src/queue/types.ts';
+import { listSegments, scanSegment } from '../../src/store/journal.ts';
 import type { CrashAt } from '../support/crash-at.ts';
 import { eventually } from '../support/eventually.ts';
 
@@ -22,8 +24,13 @@ const child = fileURLToPath(new URL('./crash-child.ts', import.meta.url));
 const crashAt = fileURLToPath(new URL('../support/crash-at.ts', import.meta.url));
 
 /** Runs the child until it dies at `at`; resolves with how it ended. */
-function runChild(dir: string, at: CrashAt): Promise<{ signal: string | null; out: string }> {
-  const p = spawn(process.execPath, ['--import', 'tsx', '--import', crashAt, child, dir], {
+function runChild(
+  dir: string,
+  at: CrashAt,
+  slowMs = 0,
+): Promise<{ signal: string | null; out: string }> {
+  const args = ['--import', 'tsx', '--import', crashAt, child, dir, String(slowMs)];
+  const p = spawn(process.execPath, args, {
     env: { ...process.env, NMTP_TEST_CRASH_AT: JSON.stringify(at) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -36,16 +43,35 @@ const nothing = async (): Promise<never> => {
   throw new Error('nothing is delivered after the restart');
 };
 
-/** Killed just before the finished entry's message is removed. */
+/** The last state of `id` the journal holds (the state file is written behind). */
+function journaledState(dir: string, id: string): QueuedSubmission | undefined {
+  let last: QueuedSubmission | undefined;
+  for (const seg of listSegments(join(dir, 'journal'))) {
+    for (const e of scanSegment(readFileSync(seg.path)).entries) {
+      const m = JSON.parse(new TextDecoder().decode(e.meta)) as { op: string; id: string };
+      if (m.op === 'state' && m.id === id) {
+        last = JSON.parse(new TextDecoder().decode(e.body)) as QueuedSubmission;
+      }
+    }
+  }
+  return last;
+}
+
+/**
+ * Killed just before the finished entry's message is removed. The delivery is slow, so that
+ * the message reached its file meanwhile (one delivered faster never gets a file at all).
+ */
 async function crashed(): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'nmtp-queue-crash-'));
-  const r = await runChild(dir, { op: 'unlink', match: '/msg/crash1\\.nmtp$', when: 'before' });
+  const r = await runChild(
+    dir,
+    { op: 'unlink', match: '/msg/crash1\\.nmtp$', when: 'before' },
+    WRITE_BEHIND_MS * 3,
+  );
   assert.equal(r.signal, 'SIGKILL', `the child was killed at the removal (it said: ${r.out})`);
-  // The point was reached: the final state is durable, the message still there.
-  const state = JSON.parse(
-    readFileSync(join(dir, 'state', 'crash1.json'), 'utf8'),
-  ) as QueuedSubmission;
-  assert.notEqual(state.done, undefined);
+  // The point was reached: the final state is durable (in the journal; its file is written
+  // behind), the message still there.
+  assert.notEqual(journaledState(dir, 'crash1')?.done, undefined);
   assert.ok(existsSync(join(dir, 'msg', 'crash1.nmtp')));
   return dir;
 }

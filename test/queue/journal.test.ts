@@ -37,7 +37,7 @@ const dirOf = (): string => mkdtempSync(join(tmpdir(), 'nmtp-queue-journal-'));
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-test('20 entries added at once: one fdatasync for all of them, both files readable at once', async () => {
+test('20 entries added at once: one fdatasync for all of them, both files written behind', async () => {
   const dir = dirOf();
   const q = await Queue.open({ dir, deliver: accept, timers: false, concurrency: 20 });
   try {
@@ -50,6 +50,9 @@ test('20 entries added at once: one fdatasync for all of them, both files readab
     const stats = q.store.journalStats!;
     assert.equal(stats.commits, 20);
     assert.equal(stats.syncs, 1, 'one group commit');
+    // The queue reads the messages from memory until their files are written.
+    for (const id of ids) assert.deepEqual(await q.store.readMessage(id), message);
+    await q.store.writeBehindNow();
     for (const id of ids) {
       assert.deepEqual(new Uint8Array(readFileSync(join(dir, 'msg', `${id}.nmtp`))), message);
       const s = JSON.parse(readFileSync(join(dir, 'state', `${id}.json`), 'utf8')) as {
@@ -69,6 +72,49 @@ test('20 entries added at once: one fdatasync for all of them, both files readab
   try {
     assert.equal((await q2.list()).length, 20);
     assert.ok((await q2.list()).every((s) => s.done !== undefined));
+  } finally {
+    await q2.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('written behind: an entry delivered before then never gets a message file, and its state file is written once, final', async () => {
+  const dir = dirOf();
+  const q = await Queue.open({ dir, deliver: accept, timers: false });
+  try {
+    await q.add({ id: 'wb', user: 'alice@example.org', recipients: ['bob@b.example'], message });
+    assert.deepEqual(readdirSync(join(dir, 'msg')), [], 'not written yet');
+    assert.deepEqual(readdirSync(join(dir, 'state')), [], 'not written yet');
+    await q.tick();
+    assert.notEqual((await q.get('wb'))?.done, undefined, 'delivered from memory');
+    const stats = q.store.journalStats!;
+    assert.ok(stats.commits >= 2, 'every change journaled');
+    await q.store.writeBehindNow();
+    assert.deepEqual(readdirSync(join(dir, 'msg')), [], 'the message never reached a file');
+    const s = JSON.parse(readFileSync(join(dir, 'state', 'wb.json'), 'utf8')) as {
+      done?: number;
+      recipients: { state: string }[];
+    };
+    assert.notEqual(s.done, undefined, 'the state file holds the last change');
+    assert.equal(s.recipients[0]!.state, 'accepted');
+  } finally {
+    await q.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('written behind: a kill before the files are written loses nothing committed (replayed at open)', async () => {
+  const dir = dirOf();
+  const q = await Queue.open({ dir, deliver: accept, timers: false });
+  await q.add({ id: 'k1', user: 'alice@example.org', recipients: ['bob@b.example'], message });
+  q.abandon();
+  assert.deepEqual(readdirSync(join(dir, 'state')), [], 'no file was written');
+  const q2 = await Queue.open({ dir, deliver: accept, timers: false });
+  try {
+    assert.equal((await q2.get('k1'))?.recipients[0]?.state, 'pending');
+    assert.deepEqual(new Uint8Array(readFileSync(join(dir, 'msg', 'k1.nmtp'))), message);
+    await q2.tick();
+    assert.equal((await q2.get('k1'))?.recipients[0]?.state, 'accepted');
   } finally {
     await q2.close();
     rmSync(dir, { recursive: true, force: true });

@@ -91,7 +91,10 @@ test('add() is durable before it resolves; one job per domain; results recorded;
     recipients: ['bob@example.net', 'no@example.net', 'carol@example.com'],
     message,
   });
-  // On disk before add() resolved, as written (message) and as the state says.
+  // Durable before add() resolved: in the queue's journal (test/queue/crash-journal.test.ts
+  // kills a process there); its files, written behind, as written (message) and as the
+  // state says.
+  await q.store.writeBehindNow();
   assert.deepEqual(new Uint8Array(readFileSync(join(dir, 'msg', 'sub1.nmtp'))), message);
   const state = JSON.parse(readFileSync(join(dir, 'state', 'sub1.json'), 'utf8')) as {
     recipients: { state: string }[];
@@ -125,6 +128,8 @@ test('add() is durable before it resolves; one job per domain; results recorded;
   c.advance(7 * 86400);
   await q.tick();
   assert.equal(await q.get('sub1'), undefined);
+  // The removal is journaled at once, its file removed behind.
+  await q.store.writeBehindNow();
   assert.deepEqual(readdirSync(join(dir, 'state')), []);
   await q.close();
 });

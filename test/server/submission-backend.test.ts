@@ -132,10 +132,12 @@ test('SEND: Date and Message-Id added, signed for the RCPT list, durable before 
   ]);
   const id = await submit(bytes, ['bob@example.net', 'carol@example.com']);
   assert.match(id, /^[A-Za-z0-9_-]{1,64}$/);
-  // When submit() resolved, both files were on disk, the state naming the owner and each
-  // recipient. (A second queue may not open the directory while this one owns it.)
+  // When submit() resolved, the message was durable in its file and the state in the
+  // queue's journal; the state file, written behind, names the owner and each recipient.
+  // (A second queue may not open the directory while this one owns it.)
   const qdir = join(dir, 'queue');
   assert.ok(existsSync(join(qdir, 'msg', `${id}.nmtp`)));
+  await queue.store.writeBehindNow();
   const onDisk = JSON.parse(readFileSync(join(qdir, 'state', `${id}.json`), 'utf8')) as {
     user: string;
     recipients: { rcpt: string; state: string }[];
@@ -264,7 +266,8 @@ test('no id when the queue could not store the submission', async () => {
   } finally {
     queue.store.writeFirstState = real;
   }
-  // Neither the message nor a spool file is left behind.
+  // Neither the message nor a spool file is left behind (the earlier states written first).
+  await queue.store.writeBehindNow();
   const states = readdirSync(join(dir, 'queue', 'state')).map((n) => n.replace('.json', ''));
   const msgs = readdirSync(join(dir, 'queue', 'msg')).map((n) => n.replace('.nmtp', ''));
   assert.ok(
