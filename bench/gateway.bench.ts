@@ -8,22 +8,37 @@
  *   npm run bench gateway                               # this and bench/gateway-convert.bench.ts
  *   options: --quick (smoke run, ≈ 1 min), --rounds <n> (default 5), --sizes 4KB,100KB,
  *            --n <messages per round>, --latency <messages per side, 0 = no latency pass>,
+ *            --warm <warm-up messages per side; default 200 at 4 KB, 60 at 100 KB>,
  *            --log info|silent (the gateway's log level; default info, its default),
  *            --log-to <file> (where its log goes; default a file beside its queue),
  *            --reuse (smtp-source -d: each session sends all its messages over one
  *            connection, as an MTA relays a backlog, instead of one connection per message),
  *            --profile (the gateway's main thread profiled over the measured rounds, summary
  *            printed), --keep-profiles, --cpu-prof <dir> (node's --cpu-prof on the gateway
- *            process: every thread, start-up included), --store <dir> (default os.tmpdir())
+ *            process: every thread, start-up included), --store <dir> (default os.tmpdir()),
+ *            --receiver separate|same (the gateway's next hop; default separate: below)
  *
  * The two sides, each fresh per message size:
  * - gateway: startGateway() in its own child process (so its RSS and CPU are its own), with
- *   its defaults (no admin listener) but for ephemeral ports: smtp-in (smtp-server) → the embedded queue (message
- *   and state files fsync'd before the 250) → the NMTP transfer client (TLS 1.3, pooled,
- *   20 per destination) → the gateway's own NMTP receiver for demo.nmtp.test, which stores
- *   durably (journal + fdatasync before its 250, then one file per message in new/). The
- *   message is converted (adapters/mime), signed (ed25519) and verified by the receiver.
- *   It logs at its default level (info, JSON) into a file, as `nmtp-gateway start 2>log`.
+ *   its defaults (no admin listener) but for ephemeral ports: smtp-in (smtp-server) → the
+ *   embedded queue (message and state files made durable by its journal's fdatasync before
+ *   the 250) → the NMTP transfer client (TLS 1.3, pooled, 20 per destination) → the next
+ *   hop, an NMTP receiver that stores durably (the reference mailbox: journal + fdatasync
+ *   before its 250, then one file per message in new/). The message is converted
+ *   (adapters/mime) and signed (ed25519); the receiver checks the gateway's HELLO proof
+ *   against its key record and the frame and content digest of each message (the mailbox
+ *   does not verify the message signature itself, in either mode). The gateway logs at its
+ *   default level (info, JSON) into a file, as `nmtp-gateway start 2>log`.
+ *   The next hop, `--receiver`:
+ *   - separate (default): `nmtp serve` (src/cli/nmtp.ts) in its own process, as Postfix's
+ *     smtp-sink is its own, so the gateway's CPU and memory exclude the receiver's, which
+ *     are reported apart. It listens on an ephemeral loopback port with its own certificate
+ *     (naming 127.0.0.1) and knows the gateway's key record (--key-record); the gateway has
+ *     no receiver of its own (no local NMTP domain) and routes nmtp.bench.test to it by a
+ *     static SRV record, trusting its certificate (nmtp.peerCa) as a peer's CA.
+ *   - same (every run in bench/results-gateway.md before this option): the gateway's own
+ *     receiver for demo.nmtp.test, in the gateway's process: its figures carry the
+ *     receiver's work (TLS server side, proof check, the mailbox's journal and files).
  * - Postfix: a private instance (test/harness/postfix.ts, Debian's Postfix 3.7, queue
  *   files fsync'd as always), relayhost = Postfix's smtp-sink (accepts and discards),
  *   default_destination_concurrency_limit = 20, smtpd_peername_lookup = yes (its default, as
@@ -35,22 +50,25 @@
  * every recipient `accepted` (the NMTP receiver answered 250, i.e. its journal fdatasync
  * covered the message, and the queue recorded that durably); for Postfix, until smtp-sink
  * has received the last message (its running counter, `smtp-sink -c`). Also shown: until
- * the gateway's maildir new/ holds every file, and until `postqueue -j` is empty.
+ * the receiver's maildir new/ holds every file as well (written after its 250; counted by
+ * listing new/), and until `postqueue -j` is empty.
  * Rounds are interleaved (gateway, Postfix, then Postfix, gateway, …); the ratio is taken
  * per round pair and reported as median and range.
  *
  * Latency: smtp-source reports none, so a small generator here (one connection per message
  * as smtp-source, no pipelining; 20 sessions under load, then 1 session for the unloaded
  * cost) records per message the time from connect to the final 250 and to delivery: the
- * mtime of the message's file at the next hop (the gateway's maildir new/ file; for
+ * mtime of the message's file at the next hop (the receiver's maildir new/ file; for
  * Postfix, a second smtp-sink that keeps each message in a file, reached through a
  * transport_maps entry for lat.test), found by its Message-Id. File times come from the
  * kernel's coarse clock (a few ms of resolution).
  *
  * CPU per message: the processes' utime + stime from /proc (every thread) over each side's
  * own rounds: the gateway process; Postfix's daemons (live ones plus what master reaped);
- * smtp-sink apart. Memory: the gateway's VmHWM; Postfix's processes' VmRSS and Pss summed,
- * sampled every 500 ms, the peak of the sums.
+ * the next hops apart: smtp-sink, and with `--receiver separate` the `nmtp serve` process
+ * (counted until new/ is complete, as it writes each file after its 250). Memory: the
+ * gateway's and the receiver's VmHWM; Postfix's processes' VmRSS and Pss summed, sampled
+ * every 500 ms, the peak of the sums.
  */
 import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -73,26 +91,65 @@ import {
   statusKb,
   untilCount,
 } from './lib-measure.ts';
-import { GatewayProcess, benchGatewayConfig, childArgs, serveGatewayChild } from './lib-gateway.ts';
+import { makeGatewayKey } from '../test/support/gateway-e2e.ts';
+import {
+  GatewayProcess,
+  benchGatewayConfig,
+  childArgs,
+  serveGatewayChild,
+  startNmtpReceiver,
+  type NmtpReceiver,
+} from './lib-gateway.ts';
 
 type Side = 'gateway' | 'postfix';
 const SIZES = { '4KB': 4096, '100KB': 102400 } as const;
 type SizeName = keyof typeof SIZES;
-const GW_RCPT = 'b@demo.nmtp.test';
+/** Where the gateway's NMTP deliveries go: its own receiver, or `nmtp serve` apart. */
+type ReceiverMode = 'separate' | 'same';
+/** The gateway's demo domain, held by its own receiver (`same`). */
+const SAME_DOMAIN = 'demo.nmtp.test';
+/** The domain `nmtp serve` holds (`separate`): a static SRV record in the gateway's config. */
+const SEPARATE_DOMAIN = 'nmtp.bench.test';
+/** The gateway's signing identity (its defaults), its key made here so the receiver knows it. */
+const GW_DOMAIN = 'gateway.nmtp.test';
+const GW_SELECTOR = 'gw1';
 const PF_RCPT = 'b@bench.test';
 const PF_LAT_RCPT = 'b@lat.test';
 
 // ---------------------------------------------------------------------------------------
 // The gateway child
 
-interface ChildArgs {
+// A type, not an interface: the child's arguments are a JSON record (GatewayProcess's).
+type ChildArgs = {
   dir: string;
   log: 'info' | 'silent';
-}
+  /** `separate`: the next hop (`nmtp serve`) and what the gateway needs to reach it. */
+  receiver?: { port: number; certFile: string; keyFile: string };
+};
 
 function child(a: ChildArgs): Promise<void> {
+  const r = a.receiver;
+  // `separate`: no NMTP receiver of its own (no local NMTP domain); SEPARATE_DOMAIN routed
+  // by a static SRV record to `nmtp serve`, whose certificate is the CA it trusts for it.
+  const more =
+    r === undefined
+      ? {}
+      : {
+          gateway: {
+            stateDir: join(a.dir, 'state'),
+            domain: GW_DOMAIN,
+            selector: GW_SELECTOR,
+            keyFile: r.keyFile,
+          },
+          nmtp: { receiver: { enabled: false }, peerCa: r.certFile },
+          routing: {
+            staticRecords: {
+              srv: [{ domain: SEPARATE_DOMAIN, target: '127.0.0.1', port: r.port }],
+            },
+          },
+        };
   // 'await' is in the timing (end-to-end ends when it answers): it looks every 10 ms.
-  return serveGatewayChild(benchGatewayConfig(a.dir, a.log), 10);
+  return serveGatewayChild(benchGatewayConfig(a.dir, a.log, more), 10);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -105,9 +162,14 @@ interface Round {
   /** Gateway: every file in maildir new/; Postfix: `postqueue -j` empty. */
   settled: number;
   cpu: number;
-  /** Gateway: its main thread's share of `cpu` (the event loop: smtp-in, queue, client, receiver). */
+  /**
+   * Gateway: its main thread's share of `cpu` (the event loop: smtp-in, queue, client, and
+   * with `--receiver same` its receiver's sessions).
+   */
   mainCpu: number;
   sinkCpu: number;
+  /** Gateway with `--receiver separate`: the `nmtp serve` process, ms per message. */
+  rcvCpu: number;
 }
 
 interface CellResult {
@@ -117,6 +179,10 @@ interface CellResult {
   failures: string[];
   latency: ({ sessions: number } & Record<Side, { toReply: number[]; toDelivery: number[] }>)[];
   gwRss: { start: number; hwm: number };
+  /** `--receiver separate`: the `nmtp serve` process. */
+  rcvRss: { start: number; hwm: number } | undefined;
+  /** What `nmtp serve` wrote on stderr (shown after the tables, not a failure by itself). */
+  rcvStderr: string;
   pfMem: { start: number; peakRss: number; peakPss: number; procs: number };
   logLines: number;
 }
@@ -124,13 +190,26 @@ interface CellResult {
 async function runCell(o: Options, size: SizeName): Promise<CellResult> {
   const bytes = SIZES[size];
   const n = o.n ?? (o.quick ? (size === '4KB' ? 300 : 100) : size === '4KB' ? 1000 : 500);
-  const warm = size === '4KB' ? 200 : 60;
+  const warm = o.warm ?? (size === '4KB' ? 200 : 60);
   const latN = o.latency ?? (o.quick ? 100 : size === '4KB' ? 400 : 200);
   const failures: string[] = [];
   const dir = mkdtempSync(join(o.store, 'nmtp-bench-gw-'));
   const logFile = o.logTo ?? join(dir, 'gateway.log');
   const logFd = openSync(logFile, 'w');
-  const gw = new GatewayProcess(import.meta.url, { dir, log: o.log }, logFd, o.cpuProf);
+  // `separate`: the next hop first (the gateway's child needs its port), knowing the
+  // gateway's key record as a peer would from DNS: it checks the gateway's HELLO proof.
+  let rcv: NmtpReceiver | undefined;
+  const args: ChildArgs = { dir, log: o.log };
+  if (o.receiver === 'separate') {
+    const key = makeGatewayKey(dir, GW_DOMAIN, GW_SELECTOR);
+    rcv = await startNmtpReceiver({
+      dir: join(dir, 'receiver'),
+      keyRecords: [{ name: key.keyName, value: key.keyRecord }],
+    });
+    args.receiver = { port: rcv.port, certFile: rcv.certFile, keyFile: key.keyFile };
+  }
+  const rcpt = `b@${rcv === undefined ? SAME_DOMAIN : SEPARATE_DOMAIN}`;
+  const gw = new GatewayProcess(import.meta.url, args, logFd, o.cpuProf);
   const sink = await countingSink();
   const latSink: SmtpSink = await startSmtpSink();
   const pf = await startPostfix({
@@ -144,8 +223,9 @@ async function runCell(o: Options, size: SizeName): Promise<CellResult> {
   const ports = ready.ports as Record<string, number>;
   const gwPort = ports['smtp:0']!;
   const gwPid = gw.proc.pid!;
-  const newDir = join(dir, 'maildir', 'new');
+  const newDir = join(rcv?.maildir ?? join(dir, 'maildir'), 'new');
   const gwStartRss = statusKb(gwPid, 'VmRSS');
+  const rcvStartRss = rcv === undefined ? 0 : statusKb(rcv.pid, 'VmRSS');
   pfMem.sample();
   const pfStart = pfMem.peakRss;
 
@@ -155,7 +235,8 @@ async function runCell(o: Options, size: SizeName): Promise<CellResult> {
     if (side === 'gateway') {
       const cpu0 = procCpu(gwPid)!.self;
       const main0 = mainThreadCpu(gwPid);
-      const r = await smtpSource(gwPort, count, bytes, GW_RCPT, o.reuse);
+      const rcv0 = rcv === undefined ? 0 : procCpu(rcv.pid)!.self;
+      const r = await smtpSource(gwPort, count, bytes, rcpt, o.reuse);
       if (!r.ok) failures.push(`gateway smtp-source: ${r.detail}`);
       gwSent += count;
       const t0 = performance.now() - r.ms;
@@ -166,6 +247,8 @@ async function runCell(o: Options, size: SizeName): Promise<CellResult> {
       if (got.ok !== true) failures.push(`gateway queue: ${JSON.stringify(got.counts)}`);
       if (!(await untilCount(newDir, gwSent, 60_000))) failures.push('gateway maildir short');
       const settled = performance.now() - t0;
+      // After new/ is complete: the receiver writes each file after its 250.
+      const rcvCpu = rcv === undefined ? 0 : procCpu(rcv.pid)!.self - rcv0;
       return {
         side,
         ingest: (count * 1000) / r.ms,
@@ -174,6 +257,7 @@ async function runCell(o: Options, size: SizeName): Promise<CellResult> {
         cpu: (cpu * 1000) / count,
         mainCpu: (mainCpu * 1000) / count,
         sinkCpu: 0,
+        rcvCpu: (rcvCpu * 1000) / count,
       };
     }
     pfMem.start();
@@ -198,6 +282,7 @@ async function runCell(o: Options, size: SizeName): Promise<CellResult> {
       cpu: (cpu * 1000) / count,
       mainCpu: 0,
       sinkCpu: (sinkCpu * 1000) / count,
+      rcvCpu: 0,
     };
   };
 
@@ -214,7 +299,10 @@ async function runCell(o: Options, size: SizeName): Promise<CellResult> {
       console.log(
         `  ${size} round ${i + 1} ${side.padEnd(7)} ingest ${r.ingest.toFixed(0).padStart(4)} msg/s, ` +
           `end-to-end ${r.e2e.toFixed(0).padStart(4)} msg/s, CPU ${r.cpu.toFixed(2)} ms/msg` +
-          (side === 'gateway' ? ` (main thread ${r.mainCpu.toFixed(2)})` : ''),
+          (side === 'gateway' ? ` (main thread ${r.mainCpu.toFixed(2)})` : '') +
+          (side === 'gateway' && rcv !== undefined
+            ? `, receiver ${r.rcvCpu.toFixed(2)} ms/msg`
+            : ''),
       );
     }
   }
@@ -235,7 +323,7 @@ async function runCell(o: Options, size: SizeName): Promise<CellResult> {
       ...common,
       side: 'gateway',
       port: gwPort,
-      rcpt: GW_RCPT,
+      rcpt,
       prefix: `lat-gateway-${size}-${sessions}`,
       target: newDir,
     });
@@ -253,10 +341,13 @@ async function runCell(o: Options, size: SizeName): Promise<CellResult> {
   }
 
   const gwHwm = statusKb(gwPid, 'VmHWM');
+  const rcvHwm = rcv === undefined ? 0 : statusKb(rcv.pid, 'VmHWM');
   const stored = readdirSync(newDir).length;
   if (stored !== gwSent) failures.push(`gateway: ${stored} files in new/ for ${gwSent} sent`);
   if (sink.count() !== pfSent) failures.push(`smtp-sink: ${sink.count()} for ${pfSent} sent`);
   await gw.stop();
+  // After the gateway: its transfer sessions end first, as an operator would stop them.
+  const rcvStderr = (await rcv?.stop()) ?? '';
   closeSync(logFd);
   const logLines =
     o.logTo === undefined ? readFileSync(logFile, 'utf8').split('\n').length - 1 : NaN;
@@ -271,6 +362,8 @@ async function runCell(o: Options, size: SizeName): Promise<CellResult> {
     failures,
     latency,
     gwRss: { start: gwStartRss, hwm: gwHwm },
+    rcvRss: rcv === undefined ? undefined : { start: rcvStartRss, hwm: rcvHwm },
+    rcvStderr,
     pfMem: {
       start: pfStart,
       peakRss: pfMem.peakRss,
@@ -289,9 +382,13 @@ interface Options {
   rounds: number;
   sizes: SizeName[];
   n: number | undefined;
+  /** Warm-up messages per side before the rounds (default 200 at 4 KB, 60 at 100 KB). */
+  warm: number | undefined;
   latency: number | undefined;
   /** smtp-source -d: each session sends its messages over one connection. */
   reuse: boolean;
+  /** The gateway's next hop: `nmtp serve` in its own process, or its own receiver. */
+  receiver: ReceiverMode;
   log: 'info' | 'silent';
   /** Where the gateway's log (its stderr) goes; default gateway.log in the cell's directory. */
   logTo: string | undefined;
@@ -312,13 +409,19 @@ function parseOptions(argv: readonly string[]): Options {
   for (const s of sizes) if (!(s in SIZES)) throw new Error(`--sizes: unknown size ${s}`);
   const log = at('--log') ?? 'info';
   if (log !== 'info' && log !== 'silent') throw new Error('--log: info or silent');
+  const receiver = at('--receiver') ?? 'separate';
+  if (receiver !== 'separate' && receiver !== 'same') {
+    throw new Error('--receiver: separate or same');
+  }
   return {
     quick,
     rounds: Number(at('--rounds') ?? (quick ? 1 : 5)),
     sizes,
     n: at('--n') === undefined ? undefined : Number(at('--n')),
+    warm: at('--warm') === undefined ? undefined : Number(at('--warm')),
     latency: at('--latency') === undefined ? undefined : Number(at('--latency')),
     reuse: argv.includes('--reuse'),
+    receiver,
     log,
     logTo: at('--log-to'),
     profile: argv.includes('--profile'),
@@ -347,19 +450,21 @@ function printTables(results: readonly CellResult[], o: Options): void {
     );
   }
   console.log(
-    `\n| message | until maildir new/ complete: gateway msg/s | until \`postqueue\` empty: Postfix msg/s | ratio median (range) | CPU ms/msg gateway, all threads (main thread) | Postfix daemons | smtp-sink | **CPU gateway ÷ Postfix** median (range) |`,
+    `\n| message | until the receiver's new/ complete: gateway msg/s | until \`postqueue\` empty: Postfix msg/s | ratio median (range) | CPU ms/msg gateway, all threads (main thread) | NMTP receiver | Postfix daemons | smtp-sink | **CPU gateway ÷ Postfix** median (range) |`,
   );
-  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of results) {
-    const m = (s: Side, k: 'settled' | 'cpu' | 'mainCpu' | 'sinkCpu', d = 0): string =>
+    const m = (s: Side, k: 'settled' | 'cpu' | 'mainCpu' | 'sinkCpu' | 'rcvCpu', d = 0): string =>
       fmt(median(by(r, s).map((x) => x[k])), d);
+    // `same`: the receiver's work is in the gateway's figures, not apart.
+    const rcvCpu = o.receiver === 'separate' ? m('gateway', 'rcvCpu', 2) : 'in the gateway';
     console.log(
-      `| ${r.size} | ${m('gateway', 'settled')} | ${m('postfix', 'settled')} | ${spread(ratios(r, 'settled'))} | ${m('gateway', 'cpu', 2)} (${m('gateway', 'mainCpu', 2)}) | ${m('postfix', 'cpu', 2)} | ${m('postfix', 'sinkCpu', 2)} | ${spread(ratios(r, 'cpu'), 1)} |`,
+      `| ${r.size} | ${m('gateway', 'settled')} | ${m('postfix', 'settled')} | ${spread(ratios(r, 'settled'))} | ${m('gateway', 'cpu', 2)} (${m('gateway', 'mainCpu', 2)}) | ${rcvCpu} | ${m('postfix', 'cpu', 2)} | ${m('postfix', 'sinkCpu', 2)} | ${spread(ratios(r, 'cpu'), 1)} |`,
     );
   }
   if (results.some((r) => r.latency.length > 0)) {
     console.log(
-      `\n| message | sessions | messages per side | connect → 250 p50 / p99 ms: gateway | Postfix | connect → delivered p50 / p99 ms: gateway (maildir new/) | Postfix (smtp-sink's file) |`,
+      `\n| message | sessions | messages per side | connect → 250 p50 / p99 ms: gateway | Postfix | connect → delivered p50 / p99 ms: gateway (the receiver's new/) | Postfix (smtp-sink's file) |`,
     );
     console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
     for (const r of results) {
@@ -374,12 +479,24 @@ function printTables(results: readonly CellResult[], o: Options): void {
   }
   const mb = (kb: number): string => (kb / 1024).toFixed(0);
   console.log(
-    `\n| message | gateway VmRSS at start → VmHWM MB | Postfix summed VmRSS at start → peak MB | Postfix summed Pss peak MB | Postfix processes (peak) | gateway log lines per message |`,
+    `\n| message | gateway VmRSS at start → VmHWM MB | NMTP receiver VmRSS at start → VmHWM MB | Postfix summed VmRSS at start → peak MB | Postfix summed Pss peak MB | Postfix processes (peak) | gateway log lines per message |`,
   );
-  console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of results) {
+    const rcv =
+      r.rcvRss === undefined ? 'in the gateway' : `${mb(r.rcvRss.start)} → ${mb(r.rcvRss.hwm)}`;
     console.log(
-      `| ${r.size} | ${mb(r.gwRss.start)} → ${mb(r.gwRss.hwm)} | ${mb(r.pfMem.start)} → ${mb(r.pfMem.peakRss)} | ${mb(r.pfMem.peakPss)} | ${r.pfMem.procs} | ${fmt(r.logLines, 1)} |`,
+      `| ${r.size} | ${mb(r.gwRss.start)} → ${mb(r.gwRss.hwm)} | ${rcv} | ${mb(r.pfMem.start)} → ${mb(r.pfMem.peakRss)} | ${mb(r.pfMem.peakPss)} | ${r.pfMem.procs} | ${fmt(r.logLines, 1)} |`,
+    );
+  }
+  for (const r of results) {
+    const lines = r.rcvStderr
+      .trim()
+      .split('\n')
+      .filter((l) => l !== '');
+    if (lines.length === 0) continue;
+    console.log(
+      `\n${r.size}: nmtp serve's stderr (${lines.length} lines):\n${lines.slice(0, 10).join('\n')}`,
     );
   }
   const failures = results.flatMap((r) => r.failures.map((f) => `${r.size}: ${f}`));
@@ -394,7 +511,12 @@ async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
   await runBench(
     o,
-    `gateway log ${o.log} to ${o.logTo ?? 'a file'}, ` +
+    `receiver ${o.receiver} (${
+      o.receiver === 'separate'
+        ? 'the next hop is `nmtp serve` in its own process'
+        : "the next hop is the gateway's own receiver, in its process"
+    }), ` +
+      `gateway log ${o.log} to ${o.logTo ?? 'a file'}, ` +
       `smtp-source ${o.reuse ? '-d (connections reused)' : '(a connection per message)'}`,
     (size) => runCell(o, size),
     (results) => printTables(results, o),

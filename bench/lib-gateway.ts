@@ -4,16 +4,18 @@
  * its own; and the forked-child plumbing under it (a bench file forks itself with
  * `--child <json args>` and talks to it over IPC), which bench/transport.bench.ts's peers
  * use too. Moved here unchanged from those files; what differs between the benches (the
- * configuration, how often 'await' looks) is a parameter.
+ * configuration, how often 'await' looks) is a parameter. And the gateway's next hop in its
+ * own process (`nmtp serve`), when a bench keeps the receiver's work out of the gateway's.
  */
-import { fork, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { startGateway } from '../src/cli/gateway-start.ts';
 import { validateConfig, type GatewayConfig } from '../src/gateway/config.ts';
+import { generateSelfSigned } from '../src/server/certs.ts';
 
 // ---------------------------------------------------------------------------------------
 // A forked child and its messages
@@ -193,4 +195,88 @@ export class GatewayProcess extends ForkedChild<GatewayChildMsg> {
       exitMessage: (code) => `gateway process exited ${code} (its log: ${args.dir}/gateway.log)`,
     });
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// The next hop in its own process: `nmtp serve`, the reference mailbox receiver
+
+export interface NmtpReceiver {
+  readonly port: number;
+  readonly pid: number;
+  /** Its maildir: each accepted message is a file in new/ once stored. */
+  readonly maildir: string;
+  /** The CA a client trusts for it: its self-signed certificate, naming 127.0.0.1. */
+  readonly certFile: string;
+  /** What it wrote on stderr (its onError lines, a crash recovery), at stop(). */
+  stop(): Promise<string>;
+}
+
+const cliNmtp = fileURLToPath(new URL('../src/cli/nmtp.ts', import.meta.url));
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+/**
+ * `nmtp serve` as an operator starts it (README, "Two endpoints"), in its own process on an
+ * ephemeral loopback port: the transfer host in front of the reference mailbox, which stores
+ * durably (journal + fdatasync before its 250, then a file per recipient in new/). Its
+ * server name and certificate are 127.0.0.1, the address an SRV record points a client at,
+ * so the client checks the certificate by name (no insecure TLS). `keyRecords` are the
+ * senders' key records it knows without DNS (--key-record): it checks their HELLO proof.
+ * The poll window is the gateway receiver's (60 / 3600 s) rather than serve's demo one.
+ */
+export async function startNmtpReceiver(o: {
+  dir: string;
+  keyRecords: readonly { readonly name: string; readonly value: string }[];
+}): Promise<NmtpReceiver> {
+  mkdirSync(o.dir, { recursive: true });
+  const cert = generateSelfSigned(join(o.dir, 'tls'), '127.0.0.1', 30);
+  const maildir = join(o.dir, 'maildir');
+  const errFile = join(o.dir, 'stderr.log');
+  const errFd = openSync(errFile, 'w');
+  const args = [
+    ...['--import', 'tsx', cliNmtp, 'serve', '--listen', '127.0.0.1:0'],
+    ...['--domain', '127.0.0.1', '--cert', cert.certFile, '--key', cert.keyFile],
+    ...['--maildir', maildir, '--min-poll', '60', '--max-poll', '3600'],
+    ...o.keyRecords.flatMap((r) => ['--key-record', `${r.name}=${r.value}`]),
+  ];
+  // The project's root as the working directory: `--import tsx` resolves from there.
+  const proc = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', errFd] });
+  closeSync(errFd);
+  let stopping = false;
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', resolve));
+  void exited.then((code) => {
+    if (stopping) return;
+    // A dead next hop would leave the run waiting for deliveries: stop here.
+    console.error(`nmtp serve exited ${code}: ${readFileSync(errFile, 'utf8').slice(0, 2000)}`);
+    process.exit(1);
+  });
+  const stdout = proc.stdout!;
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    const t = setTimeout(() => reject(new Error(`nmtp serve did not start: ${out}`)), 60_000);
+    stdout.on('data', (d: Buffer) => {
+      out += d.toString('utf8');
+      const m = /^listening on 127\.0\.0\.1:(\d+)$/m.exec(out);
+      if (m !== null) {
+        clearTimeout(t);
+        resolve(Number(m[1]));
+      }
+    });
+  });
+  // Later lines (its next steps) are read and dropped, so a full pipe never blocks it.
+  stdout.resume();
+  return {
+    port,
+    pid: proc.pid!,
+    maildir,
+    certFile: cert.certFile,
+    async stop() {
+      stopping = true;
+      if (proc.exitCode === null) {
+        proc.kill('SIGTERM');
+        const code = await exited;
+        if (code !== 0) console.error(`nmtp serve stopped with exit code ${code}`);
+      }
+      return readFileSync(errFile, 'utf8');
+    },
+  };
 }
