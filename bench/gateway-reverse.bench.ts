@@ -27,7 +27,7 @@
  *   smarthost's real answer in its NMTP session. Per message: the NMTP receiver (TLS 1.3,
  *   HELLO proof) → nmtp-in verifies the signature (and the replay rule), converts
  *   (adapters/legacy), adds Received and Authentication-Results, stores an 'smtp' entry in
- *   the embedded queue (fsync'd) → qmgr → smtp-out (nodemailer, pooled) → the sink; the
+ *   the embedded queue (fsync'd) → qmgr → smtp-out (nodemailer's SMTPConnection, pooled) → the sink; the
  *   receiver answers 250 once the queue records the sink's 250. It logs at its default
  *   level (info, JSON) into a file beside its queue.
  * - Postfix: a private instance (test/harness/postfix.ts, Debian's Postfix 3.7, queue files

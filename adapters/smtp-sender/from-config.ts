@@ -11,6 +11,7 @@ import type { SmtpDelivererOptions } from './smtp-deliver.ts';
 export type SmtpOutConfig = Pick<GatewayConfig, 'smarthost' | 'smtpOut'> & {
   readonly gateway: Pick<GatewayConfig['gateway'], 'hostname'>;
   readonly routing: Pick<GatewayConfig['routing'], 'dnsServers'>;
+  readonly queue: Pick<GatewayConfig['queue'], 'perDestination'>;
 };
 
 /** Which way legacy mail leaves: the smarthost, or each recipient domain's MX hosts. */
@@ -33,6 +34,10 @@ export function smtpDelivererOptions(
   const common = {
     name: c.gateway.hostname,
     capabilityTtl: c.smtpOut.capabilityTtl * 1000,
+    // As many connections to a server as the queue lets deliveries run to one destination
+    // (Postfix: up to default_destination_concurrency_limit smtp processes to the relayhost),
+    // so that no delivery the queue started waits for a connection.
+    pool: { maxConnections: c.queue.perDestination },
   };
   if (smtpOutMode(c) === 'mx') {
     return {

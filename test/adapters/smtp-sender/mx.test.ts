@@ -113,6 +113,7 @@ test('from the configuration: the smarthost by default, MX with smtpOut.mode or 
   assert.deepEqual(smtpDelivererOptions(def, { env }), {
     name: 'localhost',
     capabilityTtl: 600_000,
+    pool: { maxConnections: 20 },
     host: '127.0.0.1',
     port: 25,
     tls: 'opportunistic',
@@ -124,6 +125,7 @@ test('from the configuration: the smarthost by default, MX with smtpOut.mode or 
   assert.deepEqual(smtpDelivererOptions(auth, { env }), {
     name: 'localhost',
     capabilityTtl: 30_000,
+    pool: { maxConnections: 20 },
     host: '::1',
     port: 2525,
     tls: 'require',
@@ -135,6 +137,7 @@ test('from the configuration: the smarthost by default, MX with smtpOut.mode or 
     assert.equal(smtpOutMode(c), 'mx');
     const o = smtpDelivererOptions(c, { env });
     assert.equal(o.mode, 'mx');
+    assert.deepEqual(o.pool, { maxConnections: 20 }, 'queue.perDestination');
     if (o.mode !== 'mx') continue;
     assert.deepEqual(
       { port: o.port, tls: o.tls, maxAddresses: o.maxAddresses, name: o.name },
