@@ -3,11 +3,13 @@
  * (docs/protocol.md §51.5). Bodies are read from the framed message's
  * buffer and encoded a chunk at a time, so only one output chunk exists at once.
  */
+import { isAscii } from 'node:buffer';
+import { findLineEndFault, longLine } from '../../src/gateway/line-ends.ts';
 import { MAX_LINE } from './fold.ts';
 
 export type TransferEncoding = '7bit' | '8bit' | 'quoted-printable' | 'base64';
 
-/** What the body holds, in one pass. */
+/** What the body holds. */
 export interface BodyFacts {
   /** An octet ≥ 0x80. */
   readonly eightBit: boolean;
@@ -20,11 +22,31 @@ export interface BodyFacts {
 }
 
 /**
- * One pass over the body. `needEscapes` false (non-text parts, which are never
- * quoted-printable) stops at the first octet that rules out sending it unencoded: a binary
- * attachment is then decided in its first few octets instead of a full scan.
+ * The facts of a body, at memchr speed where it counts: a text body's line ends, NULs and
+ * line lengths come from the checks smtp-in and the outgoing guard make
+ * (src/gateway/line-ends.ts), whether it is 8-bit from `isAscii`, and the count of octets
+ * quoted-printable would escape only when `chooseEncoding` reads it (never for a body sent
+ * unencoded). `needEscapes` false (non-text parts, which are never quoted-printable) takes
+ * `inspectOctets`, which stops at the first octet that rules out sending it unencoded: a
+ * binary attachment is then decided in its first few octets instead of a full scan.
  */
 export function inspectBody(body: Uint8Array, needEscapes = true, eightBitOk = true): BodyFacts {
+  if (!needEscapes) return inspectOctets(body, false, eightBitOk);
+  const n = body.length;
+  const lineClean = findLineEndFault(body) === undefined && longLine(body, MAX_LINE).at < 0;
+  let escapes: number | undefined;
+  return {
+    eightBit: !isAscii(body),
+    lineClean,
+    endsWithLine: n === 0 || (body[n - 2] === 13 && body[n - 1] === 10),
+    get escapes(): number {
+      return (escapes ??= inspectOctets(body).escapes);
+    },
+  };
+}
+
+/** The same facts, one octet at a time (the reference `inspectBody` is tested against). */
+export function inspectOctets(body: Uint8Array, needEscapes = true, eightBitOk = true): BodyFacts {
   let eightBit = false;
   let lineClean = true;
   let escapes = 0;

@@ -25,6 +25,7 @@
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { NmtpError } from '../../src/core/errors/index.ts';
+import { longLine, scanLineEnds, type LineEndFault } from '../../src/gateway/line-ends.ts';
 
 /** RFC 5322 §2.1.1, octets excluding CRLF. */
 export const MAX_LINE_OCTETS = 998;
@@ -44,6 +45,12 @@ function unsafe(kind: UnsafeOutputKind, offset: number): NmtpError {
   });
 }
 
+const KIND: Record<LineEndFault, UnsafeOutputKind> = {
+  'bare CR': 'bare-cr',
+  'bare LF': 'bare-lf',
+  NUL: 'nul',
+};
+
 /** Incremental checker: `update` each chunk in order, then `end`. Each throws on the first fault. */
 export class OutgoingCheck {
   /** Octets seen so far. */
@@ -53,31 +60,28 @@ export class OutgoingCheck {
   /** The previous octet was a CR (its LF may start the next chunk). */
   private cr = false;
 
+  /**
+   * Line ends and NUL with smtp-in's own check (src/gateway/line-ends.ts, memchr speed), line
+   * lengths up to the first such fault; the fault with the lower offset is thrown (at the
+   * same offset the line-end fault: that octet is not line content).
+   */
   update(chunk: Uint8Array): void {
     const n = chunk.length;
-    let line = this.line;
-    let cr = this.cr;
-    for (let i = 0; i < n; i++) {
-      const b = chunk[i]!;
-      if (cr) {
-        if (b !== 10) throw unsafe('bare-cr', this.seen + i - 1);
-        cr = false;
-        line = 0;
-        continue;
-      }
-      if (b === 13) {
-        cr = true;
-      } else if (b === 10) {
-        throw unsafe('bare-lf', this.seen + i);
-      } else if (b === 0) {
-        throw unsafe('nul', this.seen + i);
-      } else if (++line > MAX_LINE_OCTETS) {
-        throw unsafe('long-line', this.seen + i);
-      }
+    if (n === 0) return;
+    const ends = scanLineEnds({ offset: this.seen, pendingCr: this.cr }, chunk);
+    const long = longLine(
+      chunk,
+      MAX_LINE_OCTETS,
+      this.line,
+      ends.ok ? n : Math.max(0, ends.offset - this.seen),
+    );
+    if (long.at >= 0 && (ends.ok || this.seen + long.at < ends.offset)) {
+      throw unsafe('long-line', this.seen + long.at);
     }
+    if (!ends.ok) throw unsafe(KIND[ends.fault], ends.offset);
     this.seen += n;
-    this.line = line;
-    this.cr = cr;
+    this.line = long.line;
+    this.cr = chunk[n - 1] === 13;
   }
 
   /** The stream ended: a CR left waiting for its LF is bare. */

@@ -67,6 +67,32 @@ export function scanLineEnds(state: LineEndState, chunk: Uint8Array): LineEndRes
   return { ok: true, state: { offset: state.offset + n, pendingCr: chunk[n - 1] === CR } };
 }
 
+/**
+ * Line lengths over CRLF text, at memchr speed (one `indexOf` per line): where the first
+ * line longer than `max` octets (its CRLF excluded) has its octet number `max` + 1, or -1,
+ * and how long the chunk's last, unfinished line is so far. `carried` is that length from
+ * the previous chunk (its CR, if it ended in one, not counted); `limit` an offset where the
+ * caller found a line-end fault (scanLineEnds): no line end at or past it is trusted. A CR
+ * that ends the chunk is not counted (its LF may start the next one).
+ */
+export function longLine(
+  chunk: Uint8Array,
+  max: number,
+  carried = 0,
+  limit = chunk.length,
+): { readonly at: number; readonly line: number } {
+  const n = chunk.length;
+  let start = -carried;
+  for (let lf = chunk.indexOf(LF); lf !== -1 && lf < limit; lf = chunk.indexOf(LF, start)) {
+    // At 0 the CR (if any) ended the previous chunk and was not counted there.
+    const len = lf - start - (lf > 0 && chunk[lf - 1] === CR ? 1 : 0);
+    if (len > max) return { at: start + max, line: len };
+    start = lf + 1;
+  }
+  const line = n - start - (n > 0 && chunk[n - 1] === CR ? 1 : 0);
+  return { at: line > max ? start + max : -1, line };
+}
+
 /** The end of input: a CR still waiting for its LF is a bare CR. */
 export function finishLineEnds(state: LineEndState): LineEndResult {
   return state.pendingCr

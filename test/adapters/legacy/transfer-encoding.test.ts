@@ -11,6 +11,7 @@ import {
   base64Lines,
   chooseEncoding,
   inspectBody,
+  inspectOctets,
   quotedPrintable,
 } from '../../../adapters/legacy/transfer-encoding.ts';
 
@@ -41,6 +42,42 @@ function assertLines(out: Buffer, max: number): void {
 }
 
 describe('transfer encodings', () => {
+  it('property: inspectBody states the same facts as the octet-by-octet reference', () => {
+    const atom = fc.constantFrom(
+      'a',
+      '=',
+      '.',
+      '\t',
+      '\r',
+      '\n',
+      '\r\n',
+      '\0',
+      '\x7f',
+      '\x01',
+      'ä',
+      '\xff',
+      'x'.repeat(499),
+      'y'.repeat(998),
+    );
+    fc.assert(
+      fc.property(fc.array(atom, { maxLength: 10 }), fc.boolean(), (atoms, eightBitOk) => {
+        const body = Buffer.from(atoms.join(''), 'latin1');
+        const want = inspectOctets(body, true, eightBitOk);
+        const got = inspectBody(body, true, eightBitOk);
+        assert.deepEqual(
+          {
+            eightBit: got.eightBit,
+            lineClean: got.lineClean,
+            endsWithLine: got.endsWithLine,
+            escapes: got.escapes,
+          },
+          want,
+        );
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
   it('chooses per §51.5', () => {
     const choose = (
       s: string | Uint8Array,
