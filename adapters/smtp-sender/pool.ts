@@ -5,7 +5,8 @@
  * `SMTPConnection.send` as one Buffer (or a stream for a large one), and SMTPConnection
  * writes the envelope parameters (SIZE, BODY=8BITMIME, SMTPUTF8, RET/ENVID/NOTIFY/ORCPT as
  * the server's EHLO allows) and dot-stuffs the data (its DataStream) exactly as it did under
- * the pooled transport.
+ * the pooled transport; the connections are DotStuffConnections (data-stuff.ts), which give
+ * DataStream a native path for CRLF text with the same output octets.
  *
  * Kept from smtp-pool (nodemailer 10.6, lib/smtp-pool/index.js and pool-resource.js):
  *   - at most `maxConnections` connections (default 5); a message waits for a free one;
@@ -28,7 +29,8 @@
  * deliverer used.
  */
 import type { Readable } from 'node:stream';
-import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import type SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { DotStuffConnection } from './data-stuff.ts';
 
 export interface SmtpPoolOptions {
   /** Where and how to connect: host, port, name, TLS, timeouts (nodemailer's options). */
@@ -125,7 +127,7 @@ export function smtpPool(o: SmtpPoolOptions): SmtpPool {
   }
 
   function open(): Promise<Conn> {
-    const smtp = new SMTPConnection(o.connection);
+    const smtp = new DotStuffConnection(o.connection);
     const c: Conn = { smtp, messages: 0, dead: false };
     all.add(c);
     // Whenever it ends or fails, it is out of the pool; an 'error' without a listener would
