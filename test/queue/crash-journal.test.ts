@@ -7,37 +7,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Queue, type DeliverOutcome, type DeliverRequest } from '../../src/queue/index.ts';
 import { WRITE_BEHIND_MS } from '../../src/queue/store.ts';
 import type { QueuedSubmission } from '../../src/queue/types.ts';
-import type { CrashAt } from '../support/crash-at.ts';
-
-const child = fileURLToPath(new URL('./crash-child.ts', import.meta.url));
-const crashAt = fileURLToPath(new URL('../support/crash-at.ts', import.meta.url));
-
-/**
- * Runs the child (adds `crash1`, waits until it is delivered, closes) until it dies at `at`;
- * each delivery taking `slowMs`.
- */
-function runChild(
-  dir: string,
-  at: CrashAt,
-  slowMs = 0,
-): Promise<{ signal: string | null; out: string }> {
-  const args = ['--import', 'tsx', '--import', crashAt, child, dir, String(slowMs)];
-  const p = spawn(process.execPath, args, {
-    env: { ...process.env, NMTP_TEST_CRASH_AT: JSON.stringify(at) },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  return new Promise((resolve) => p.once('exit', (_code, signal) => resolve({ signal, out })));
-}
+import { runCrashChild } from './crash-run.ts';
 
 const delivered: string[] = [];
 const accept = async (r: DeliverRequest): Promise<DeliverOutcome> => {
@@ -55,7 +31,7 @@ test('killed after the new entry is journaled, before its files are written: rep
   const dir = mkdtempSync(join(tmpdir(), 'nmtp-queue-crash-journal-'));
   try {
     // A slow peer: the files are written behind while the delivery is in flight.
-    const r = await runChild(
+    const r = await runCrashChild(
       dir,
       // Whichever of its two files comes first.
       { op: 'writeFile', match: '/(msg/crash1\\.nmtp|state/crash1\\.json)$', when: 'before' },
@@ -86,7 +62,11 @@ test('killed after the new entry is journaled, before its files are written: rep
 test('killed during a checkpoint, before the segment goes: the replay leaves the final state', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'nmtp-queue-crash-journal-'));
   try {
-    const r = await runChild(dir, { op: 'unlink', match: '/journal/\\d+\\.log$', when: 'before' });
+    const r = await runCrashChild(dir, {
+      op: 'unlink',
+      match: '/journal/\\d+\\.log$',
+      when: 'before',
+    });
     assert.equal(r.signal, 'SIGKILL', `the child was killed (it said: ${r.out})`);
     const before = JSON.parse(
       readFileSync(join(dir, 'state', 'crash1.json'), 'utf8'),

@@ -8,36 +8,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Queue } from '../../src/queue/index.ts';
 import { WRITE_BEHIND_MS } from '../../src/queue/store.ts';
 import type { QueuedSubmission } from '../../src/queue/types.ts';
 import { listSegments, scanSegment } from '../../src/store/journal.ts';
-import type { CrashAt } from '../support/crash-at.ts';
+import { runCrashChild } from './crash-run.ts';
 import { eventually } from '../support/eventually.ts';
-
-const child = fileURLToPath(new URL('./crash-child.ts', import.meta.url));
-const crashAt = fileURLToPath(new URL('../support/crash-at.ts', import.meta.url));
-
-/** Runs the child until it dies at `at`; resolves with how it ended. */
-function runChild(
-  dir: string,
-  at: CrashAt,
-  slowMs = 0,
-): Promise<{ signal: string | null; out: string }> {
-  const args = ['--import', 'tsx', '--import', crashAt, child, dir, String(slowMs)];
-  const p = spawn(process.execPath, args, {
-    env: { ...process.env, NMTP_TEST_CRASH_AT: JSON.stringify(at) },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  return new Promise((resolve) => p.once('exit', (_code, signal) => resolve({ signal, out })));
-}
 
 const nothing = async (): Promise<never> => {
   throw new Error('nothing is delivered after the restart');
@@ -63,7 +42,7 @@ function journaledState(dir: string, id: string): QueuedSubmission | undefined {
  */
 async function crashed(): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'nmtp-queue-crash-'));
-  const r = await runChild(
+  const r = await runCrashChild(
     dir,
     { op: 'unlink', match: '/msg/crash1\\.nmtp$', when: 'before' },
     WRITE_BEHIND_MS * 3,
