@@ -161,6 +161,68 @@ test('SIGKILL while delivering, then a restart: every message answered 250 arriv
   assert.equal(await g2.exited, 0, g2.stderr());
 });
 
+/**
+ * Sends until the connection fails, recording the Message-ID of every message answered 250
+ * (the kill comes at any point of a transaction: what was not answered 250 may or may not
+ * arrive; what was must).
+ */
+async function sendUntilCut(port: number, tag: string, acked: string[]): Promise<void> {
+  let c: RawSmtp;
+  try {
+    c = await RawSmtp.connect(port);
+  } catch {
+    return;
+  }
+  try {
+    if ((await c.command('EHLO test.example')).code !== 250) return;
+    for (let i = 0; ; i++) {
+      if ((await c.command('MAIL FROM:<alice@example.org>')).code !== 250) return;
+      if ((await c.command('RCPT TO:<bob@demo.nmtp.test>')).code !== 250) return;
+      if ((await c.command('DATA')).code !== 354) return;
+      const id = `<${tag}-${i}@example.org>`;
+      await c.send(
+        Buffer.from(
+          `From: alice@example.org\r\nTo: bob@demo.nmtp.test\r\nSubject: ${tag} ${i}\r\n` +
+            `Message-ID: ${id}\r\n\r\n${'body line\r\n'.repeat(50)}.\r\n`,
+        ),
+      );
+      if ((await c.reply()).code !== 250) return;
+      acked.push(id);
+    }
+  } catch {
+    // The gateway is gone: the connection ended mid-transaction.
+  } finally {
+    c.close();
+  }
+}
+
+test('SIGKILL under load, in the middle of transactions: every message answered 250 arrives', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gw-kill-load-'));
+  const config = configIn(dir);
+  const g = await start(dir, config);
+  const acked: string[] = [];
+  // Ten sessions sending without pause; the kill comes once 150 were answered, with
+  // transactions in flight, deliveries running and files still to be written behind.
+  const senders = Array.from({ length: 10 }, (_, k) =>
+    sendUntilCut(g.ports['smtp:0']!, `load${k}`, acked),
+  );
+  await until(() => acked.length >= 150, '150 messages answered 250');
+  g.proc.kill('SIGKILL');
+  await g.exited;
+  await Promise.all(senders);
+  const want = [...acked];
+  const g2 = await start(dir, config);
+  try {
+    await until(() => {
+      const got = delivered(dir);
+      return want.every((id) => got.has(id));
+    }, `all ${want.length} messages answered 250`);
+  } finally {
+    g2.proc.kill('SIGTERM');
+  }
+  assert.equal(await g2.exited, 0, g2.stderr());
+});
+
 test('reverse direction: SIGKILL, then a restart: every cookie is still answered, nothing is lost', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'gw-kill-rev-'));
   const key = makeGatewayKey(dir, 'sender.test', 's1');
