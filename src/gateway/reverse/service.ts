@@ -23,7 +23,7 @@
 import { randomBytes } from 'node:crypto';
 import {
   authResultsValue,
-  framedToLegacy,
+  framedToLegacyChunks,
   type SignatureVerdict,
 } from '../../../adapters/legacy/index.ts';
 import { formatRfc5322Date } from '../../../adapters/dsn/date.ts';
@@ -296,25 +296,29 @@ export class ReverseService {
     try {
       const needUtf8 = take.some((r) => /[^\p{ASCII}]/u.test(parseAddress(r).local));
       smtputf8 = needUtf8 || offers?.smtputf8 === true;
-      const convert = (utf8: boolean): Uint8Array =>
-        framedToLegacy(message, {
+      // The converter's pieces, joined once with the Received field in front (a 100 KB
+      // message is copied once here, not twice).
+      const convert = (utf8: boolean): Uint8Array[] => [
+        ...framedToLegacyChunks(message, {
           smtputf8: utf8,
           eightBitMime: offers?.eightBitMime ?? false,
           authResults: { authservId, verdicts },
-        });
+        }),
+      ];
+      let pieces: Uint8Array[];
       try {
-        legacy = convert(smtputf8);
+        pieces = convert(smtputf8);
       } catch (e) {
         // A header that needs UTF-8 (an address that has no ASCII form): only a peer
         // with SMTPUTF8 can take the message, which delivery then checks.
         if (smtputf8 || offers !== undefined) throw e;
         smtputf8 = true;
-        legacy = convert(true);
+        pieces = convert(true);
       }
       rcptsLegacy = take.map((r) => toLegacyAddress(parseAddress(r), { smtputf8 }));
       legacy = Buffer.concat([
         Buffer.from(receivedField(this.o.config, client, id, rcptsLegacy, new Date(nowMs)), 'utf8'),
-        legacy,
+        ...pieces,
       ]);
       if (this.o.sign !== undefined) {
         const ar = authResultsValue({ authservId, verdicts });
