@@ -71,7 +71,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bytesSource, type MessageSource } from '../src/client/source.ts';
 import { encodeMessage } from '../src/core/frame/index.ts';
@@ -97,7 +96,14 @@ import {
   spread,
   statusKb,
 } from './lib-measure.ts';
-import { GatewayProcess, benchGatewayConfig, childArgs, serveGatewayChild } from './lib-gateway.ts';
+import {
+  GatewayProcess,
+  benchGatewayConfig,
+  childArgs,
+  commonBenchOptions,
+  serveGatewayChild,
+  type CommonBenchOptions,
+} from './lib-gateway.ts';
 
 type Side = 'gateway' | 'postfix';
 const SIZES = { '4KB': 4096, '100KB': 102400 } as const;
@@ -513,49 +519,18 @@ function legacySize(logFile: string): number {
 // ---------------------------------------------------------------------------------------
 // Options, tables
 
-interface Options {
-  quick: boolean;
-  rounds: number;
-  sizes: SizeName[];
-  n: number | undefined;
-  latency: number | undefined;
-  reuse: boolean;
+interface Options extends CommonBenchOptions<SizeName> {
   sinkDsn: boolean;
   answerBudget: number | undefined;
-  log: 'info' | 'silent';
-  profile: boolean;
-  keepProfiles: boolean;
-  cpuProf: string | undefined;
-  store: string;
-  profDir: string;
 }
 
 function parseOptions(argv: readonly string[]): Options {
-  const at = (flag: string): string | undefined => {
-    const i = argv.indexOf(flag);
-    return i < 0 ? undefined : argv[i + 1];
-  };
-  const quick = argv.includes('--quick');
-  const sizes = (at('--sizes')?.split(',') ?? Object.keys(SIZES)) as SizeName[];
-  for (const s of sizes) if (!(s in SIZES)) throw new Error(`--sizes: unknown size ${s}`);
-  const log = at('--log') ?? 'info';
-  if (log !== 'info' && log !== 'silent') throw new Error('--log: info or silent');
-  return {
-    quick,
-    rounds: Number(at('--rounds') ?? (quick ? 1 : 5)),
-    sizes,
-    n: at('--n') === undefined ? undefined : Number(at('--n')),
-    latency: at('--latency') === undefined ? undefined : Number(at('--latency')),
-    reuse: argv.includes('--reuse'),
-    sinkDsn: argv.includes('--sink-dsn'),
-    answerBudget: at('--answer-budget') === undefined ? undefined : Number(at('--answer-budget')),
-    log,
-    profile: argv.includes('--profile'),
-    keepProfiles: argv.includes('--keep-profiles'),
-    cpuProf: at('--cpu-prof'),
-    store: at('--store') ?? tmpdir(),
-    profDir: mkdtempSync(join(tmpdir(), 'nmtp-bench-gwrev-prof-')),
-  };
+  const { common, num } = commonBenchOptions(
+    argv,
+    Object.keys(SIZES) as SizeName[],
+    'nmtp-bench-gwrev-prof-',
+  );
+  return { ...common, sinkDsn: argv.includes('--sink-dsn'), answerBudget: num('--answer-budget') };
 }
 
 function printTables(results: readonly CellResult[], o: Options): void {

@@ -71,7 +71,6 @@
  * every 500 ms, the peak of the sums.
  */
 import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startPostfix, startSmtpSink, type SmtpSink } from '../test/harness/postfix.ts';
 import {
@@ -96,8 +95,10 @@ import {
   GatewayProcess,
   benchGatewayConfig,
   childArgs,
+  commonBenchOptions,
   serveGatewayChild,
   startNmtpReceiver,
+  type CommonBenchOptions,
   type NmtpReceiver,
 } from './lib-gateway.ts';
 
@@ -377,59 +378,26 @@ async function runCell(o: Options, size: SizeName): Promise<CellResult> {
 // ---------------------------------------------------------------------------------------
 // Options, tables, profiles
 
-interface Options {
-  quick: boolean;
-  rounds: number;
-  sizes: SizeName[];
-  n: number | undefined;
-  /** Warm-up messages per side before the rounds (default 200 at 4 KB, 60 at 100 KB). */
+interface Options extends CommonBenchOptions<SizeName> {
+  /** Warm-up messages per side (default by size). */
   warm: number | undefined;
-  latency: number | undefined;
-  /** smtp-source -d: each session sends its messages over one connection. */
-  reuse: boolean;
   /** The gateway's next hop: `nmtp serve` in its own process, or its own receiver. */
   receiver: ReceiverMode;
-  log: 'info' | 'silent';
   /** Where the gateway's log (its stderr) goes; default gateway.log in the cell's directory. */
   logTo: string | undefined;
-  profile: boolean;
-  keepProfiles: boolean;
-  cpuProf: string | undefined;
-  store: string;
-  profDir: string;
 }
 
 function parseOptions(argv: readonly string[]): Options {
-  const at = (flag: string): string | undefined => {
-    const i = argv.indexOf(flag);
-    return i < 0 ? undefined : argv[i + 1];
-  };
-  const quick = argv.includes('--quick');
-  const sizes = (at('--sizes')?.split(',') ?? Object.keys(SIZES)) as SizeName[];
-  for (const s of sizes) if (!(s in SIZES)) throw new Error(`--sizes: unknown size ${s}`);
-  const log = at('--log') ?? 'info';
-  if (log !== 'info' && log !== 'silent') throw new Error('--log: info or silent');
+  const { common, at, num } = commonBenchOptions(
+    argv,
+    Object.keys(SIZES) as SizeName[],
+    'nmtp-bench-gw-prof-',
+  );
   const receiver = at('--receiver') ?? 'separate';
   if (receiver !== 'separate' && receiver !== 'same') {
     throw new Error('--receiver: separate or same');
   }
-  return {
-    quick,
-    rounds: Number(at('--rounds') ?? (quick ? 1 : 5)),
-    sizes,
-    n: at('--n') === undefined ? undefined : Number(at('--n')),
-    warm: at('--warm') === undefined ? undefined : Number(at('--warm')),
-    latency: at('--latency') === undefined ? undefined : Number(at('--latency')),
-    reuse: argv.includes('--reuse'),
-    receiver,
-    log,
-    logTo: at('--log-to'),
-    profile: argv.includes('--profile'),
-    keepProfiles: argv.includes('--keep-profiles'),
-    cpuProf: at('--cpu-prof'),
-    store: at('--store') ?? tmpdir(),
-    profDir: mkdtempSync(join(tmpdir(), 'nmtp-bench-gw-prof-')),
-  };
+  return { ...common, warm: num('--warm'), receiver, logTo: at('--log-to') };
 }
 
 function printTables(results: readonly CellResult[], o: Options): void {

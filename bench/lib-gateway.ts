@@ -8,14 +8,71 @@
  * own process (`nmtp serve`), when a bench keeps the receiver's work out of the gateway's.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { startGateway } from '../src/cli/gateway-start.ts';
 import { validateConfig, type GatewayConfig } from '../src/gateway/config.ts';
 import { generateSelfSigned } from '../src/server/certs.ts';
+
+// ---------------------------------------------------------------------------------------
+// The options both gateway benches take (each bench's header lists them)
+
+export interface CommonBenchOptions<S extends string> {
+  quick: boolean;
+  rounds: number;
+  sizes: S[];
+  n: number | undefined;
+  latency: number | undefined;
+  reuse: boolean;
+  log: 'info' | 'silent';
+  profile: boolean;
+  keepProfiles: boolean;
+  cpuProf: string | undefined;
+  store: string;
+  profDir: string;
+}
+
+/** The common options, and readers for a bench's own (`at`: a flag's value, `num`: as a number). */
+export function commonBenchOptions<S extends string>(
+  argv: readonly string[],
+  sizeNames: readonly S[],
+  profPrefix: string,
+): {
+  common: CommonBenchOptions<S>;
+  at(flag: string): string | undefined;
+  num(flag: string): number | undefined;
+} {
+  const at = (flag: string): string | undefined => {
+    const i = argv.indexOf(flag);
+    return i < 0 ? undefined : argv[i + 1];
+  };
+  const num = (flag: string): number | undefined =>
+    at(flag) === undefined ? undefined : Number(at(flag));
+  const quick = argv.includes('--quick');
+  const sizes = (at('--sizes')?.split(',') ?? [...sizeNames]) as S[];
+  for (const s of sizes) if (!sizeNames.includes(s)) throw new Error(`--sizes: unknown size ${s}`);
+  const log = at('--log') ?? 'info';
+  if (log !== 'info' && log !== 'silent') throw new Error('--log: info or silent');
+  const common: CommonBenchOptions<S> = {
+    quick,
+    rounds: Number(at('--rounds') ?? (quick ? 1 : 5)),
+    sizes,
+    n: num('--n'),
+    latency: num('--latency'),
+    reuse: argv.includes('--reuse'),
+    log,
+    profile: argv.includes('--profile'),
+    keepProfiles: argv.includes('--keep-profiles'),
+    cpuProf: at('--cpu-prof'),
+    store: at('--store') ?? tmpdir(),
+    profDir: mkdtempSync(join(tmpdir(), profPrefix)),
+  };
+  return { common, at, num };
+}
 
 // ---------------------------------------------------------------------------------------
 // A forked child and its messages
