@@ -24,17 +24,18 @@
  * at open (`replayJournal`) leaves every file at its last committed content.
  */
 import { open, unlink, type FileHandle } from 'node:fs/promises';
-import { mkdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NmtpError } from '../core/errors/index.ts';
 import {
   entryHead,
-  fsyncPath,
   listSegments,
+  retireSegments,
   nextSegmentSeq,
   scanSegment,
   segmentName,
 } from '../store/journal.ts';
+import { fsyncDir } from '../store/durable.ts';
 
 export type JournalOp = 'message' | 'file' | 'state' | 'remove';
 
@@ -118,20 +119,7 @@ export async function replayJournal(
     for (const p of await apply(r)) paths.add(p);
   }
   await durable([...paths]);
-  for (const s of segments) {
-    if (damaged.has(s.path)) {
-      renameSync(s.path, `${s.path}.damaged`);
-      onDamage(
-        new NmtpError(
-          'NMTP_ERR_TRANSPORT_JOURNAL_DAMAGED',
-          `${s.path}: kept as ${s.path}.damaged; its entries up to the damage were recovered`,
-        ),
-      );
-    } else {
-      unlinkSync(s.path);
-    }
-    fsyncPath(dir);
-  }
+  retireSegments(dir, segments, damaged, onDamage);
   return records.length;
 }
 
@@ -321,7 +309,7 @@ export class QueueJournal {
     const path = join(this.o.dir, segmentName(this.seq++));
     const h = await open(path, 'wx', 0o600);
     try {
-      await syncDir(this.o.dir);
+      await fsyncDir(this.o.dir);
     } catch (e) {
       await h.close().catch(() => undefined);
       throw e;
@@ -410,7 +398,7 @@ export class QueueJournal {
               if (e.code !== 'ENOENT') throw e;
             });
             // Before the next one goes: what a crash leaves is always the newest segments.
-            await syncDir(this.o.dir);
+            await fsyncDir(this.o.dir);
             this.sealed.splice(this.sealed.indexOf(s), 1);
             this.stats.checkpoints++;
           }
@@ -445,14 +433,5 @@ async function writeAll(h: FileHandle, bufs: Uint8Array[], total: number): Promi
       }
     }
     rest = next;
-  }
-}
-
-export async function syncDir(dir: string): Promise<void> {
-  const h = await open(dir, 'r');
-  try {
-    await h.sync();
-  } finally {
-    await h.close();
   }
 }

@@ -25,14 +25,13 @@
  * state file always has its message (until every recipient is final, when the message is
  * removed and the state stays for STATUS).
  */
-import { execFile } from 'node:child_process';
 import { constants, writeFile as writeFileCb } from 'node:fs';
 import { access, copyFile, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { NmtpError } from '../core/errors/index.ts';
-import { fsyncDirShared, writeDurable } from '../store/durable.ts';
-import { QueueJournal, replayJournal, syncDir, type Held, type JournalRecord } from './journal.ts';
+import { fsyncDirShared, fsyncExisting, syncFileSystem, writeDurable } from '../store/durable.ts';
+import { QueueJournal, replayJournal, type Held, type JournalRecord } from './journal.ts';
 import type { QueuedSubmission } from './types.ts';
 import type { MessageSource } from '../client/source.ts';
 import type { EntryKind } from './port.ts';
@@ -219,13 +218,9 @@ export class QueueStore {
    * and of the directories.
    */
   private durable(paths: readonly string[]): Promise<void> {
-    return new Promise((resolve, reject) => {
-      execFile('sync', ['--file-system', this.dir], (err) => {
-        if (err === null) resolve();
-        else
-          fsyncEach(paths, [join(this.dir, 'msg'), join(this.dir, 'state')]).then(resolve, reject);
-      });
-    });
+    return syncFileSystem(this.dir, () =>
+      fsyncExisting(paths, [join(this.dir, 'msg'), join(this.dir, 'state')]),
+    );
   }
 
   /**
@@ -490,23 +485,4 @@ async function unlinkIfThere(path: string): Promise<void> {
   } catch (e) {
     if ((e as { code?: string }).code !== 'ENOENT') throw e;
   }
-}
-
-async function fsyncEach(paths: readonly string[], dirs: readonly string[]): Promise<void> {
-  for (const p of paths) {
-    let h;
-    try {
-      h = await open(p, 'r');
-    } catch (e) {
-      // Removed since (a finished entry's message): nothing to make durable.
-      if ((e as { code?: string }).code === 'ENOENT') continue;
-      throw e;
-    }
-    try {
-      await h.sync();
-    } finally {
-      await h.close();
-    }
-  }
-  for (const d of dirs) await syncDir(d);
 }

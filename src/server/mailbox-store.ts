@@ -21,13 +21,13 @@
  */
 import { closeSync, mkdirSync, openSync, renameSync, unlinkSync, writevSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { open, readdir, readFile, unlink } from 'node:fs/promises';
+import { readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NmtpError } from '../core/errors/index.ts';
 import { traceInsertion, type TraceInsertion } from '../core/frame/encoder.ts';
 import { RECEIVED_FIELD } from '../core/session/received.ts';
 import { claimDirectory } from '../store/claim.ts';
-import { fsyncDir } from '../store/durable.ts';
+import { fsyncDir, fsyncExisting } from '../store/durable.ts';
 import { recoverJournal, type Entry } from '../store/journal.ts';
 
 export interface StoredMessage {
@@ -247,22 +247,8 @@ export async function removeParts(maildir: string): Promise<void> {
  * (one syncfs) is not available. A file a reader already moved out of new/ is skipped: a
  * reader that moves a message (as a mail reader moves new/ to cur/) fsyncs it itself.
  */
-export async function fsyncFiles(maildir: string, paths: readonly string[]): Promise<void> {
-  for (const p of paths) {
-    let h;
-    try {
-      h = await open(p, 'r');
-    } catch (e) {
-      if ((e as { code?: string }).code === 'ENOENT') continue;
-      throw e;
-    }
-    try {
-      await h.sync();
-    } finally {
-      await h.close();
-    }
-  }
-  await fsyncDir(join(maildir, 'new'));
+export function fsyncFiles(maildir: string, paths: readonly string[]): Promise<void> {
+  return fsyncExisting(paths, [join(maildir, 'new')]);
 }
 
 /**

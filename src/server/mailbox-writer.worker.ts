@@ -15,10 +15,10 @@
  * durable (a checkpoint: one `syncfs` of the file system holding new/ through coreutils'
  * `sync --file-system`, or, where that is missing, an fsync of every file).
  */
-import { execFile } from 'node:child_process';
-import { open, unlink } from 'node:fs/promises';
+import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
+import { fsyncDir, syncFileSystem } from '../store/durable.ts';
 import { JournalWriter } from '../store/journal.ts';
 import {
   encodeMeta,
@@ -174,7 +174,7 @@ function checkpoint(): Promise<void> {
         });
         sealed.splice(sealed.indexOf(s), 1);
       }
-      await syncDir(journalDir(maildir));
+      await fsyncDir(journalDir(maildir));
     } catch (e) {
       // What was removed stays removed; the rest waits for the next checkpoint.
       post({ kind: 'warning', message: `checkpoint: ${String(e)}` });
@@ -187,21 +187,7 @@ function checkpoint(): Promise<void> {
 
 /** One syncfs for the file system of new/; an fsync per file where `sync -f` is missing. */
 function durable(paths: readonly string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile('sync', ['--file-system', join(maildir, 'new')], (err) => {
-      if (err === null) resolve();
-      else fsyncFiles(maildir, paths).then(resolve, reject);
-    });
-  });
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const h = await open(dir, 'r');
-  try {
-    await h.sync();
-  } finally {
-    await h.close();
-  }
+  return syncFileSystem(join(maildir, 'new'), () => fsyncFiles(maildir, paths));
 }
 
 async function close(): Promise<void> {

@@ -4,6 +4,7 @@
  * sequence: write a temp file in the same directory, fsync it, rename over the target,
  * fsync the directory (the rename itself lives in the directory's data).
  */
+import { execFile } from 'node:child_process';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
@@ -15,6 +16,45 @@ export async function fsyncDir(dir: string): Promise<void> {
   } finally {
     await h.close();
   }
+}
+
+/**
+ * fsync of each of `paths` still there (a file removed since needs nothing), then of each
+ * of `dirs`: a checkpoint where one syncfs is not available (`syncFileSystem`).
+ */
+export async function fsyncExisting(
+  paths: readonly string[],
+  dirs: readonly string[],
+): Promise<void> {
+  for (const p of paths) {
+    let h;
+    try {
+      h = await open(p, 'r');
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENOENT') continue;
+      throw e;
+    }
+    try {
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+  }
+  for (const d of dirs) await fsyncDir(d);
+}
+
+/**
+ * Every file written so far on the file system holding `dir` durable: one syncfs, through
+ * coreutils' `sync --file-system` (Node has no binding for it); `fallback` where that
+ * command is missing or fails. The journals' checkpoints (the mailbox's, the queue's).
+ */
+export function syncFileSystem(dir: string, fallback: () => Promise<void>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile('sync', ['--file-system', dir], (err) => {
+      if (err === null) resolve();
+      else fallback().then(resolve, reject);
+    });
+  });
 }
 
 export interface DurableOptions {

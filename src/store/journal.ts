@@ -195,8 +195,24 @@ export async function recoverJournal(
   }
   if (segments.length === 0) return 0;
   await durable();
+  retireSegments(dir, segments, new Set(damaged), onDamage);
+  return n;
+}
+
+/**
+ * After a replay whose files are durable: each segment goes, oldest first, each removal made
+ * durable before the next (a crash here leaves the newest segments, whose replay gives the
+ * same files again); a damaged one is kept aside as `<name>.damaged` and reported, for a
+ * person to look at. The mailbox's journal and the queue's (src/queue/journal.ts) share it.
+ */
+export function retireSegments(
+  dir: string,
+  segments: readonly { readonly path: string }[],
+  damaged: ReadonlySet<string>,
+  onDamage: (e: NmtpError) => void,
+): void {
   for (const s of segments) {
-    if (damaged.includes(s.path)) {
+    if (damaged.has(s.path)) {
       renameSync(s.path, `${s.path}.damaged`);
       onDamage(
         new NmtpError(
@@ -207,9 +223,8 @@ export async function recoverJournal(
     } else {
       unlinkSync(s.path);
     }
+    fsyncPath(dir);
   }
-  fsyncPath(dir);
-  return n;
 }
 
 /**
