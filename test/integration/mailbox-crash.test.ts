@@ -9,7 +9,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,6 +19,7 @@ import { encodeMessage } from '../../src/core/frame/index.ts';
 import { domainKeyName, keyPairFromSeed, printDomainKeyRecord } from '../../src/core/keys/index.ts';
 import { deliverJob, TransferPool, type ClientIdentity } from '../../src/client/transfer.ts';
 import { startDnsmasq, type DnsServer } from '../harness/dnsmasq.ts';
+import { startServe, type ServeProcess } from '../support/serve-process.ts';
 import { readStored } from '../support/stored.ts';
 
 const cli = fileURLToPath(new URL('../../src/cli/nmtp.ts', import.meta.url));
@@ -48,23 +49,13 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-interface Server {
-  readonly child: ChildProcess;
-  readonly port: number;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** What it wrote to stderr so far (its onError reports). */
-  stderr(): string;
-}
+type Server = ServeProcess;
 
 /** `nmtp serve --plaintext` on an ephemeral loopback port; resolves once it listens. */
-async function startServer(): Promise<Server> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      cli,
-      'serve',
+function startServer(): Promise<Server> {
+  return startServe({
+    command: ['--import', 'tsx', cli],
+    args: [
       '--listen',
       '127.0.0.1:0',
       '--plaintext',
@@ -75,29 +66,8 @@ async function startServer(): Promise<Server> {
       '--dns-server',
       dns.address,
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  running.add(child);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => {
-      running.delete(child);
-      resolve({ code, signal });
-    }),
-  );
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  let text = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => {
-      text += d.toString();
-      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(text);
-      if (m) resolve(Number(m[1]));
-    });
-    void exited.then(({ code, signal }) =>
-      reject(new Error(`nmtp serve exited ${code ?? signal}: ${text}${err}`)),
-    );
+    running,
   });
-  return { child, port, exited, stderr: () => err };
 }
 
 const utf8 = new TextEncoder();

@@ -19,7 +19,7 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,6 +30,7 @@ import { domainKeyName, keyPairFromSeed, printDomainKeyRecord } from '../../src/
 import { deliverJob, transferTo, type ClientIdentity } from '../../src/client/transfer.ts';
 import type { StoredCookie } from '../../src/store/cookies.ts';
 import type { CrashAt } from '../support/crash-at.ts';
+import { startServe, type ServeProcess } from '../support/serve-process.ts';
 
 // The bin launcher: it runs from any directory (the servers here run in their own).
 const cli = fileURLToPath(new URL('../../bin/nmtp', import.meta.url));
@@ -47,24 +48,16 @@ after(() => {
   rmSync(base, { recursive: true, force: true });
 });
 
-interface Server {
-  readonly child: ChildProcess;
-  readonly port: number;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  stderr(): string;
-}
+type Server = ServeProcess;
 
 /**
  * `nmtp serve` in `cwd` on `maildir` (relative to it), dying at `at` when given; resolves
  * once it listens.
  */
-async function serve(cwd: string, maildir: string, at?: CrashAt): Promise<Server> {
-  const child = spawn(
-    process.execPath,
-    [
-      ...(at === undefined ? [] : withCrashAt),
-      cli,
-      'serve',
+function serve(cwd: string, maildir: string, at?: CrashAt): Promise<Server> {
+  return startServe({
+    command: [...(at === undefined ? [] : withCrashAt), cli],
+    args: [
       '--listen',
       '127.0.0.1:0',
       '--plaintext',
@@ -75,33 +68,10 @@ async function serve(cwd: string, maildir: string, at?: CrashAt): Promise<Server
       '--key-record',
       keyRecord,
     ],
-    {
-      cwd,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NMTP_TEST_CRASH_AT: at === undefined ? '' : JSON.stringify(at) },
-    },
-  );
-  running.add(child);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => {
-      running.delete(child);
-      resolve({ code, signal });
-    }),
-  );
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  let text = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => {
-      text += d.toString();
-      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(text);
-      if (m) resolve(Number(m[1]));
-    });
-    void exited.then(({ code, signal }) =>
-      reject(new Error(`nmtp serve exited ${code ?? signal}: ${text}${err}`)),
-    );
+    running,
+    cwd,
+    env: { ...process.env, NMTP_TEST_CRASH_AT: at === undefined ? '' : JSON.stringify(at) },
   });
-  return { child, port, exited, stderr: () => err };
 }
 
 async function stop(s: Server): Promise<void> {
