@@ -37,6 +37,7 @@ import {
   entriesFrom,
   makeGatewayKey,
   recordingLog,
+  settledState,
   storedWithId,
   tail,
   until,
@@ -166,8 +167,10 @@ test('the BullMQ backend: swaks → Postfix → LMTP → gateway → NMTP → ma
     v.signatures.map((s) => s.status),
     ['valid'],
   );
-  const [entry] = await entriesFrom(gw.queue, 'bsender@local.test');
-  assert.equal(entry?.recipients[0]?.state, 'accepted');
+  assert.equal(
+    await settledState(gw.queue, 'bsender@local.test', 'bob@demo.nmtp.test', context),
+    'accepted',
+  );
 });
 
 test('the BullMQ backend: a recipient refused after the SMTP 250 → the gateway’s DSN through Postfix', async () => {

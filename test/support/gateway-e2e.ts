@@ -135,6 +135,33 @@ export async function entriesFrom(q: QueueBackend, from: string): Promise<Queued
   });
 }
 
+/**
+ * The state `rcpt` reaches in the entry smtp-in queued for `from`, once it has left
+ * `pending`. A receiver stores a message (or a sink sees it) before its answer has travelled
+ * back and been recorded in the sender's queue, so a test that has just seen the message
+ * arrive must wait for that record instead of reading the queue at once.
+ */
+export async function settledState(
+  q: QueueBackend,
+  from: string,
+  rcpt: string,
+  context: () => string = () => '',
+  ms = 30_000,
+): Promise<string> {
+  return until(
+    async () => {
+      const entry = (await entriesFrom(q, from)).find((e) =>
+        e.recipients.some((x) => x.rcpt === rcpt),
+      );
+      const state = entry?.recipients.find((x) => x.rcpt === rcpt)?.state;
+      return state === undefined || state === 'pending' ? undefined : state;
+    },
+    `the queue's record of the answer for ${rcpt}`,
+    ms,
+    context,
+  );
+}
+
 /** The DSN entries the gateway queued about entry `id` (their ids are `<id>-d<hash>`). */
 export async function dsnEntriesAbout(q: QueueBackend, id: string): Promise<QueuedSubmission[]> {
   return (await q.list()).filter(
