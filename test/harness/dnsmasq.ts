@@ -95,7 +95,9 @@ export async function startDnsmasq(
     const address = `127.0.0.1:${port}`;
     const probe = new Resolver({ timeout: 200, tries: 1 });
     probe.setServers([address]);
-    for (let i = 0; i < 50; i++) {
+    // Until it answers or exits (lost the port): a start on a loaded machine can take seconds.
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
       if (child.exitCode !== null) break;
       try {
         await probe.resolveTxt('nmtp-harness-probe.invalid');

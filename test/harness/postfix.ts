@@ -183,6 +183,13 @@ function lastLines(text: string, n: number): string {
   return lines.slice(-n).join('\n');
 }
 
+/**
+ * How long a wait on Postfix (a delivery, the queue, a log line, a sink's capture) goes
+ * by default before it fails. Only a bound that turns a bug into a failure: on a loaded
+ * CI machine a delivery through Postfix's daemons can take many seconds.
+ */
+const PATIENCE_MS = 30_000;
+
 /** Polls `probe` every 50 ms until it returns a value; `describe` explains a timeout. */
 async function until<T>(
   probe: () => Promise<T | undefined>,
@@ -439,7 +446,7 @@ export async function startPostfix(o: PostfixOptions = {}): Promise<PostfixInsta
     localDomain,
     maildir,
     readMail,
-    waitForMail: (user, count, timeoutMs = 15_000) =>
+    waitForMail: (user, count, timeoutMs = PATIENCE_MS) =>
       until(
         async () => {
           const m = await readMail(user);
@@ -449,7 +456,7 @@ export async function startPostfix(o: PostfixOptions = {}): Promise<PostfixInsta
         () => withLog(`postfix harness: fewer than ${count} messages for ${address(user)}`),
       ),
     postqueue,
-    waitForQueue: (ok, timeoutMs = 15_000) =>
+    waitForQueue: (ok, timeoutMs = PATIENCE_MS) =>
       until(
         async () => {
           const q = await postqueue();
@@ -463,7 +470,7 @@ export async function startPostfix(o: PostfixOptions = {}): Promise<PostfixInsta
       await must('postqueue', ['-c', etc, '-f'], logs);
     },
     logs,
-    waitForLog: (pattern, timeoutMs = 15_000) =>
+    waitForLog: (pattern, timeoutMs = PATIENCE_MS) =>
       until(
         async () => (await logs()).split('\n').find((l) => pattern.test(l)),
         timeoutMs,
@@ -481,13 +488,18 @@ export async function startPostfix(o: PostfixOptions = {}): Promise<PostfixInsta
     async stop() {
       if (running) {
         running = false;
-        // Waits (up to 5 s) for master, which passes SIGTERM on to its children.
+        // Waits for master, which passes SIGTERM on to its children (slow on a loaded
+        // machine), then kills what is left — and waits for that too: a process SIGKILL has
+        // not yet ended is still listed, and a caller may check that none is.
         await exec('postfix', ['-c', etc, 'stop']);
-        await until(
-          async () => (postfixProcesses(etc).length === 0 ? true : undefined),
-          5_000,
-          async () => '',
-        ).catch(() => killLeftovers());
+        const gone = async (): Promise<true | undefined> =>
+          postfixProcesses(etc).length === 0 ? true : undefined;
+        await until(gone, 15_000, async () => '').catch(async () => {
+          killLeftovers();
+          await until(gone, PATIENCE_MS, async () =>
+            withLog(`postfix harness: still running after SIGKILL: ${postfixProcesses(etc)}`),
+          );
+        });
         live.delete(killLeftovers);
       }
       if (!o.keep) await rm(dir, { recursive: true, force: true });
@@ -591,7 +603,9 @@ export async function startSmtpSink(o: SmtpSinkOptions = {}): Promise<SmtpSink> 
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     };
     live.add(kill);
-    for (let i = 0; i < 100 && child.exitCode === null; i++) {
+    // Until it greets or exits (lost the port): a start on a loaded machine can take seconds.
+    const deadline = Date.now() + PATIENCE_MS;
+    while (child.exitCode === null && Date.now() < deadline) {
       if (await greets(port)) {
         // A capture file is complete once smtp-sink has closed it.
         const open = (): Set<string> => {
@@ -626,7 +640,7 @@ export async function startSmtpSink(o: SmtpSinkOptions = {}): Promise<SmtpSink> 
           port,
           dir,
           messages,
-          waitForMessages: (count, timeoutMs = 15_000) =>
+          waitForMessages: (count, timeoutMs = PATIENCE_MS) =>
             until(
               async () => {
                 const m = await messages();

@@ -85,7 +85,10 @@ export async function startRedis(o: RedisOptions = {}): Promise<RedisServer> {
     const spawnError = new Promise<Error>((resolve) => c.once('error', resolve));
     exited = new Promise<void>((resolve) => c.once('close', () => resolve()));
     child = c;
-    for (let i = 0; i < 200; i++) {
+    // Until it answers or exits (lost the port): on a loaded machine, starting (and loading
+    // the AOF after a crash) can take seconds; the bound only turns a hang into a failure.
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
       if (c.exitCode !== null || c.signalCode !== null) break;
       if (await ping(port)) return true;
       const e = await Promise.race([spawnError, sleep(25)]);

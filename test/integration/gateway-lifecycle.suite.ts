@@ -418,7 +418,7 @@ export function lifecycle(backend: 'embedded' | 'bullmq'): void {
     await until(
       () => (heldCookies(maildirs.e).length === 0 ? true : undefined),
       'the held message discarded after GIVEUP',
-      10_000,
+      30_000,
       context,
     );
   });
@@ -513,7 +513,18 @@ export function lifecycle(backend: 'embedded' | 'bullmq'): void {
       assert.equal(dsn.outcomes[0]!.action, 'relayed');
       assert.match(dsn.outcomes[0]!.status, /^2\./);
       assert.equal(dsn.reportingMta, 'localhost');
-      assert.equal(storedWithId(maildirs.g, `<${id}@local.test>`).length, 1);
+      // G's receiver journals the message and answers; its copy appears in new/ moments
+      // after that answer (src/server/mailbox-store.ts), so wait for it before counting.
+      const stored = await until(
+        () => {
+          const found = storedWithId(maildirs.g, `<${id}@local.test>`);
+          return found.length > 0 ? found : undefined;
+        },
+        `the message stored at G for happy@${route.domain}`,
+        30_000,
+        context,
+      );
+      assert.equal(stored.length, 1);
     });
 
     test(`${route.name}: NOTIFY=NEVER on a rejected recipient: no DSN`, async () => {

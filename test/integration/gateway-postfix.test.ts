@@ -166,29 +166,46 @@ test('smuggling variants sent raw to smtp-in: refused, never relayed', async () 
 });
 
 test('/metrics counts what went through', async () => {
-  const text = await new Promise<string>((resolve, reject) => {
-    request({ host: '127.0.0.1', port: gw.ports['admin'], path: '/metrics' }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    })
-      .on('error', reject)
-      .end();
-  });
+  const scrape = (): Promise<string> =>
+    new Promise<string>((resolve, reject) => {
+      request({ host: '127.0.0.1', port: gw.ports['admin'], path: '/metrics' }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      })
+        .on('error', reject)
+        .end();
+    });
   // The first test's message: accepted at the end of DATA, queued, delivered over NMTP.
-  const value = (re: RegExp): number => Number(re.exec(text)?.[1] ?? 0);
-  assert.ok(
-    value(/^nmtp_gateway_smtp_in_total\{stage="data",class="2xx"[^}]*\} (\d+)/m) >= 1,
-    text,
-  );
-  assert.ok(value(/^nmtp_gateway_queued_total\{kind="nmtp"\} (\d+)/m) >= 1, text);
-  assert.ok(
-    value(/^nmtp_gateway_recipients_out_total\{direction="nmtp",outcome="accepted"\} (\d+)/m) >= 1,
-    text,
-  );
-  assert.ok(
-    value(/^nmtp_gateway_recipients_out_total\{direction="nmtp",outcome="rejected"\} (\d+)/m) >= 1,
-    text,
-  );
+  const value = (text: string, re: RegExp): number => Number(re.exec(text)?.[1] ?? 0);
+  const counts = (text: string) => ({
+    smtpIn: value(text, /^nmtp_gateway_smtp_in_total\{stage="data",class="2xx"[^}]*\} (\d+)/m),
+    queued: value(text, /^nmtp_gateway_queued_total\{kind="nmtp"\} (\d+)/m),
+    accepted: value(
+      text,
+      /^nmtp_gateway_recipients_out_total\{direction="nmtp",outcome="accepted"\} (\d+)/m,
+    ),
+    rejected: value(
+      text,
+      /^nmtp_gateway_recipients_out_total\{direction="nmtp",outcome="rejected"\} (\d+)/m,
+    ),
+  });
+  // A counter moves when the gateway records an outcome, which can be after the receiver
+  // stored the message or Postfix wrote the DSN the earlier tests waited for: scrape until
+  // every count has been reached (or the wait gives up), then assert on that scrape.
+  let text: string;
+  const end = Date.now() + 30_000;
+  for (;;) {
+    text = await scrape();
+    const c = counts(text);
+    const gauge = /^nmtp_gateway_queue_recipients\{state="accepted"\} \d+/m.test(text);
+    if ((gauge && Object.values(c).every((n) => n >= 1)) || Date.now() > end) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const c = counts(text);
+  assert.ok(c.smtpIn >= 1, text);
+  assert.ok(c.queued >= 1, text);
+  assert.ok(c.accepted >= 1, text);
+  assert.ok(c.rejected >= 1, text);
   assert.match(text, /^nmtp_gateway_queue_recipients\{state="accepted"\} \d+/m);
 });

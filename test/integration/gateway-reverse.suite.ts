@@ -37,6 +37,7 @@ import {
   makeGatewayKey,
   recordingLog,
   tail,
+  until,
   type GatewayKey,
   type LogEvent,
 } from '../support/gateway-e2e.ts';
@@ -260,6 +261,16 @@ export function reverseWithPostfix(backend: 'embedded' | 'bullmq'): void {
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
+  /** Waits for the log's `reverse.report` of a DSN with this action. */
+  const reported = (action: string): Promise<true> =>
+    until(
+      () =>
+        events.some((e) => e.event === 'reverse.report' && e.action === action) ? true : undefined,
+      `a reverse.report event with action ${action}`,
+      30_000,
+      () => tail(events),
+    );
+
   const cookieOf = (r: Reply | undefined): string => {
     assert.equal(r?.code, 350, `deferred with a cookie: ${JSON.stringify(r)}`);
     return r!.params.cookie!;
@@ -293,10 +304,8 @@ export function reverseWithPostfix(backend: 'embedded' | 'bullmq'): void {
     assert.equal(final.params.state, 'accepted');
     // The DSN was consumed, never relayed: nothing but alice's message in any Maildir.
     assert.equal((await pf.readMail('alice')).length, 1);
-    assert.ok(
-      events.some((e) => e.event === 'reverse.report' && e.action === 'delivered'),
-      tail(events),
-    );
+    // The report is logged once the queue has stored it, which STATUS may read first.
+    await reported('delivered');
   });
 
   test('a late DSN (accepted by Postfix, bounced afterwards) turns the cookie into rejected', async () => {
@@ -311,14 +320,21 @@ export function reverseWithPostfix(backend: 'embedded' | 'bullmq'): void {
     assert.equal(final.code, 550, JSON.stringify(final) + tail(events));
     assert.equal(final.params.state, 'rejected');
     assert.match(final.enhanced, /^5\.1\.1$/);
-    assert.ok(
-      events.some((e) => e.event === 'reverse.report' && e.action === 'failed'),
-      tail(events),
-    );
+    await reported('failed');
     // The smarthost did accept it: the queue says so; the cookie says what happened after.
+    // The report can reach the entry before smtp-out has recorded Postfix's 250 there (the
+    // bounce races that write), so wait for the recipient to leave 'pending'.
     const id = cookie.split('-').slice(3).join('-');
-    const entry = await gw.queue.get(id);
-    assert.equal(entry?.recipients[0]?.state, 'accepted');
+    const state = await until(
+      async () => {
+        const s = (await gw.queue.get(id))?.recipients[0]?.state;
+        return s === undefined || s === 'pending' ? undefined : s;
+      },
+      `the queue's record of the smarthost's answer for ${id}`,
+      30_000,
+      () => tail(events),
+    );
+    assert.equal(state, 'accepted');
   });
 
   test('no NMTP sender ever gets a bounce: a cookie from another client domain is unknown', async () => {
