@@ -15,7 +15,7 @@
  *            connection, as an MTA relays a backlog, instead of one connection per message),
  *            --profile (the gateway's main thread profiled over the measured rounds, summary
  *            printed), --keep-profiles, --cpu-prof <dir> (node's --cpu-prof on the gateway
- *            process: every thread, start-up included), --store <dir> (default os.tmpdir()),
+ *            process and the separate receiver: every thread, start-up included), --store <dir> (default os.tmpdir()),
  *            --receiver separate|same (the gateway's next hop; default separate: below)
  *
  * The two sides, each fresh per message size:
@@ -206,6 +206,7 @@ async function runCell(o: Options, size: SizeName): Promise<CellResult> {
     rcv = await startNmtpReceiver({
       dir: join(dir, 'receiver'),
       keyRecords: [{ name: key.keyName, value: key.keyRecord }],
+      cpuProf: o.cpuProf,
     });
     args.receiver = { port: rcv.port, certFile: rcv.certFile, keyFile: key.keyFile };
   }

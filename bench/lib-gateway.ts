@@ -283,6 +283,8 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 export async function startNmtpReceiver(o: {
   dir: string;
   keyRecords: readonly { readonly name: string; readonly value: string }[];
+  /** --cpu-prof <dir>: node's own profiler in the receiver as well. */
+  cpuProf?: string | undefined;
 }): Promise<NmtpReceiver> {
   mkdirSync(o.dir, { recursive: true });
   const cert = generateSelfSigned(join(o.dir, 'tls'), '127.0.0.1', 30);
@@ -290,6 +292,7 @@ export async function startNmtpReceiver(o: {
   const errFile = join(o.dir, 'stderr.log');
   const errFd = openSync(errFile, 'w');
   const args = [
+    ...(o.cpuProf === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', o.cpuProf]),
     ...['--import', 'tsx', cliNmtp, 'serve', '--listen', '127.0.0.1:0'],
     ...['--domain', '127.0.0.1', '--cert', cert.certFile, '--key', cert.keyFile],
     ...['--maildir', maildir, '--min-poll', '60', '--max-poll', '3600'],

@@ -587,6 +587,7 @@ export class BullmqQueue implements QueueBackend {
           ...(this.o.smtpDeliver === undefined ? {} : { smtpDeliver: this.o.smtpDeliver }),
           retry: this.policy,
           limiter: this.limiter,
+          ...(this.o.smtpRoute === undefined ? {} : { smtpRoute: this.o.smtpRoute }),
           now: () => this.now(),
           loadMessage: () => this.loadMessage(id, kind),
           commit: async (next) => (s = await this.commit(s!, next, token)),

@@ -13,7 +13,8 @@
  *     gateway), or each recipient domain's MX hosts (`mode: 'mx'`, config `smtpOut.mode: mx`
  *     or `smarthost.host: ""`): RFC 5321 §5.1 order, the implicit MX, null MX (RFC 7505)
  *     refused 556 5.1.10, as adapters/smtp-sender/mx.ts decides. A request whose recipients
- *     span several domains is split per domain and the answers merged. The next MX host
+ *     span several domains is split per domain and the answers merged (the queue sends one
+ *     domain per request in this mode, each inside its domain's limit: src/queue/work.ts). The next MX host
  *     (address) is tried when one answered nothing about the recipients (connection
  *     refused, a 4xx/5xx greeting, TLS trouble, a lost connection), at most `maxAddresses`
  *     per domain (Postfix smtp_mx_address_limit); STARTTLS toward MX hosts is opportunistic
@@ -327,6 +328,8 @@ interface Hop {
   readonly key: string;
   /** How replies and failures name it: the smarthost's host, or "mx.example[192.0.2.1]:25". */
   readonly label: string;
+  /** The server as each of its answers names it (`relay`): "host:port" or "name[addr]:port". */
+  readonly relay: string;
   readonly connection: SMTPConnection.Options;
   readonly pool: SmtpPool;
   known?: { readonly caps: SmtpCapabilities; readonly at: number };
@@ -393,7 +396,8 @@ export function smtpDeliverer(o: SmtpDelivererOptions): SmtpDeliverer {
       ...(o.pool?.maxMessages === undefined ? {} : { maxMessages: o.pool.maxMessages }),
       ...(o.pool?.idleTimeout === undefined ? {} : { idleTimeout: o.pool.idleTimeout }),
     });
-    return { key, label, connection, pool, busy: 0 };
+    const relay = label.includes('[') ? label : `${host}:${port}`;
+    return { key, label, relay, connection, pool, busy: 0 };
   }
 
   /** The pool of one server, made on first use; the least recently used idle one goes. */
@@ -490,7 +494,9 @@ export function smtpDeliverer(o: SmtpDelivererOptions): SmtpDeliverer {
   async function viaHop(hop: Hop, job: Job, rcpts: readonly string[]): Promise<Attempt> {
     hop.busy++;
     try {
-      return await transactions(hop, job, rcpts);
+      const a = await transactions(hop, job, rcpts);
+      // Which server answered: the log's relay= and a DSN's Remote-MTA (src/gateway/dsn.ts).
+      return { ...a, answers: a.answers.map((x) => ({ ...x, relay: hop.relay })) };
     } finally {
       hop.busy--;
     }

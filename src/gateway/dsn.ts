@@ -82,7 +82,10 @@ export interface DsnServiceOptions {
   readonly log?: Pick<GatewayLog, 'event'>;
   /** Counts DSNs queued and suppressed, by action. */
   readonly metrics?: Pick<Metrics, 'dsn'>;
-  /** The smarthost's host name, written as Remote-MTA for recipients routed to SMTP. */
+  /**
+   * Remote-MTA for recipients routed to SMTP whose answer does not name the server that gave
+   * it (an entry answered before the SMTP deliverer recorded `relay`).
+   */
   readonly smarthost?: string;
   /**
    * The smarthost offers DSN (Postfix does), so the NOTIFY/ORCPT/ENVID the SMTP deliverer
@@ -460,7 +463,9 @@ export function createDsnService(o: DsnServiceOptions): QueueObserver {
 
   function context(s: QueuedSubmission, r: QueuedRecipient, rm: RecipientMeta, at: Date): Ctx {
     const kind = s.kind ?? 'nmtp';
-    const remote = kind === 'smtp' ? o.smarthost : r.endpoint?.host;
+    // RFC 3464 §2.3.5: Remote-MTA is the MTA that gave the answer: for SMTP the server the
+    // deliverer recorded (the smarthost, or the MX host that answered), for NMTP the receiver.
+    const remote = kind === 'smtp' ? (relayHost(r.last?.relay) ?? o.smarthost) : r.endpoint?.host;
     return {
       // The sender knows the recipient by what it gave in RCPT TO.
       recipient: kind === 'smtp' ? { legacy: rm.legacy } : { legacy: rm.legacy, nmtp: r.rcpt },
@@ -468,6 +473,18 @@ export function createDsnService(o: DsnServiceOptions): QueueObserver {
       at: r.last === undefined ? at : new Date(r.last.at * 1000),
     };
   }
+}
+
+/**
+ * The host of a `relay` the SMTP deliverer recorded: "name[addr]:port" → name (addr when the
+ * name is empty), "host:port" → host.
+ */
+export function relayHost(relay: string | undefined): string | undefined {
+  if (relay === undefined) return undefined;
+  const m = /^([^[]*)\[([^\]]*)\]:\d+$/.exec(relay);
+  if (m !== null) return m[1] !== '' ? m[1] : m[2];
+  const i = relay.lastIndexOf(':');
+  return i > 0 ? relay.slice(0, i) : relay;
 }
 
 /**

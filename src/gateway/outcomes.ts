@@ -64,13 +64,27 @@ export function createOutcomeLog(o: OutcomeLogOptions): QueueObserver {
     const relay =
       r.endpoint === undefined ? {} : { relay: `${r.endpoint.host}:${r.endpoint.port}` };
     if ((s.kind ?? 'nmtp') === 'smtp') {
+      // The server that gave the answer (the smarthost, or the MX host that answered).
+      const by = last?.relay === undefined ? {} : { relay: last.relay };
       switch (r.state) {
         case 'accepted':
-          o.log.event('smtp-out.delivered', { ...base, ...reply, attempts: r.attempts, delay });
+          o.log.event('smtp-out.delivered', {
+            ...base,
+            ...by,
+            ...reply,
+            attempts: r.attempts,
+            delay,
+          });
           o.metrics?.delivered('smtp', 'delivered', delay);
           return;
         case 'rejected':
-          o.log.event('smtp-out.rejected', { ...base, ...reply, attempts: r.attempts, delay });
+          o.log.event('smtp-out.rejected', {
+            ...base,
+            ...by,
+            ...reply,
+            attempts: r.attempts,
+            delay,
+          });
           o.metrics?.delivered('smtp', 'rejected', delay);
           return;
         case 'given-up':
@@ -80,6 +94,7 @@ export function createOutcomeLog(o: OutcomeLogOptions): QueueObserver {
         default:
           o.log.event('smtp-out.deferred', {
             ...base,
+            ...by,
             ...reply,
             attempts: r.attempts,
             nextAt: r.nextAt,

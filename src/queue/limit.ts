@@ -3,8 +3,9 @@
  * the same time in this process, besides the backend's active window of entries — Postfix's
  * default_destination_concurrency_limit (20), so one slow or popular domain cannot take
  * every connection while mail for other domains waits. A destination is the recipient
- * domain (A-label, lower case) of an NMTP job, and `SMARTHOST` for every SMTP job (they
- * all go to the one smarthost).
+ * domain (lower case) of an NMTP job; for an SMTP job `SMARTHOST` (they all go to the one
+ * smarthost), or toward MX hosts `smtp:` and the recipient domain (`smtpDestination`), apart
+ * from the same domain's NMTP jobs as Postfix counts per transport and destination.
  *
  * A job holds one slot while it runs and never waits for a second one (a delivery pass does
  * its jobs one after another), so the limiter cannot deadlock; waiters are served in order.
@@ -16,6 +17,11 @@ export const DEFAULT_PER_DESTINATION = 20;
 
 /** The one destination of every 'smtp' entry (src/queue/port.ts): the smarthost. */
 export const SMARTHOST = 'smarthost';
+
+/** The destination of an SMTP job to `domain`'s MX hosts (QueueBackendOptions.smtpRoute 'mx'). */
+export function smtpDestination(domain: string): string {
+  return `smtp:${domain}`;
+}
 
 export class DestinationLimiter {
   private readonly active = new Map<string, number>();

@@ -66,12 +66,17 @@ export interface SmtpDeliverOutcome {
     readonly text: string;
     /** A 2xx: whether the peer offered DSN (RFC 3461), so NOTIFY=SUCCESS reached it. */
     readonly dsn?: boolean;
+    /** The server that answered, as Postfix's relay=: "host:port" or "name[addr]:port". */
+    readonly relay?: string;
   }[];
   /** Why some recipients have no answer (connection refused, 421 …): a temporary failure. */
   readonly failure?: string;
 }
 
 export type SmtpDeliverFn = (r: SmtpDeliverRequest) => Promise<SmtpDeliverOutcome>;
+
+/** Where the SMTP deliverer sends 'smtp' entries: one smarthost, or each domain's MX hosts. */
+export type SmtpRoute = 'smarthost' | 'mx';
 
 /**
  * Told after every durable change of an entry, and once per entry when a backend starts
@@ -91,11 +96,17 @@ export interface QueueBackendOptions {
   /** Entries worked on at the same time in this process (the active window; default 8). */
   readonly concurrency?: number;
   /**
-   * Delivery jobs to one destination domain at the same time in this process (default 20,
-   * Postfix's default_destination_concurrency_limit); every 'smtp' job goes to one
-   * destination, the smarthost. src/queue/limit.ts.
+   * Delivery jobs to one destination at the same time in this process (default 20,
+   * Postfix's default_destination_concurrency_limit): an NMTP job's recipient domain; for
+   * 'smtp' jobs the smarthost, or each recipient domain with `smtpRoute: 'mx'`.
+   * src/queue/limit.ts.
    */
   readonly perDestination?: number;
+  /**
+   * Where 'smtp' entries go, as the SMTP deliverer sends them: 'smarthost' (the default)
+   * one transaction per pass for all due recipients; 'mx' one per recipient domain.
+   */
+  readonly smtpRoute?: SmtpRoute;
   /** Seconds the state of a finished entry is kept for STATUS and `queue show` (default 7 days). */
   readonly keepDone?: number;
   readonly onError?: (e: unknown) => void;

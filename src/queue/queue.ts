@@ -642,6 +642,7 @@ export class Queue implements QueueBackend {
         ...(this.o.smtpDeliver === undefined ? {} : { smtpDeliver: this.o.smtpDeliver }),
         retry: this.policy,
         limiter: this.limiter,
+        ...(this.o.smtpRoute === undefined ? {} : { smtpRoute: this.o.smtpRoute }),
         now: () => this.now(),
         loadMessage: () => this.store.messageSource(id, start.kind),
         commit: (s) => this.commitPass(id, s),

@@ -111,6 +111,7 @@ function lastOf(reply: Reply | undefined, now: number, e?: unknown): LastResult 
       ...(reply.text === '' ? {} : { text: reply.text }),
       // An SMTP peer's answer says whether it offered DSN (smtpAsDeliver, work.ts).
       ...(reply.params.dsn === undefined ? {} : { dsn: reply.params.dsn === 'yes' }),
+      ...(reply.params.relay === undefined ? {} : { relay: reply.params.relay }),
     };
   }
   if (e instanceof NmtpError) return { at: now, err: e.code, text: e.message };

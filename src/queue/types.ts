@@ -28,6 +28,8 @@ export interface LastResult {
   readonly text?: string;
   /** An SMTP peer's 2xx: whether it offered DSN, so a success DSN can be expected. */
   readonly dsn?: boolean;
+  /** An SMTP answer: the server that gave it ("host:port" or "name[addr]:port"). */
+  readonly relay?: string;
 }
 
 export interface QueuedRecipient {

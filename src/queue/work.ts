@@ -4,8 +4,9 @@
  * GIVEUP at the deadline), then the due deliveries, each result committed durably before
  * the next step. A backend decides when an entry is worked on and how a new state is
  * stored (`commit`); what is due and what an answer means is src/queue/schedule.ts. An
- * entry of kind 'smtp' has no cookies: its due recipients go in one SMTP transaction to
- * the smarthost, whatever their domains.
+ * entry of kind 'smtp' has no cookies: toward the smarthost its due recipients go in one
+ * SMTP transaction, whatever their domains; toward MX hosts (`smtpRoute: 'mx'`) one per
+ * recipient domain, each inside that domain's limit.
  *
  * Each transfer or SMTP job runs inside the per-destination limit (src/queue/limit.ts) when
  * the context has one: a pass holds its backend's active-window slot and at most one
@@ -14,8 +15,8 @@
 import type { ClientJob } from '../core/session/index.ts';
 import type { Reply } from '../core/wire/index.ts';
 import type { MessageSource } from '../client/transfer.ts';
-import type { Json, SmtpDeliverFn, SmtpDeliverOutcome } from './port.ts';
-import { SMARTHOST, type DestinationLimiter } from './limit.ts';
+import type { Json, SmtpDeliverFn, SmtpDeliverOutcome, SmtpRoute } from './port.ts';
+import { SMARTHOST, smtpDestination, type DestinationLimiter } from './limit.ts';
 import type { DeliverFn, DeliverOutcome, DeliverRequest } from './queue.ts';
 import {
   afterCookie,
@@ -47,6 +48,8 @@ export interface WorkContext {
   commit(s: QueuedSubmission): Promise<QueuedSubmission>;
   /** Jobs per destination in this process (default: no limit beyond the active window). */
   readonly limiter?: DestinationLimiter;
+  /** Where 'smtp' entries go (QueueBackendOptions.smtpRoute); default the smarthost. */
+  readonly smtpRoute?: SmtpRoute;
 }
 
 /** Runs one job inside its destination's limit; an error is the job's (temporary) result. */
@@ -84,27 +87,34 @@ export async function workPass(
     // A recipient the queue's user cancelled (the NMTP sender's GIVEUP) is not delivered.
     const cancelled = applyCancels(s, ctx.now());
     if (cancelled !== s) s = await ctx.commit(cancelled);
-    // One SMTP transaction to the smarthost for every due recipient, whatever its domain.
-    const rcpts = dueDeliverWork(s, ctx.now()).flatMap((w) =>
-      w.kind === 'deliver' ? w.rcpts : [],
-    );
-    if (rcpts.length === 0) return s;
+    // Toward the smarthost, one SMTP transaction for every due recipient, whatever its
+    // domain: they all go to one server. Toward MX hosts, one per recipient domain, each in
+    // its own domain's limit, so that a slow domain holds its own slots and not the rest's.
+    const work = dueDeliverWork(s, ctx.now()).flatMap((w) => (w.kind === 'deliver' ? [w] : []));
+    const jobs =
+      ctx.smtpRoute === 'mx'
+        ? work.map((w) => ({ destination: smtpDestination(w.domain), rcpts: w.rcpts }))
+        : [{ destination: SMARTHOST, rcpts: work.flatMap((w) => w.rcpts) }];
     const smtp = ctx.smtpDeliver;
-    const entry = s;
-    const result = await call(ctx, SMARTHOST, async () => {
-      if (smtp === undefined) throw new Error('no SMTP deliverer configured');
-      return smtp({
-        id: entry.id,
-        mailFrom: entry.user,
-        recipients: rcpts,
-        ...(entry.meta === undefined ? {} : { meta: entry.meta }),
-        recipientMeta: rcpts.map(
-          (r) => entry.recipients.find((x) => x.rcpt === r)?.meta as Json | undefined,
-        ),
-        message: await load(),
+    for (const { destination, rcpts } of jobs) {
+      if (rcpts.length === 0) continue;
+      const entry = s;
+      const result = await call(ctx, destination, async () => {
+        if (smtp === undefined) throw new Error('no SMTP deliverer configured');
+        return smtp({
+          id: entry.id,
+          mailFrom: entry.user,
+          recipients: rcpts,
+          ...(entry.meta === undefined ? {} : { meta: entry.meta }),
+          recipientMeta: rcpts.map(
+            (r) => entry.recipients.find((x) => x.rcpt === r)?.meta as Json | undefined,
+          ),
+          message: await load(),
+        });
       });
-    });
-    return ctx.commit(afterDeliver(s, rcpts, smtpAsDeliver(result), ctx.now(), p));
+      s = await ctx.commit(afterDeliver(s, rcpts, smtpAsDeliver(result), ctx.now(), p));
+    }
+    return s;
   }
 
   for (const w of dueCookieWork(s, ctx.now())) {
@@ -171,7 +181,10 @@ export function smtpAsDeliver(result: SmtpDeliverOutcome | unknown): DeliverOutc
       const reply: Reply = {
         code: cls === 2 ? 250 : x.code >= 500 && x.code <= 599 ? x.code : 450,
         enhanced: x.enhanced ?? `${cls === 2 || cls === 5 ? cls : 4}.0.0`,
-        params: x.dsn === undefined ? {} : { dsn: x.dsn ? 'yes' : 'no' },
+        params: {
+          ...(x.dsn === undefined ? {} : { dsn: x.dsn ? 'yes' : 'no' }),
+          ...(x.relay === undefined ? {} : { relay: x.relay }),
+        },
         text: `${x.code} ${x.text}`.trim(),
       };
       return { rcpt: x.rcpt, reply };

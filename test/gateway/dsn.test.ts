@@ -12,7 +12,7 @@ import { legacyToFramed } from '../../adapters/mime/index.ts';
 import { bytesSource, type MessageSource } from '../../src/client/source.ts';
 import { encodeMessage } from '../../src/core/frame/index.ts';
 import type { View } from '../../src/core/session/index.ts';
-import { createDsnService, type DsnQueue } from '../../src/gateway/dsn.ts';
+import { createDsnService, relayHost, type DsnQueue } from '../../src/gateway/dsn.ts';
 import {
   asJson,
   entryMeta,
@@ -618,6 +618,17 @@ test('recipients routed to SMTP: diagnostics as smtp; success left to the smarth
     });
   }
   {
+    // Toward MX hosts: Remote-MTA is the MX host that answered, as the deliverer recorded it.
+    const { queue, observe } = setup();
+    const e = smtpEntry('rejected');
+    const r0 = e.recipients[0]!;
+    await observe({
+      ...e,
+      recipients: [{ ...r0, last: { ...r0.last!, relay: 'mx2.legacy3.example[192.0.2.7]:25' } }],
+    });
+    assert.equal(parseDsn(onlyDsn(queue).message).outcomes[0]!.remoteMta, 'mx2.legacy3.example');
+  }
+  {
     // The smarthost (Postfix) offers DSN and got NOTIFY=SUCCESS: it reports, we do not.
     const { queue, observe } = setup();
     const out = await observe(smtpEntry('accepted', 'SUCCESS'));
@@ -844,4 +855,14 @@ test("python3's email package reads the DSNs as RFC 3464 reports", async () => {
       [['utf-8; björn@nmtp.example', 'failed', '5.1.1']],
     );
   }
+});
+
+test('relayHost: the host of a relay the SMTP deliverer recorded', () => {
+  assert.equal(relayHost(undefined), undefined);
+  assert.equal(relayHost('smarthost.example.net:25'), 'smarthost.example.net');
+  assert.equal(relayHost('127.0.0.1:10025'), '127.0.0.1');
+  assert.equal(relayHost('in.mx.example[192.0.2.1]:25'), 'in.mx.example');
+  assert.equal(relayHost('[192.0.2.1]:25'), '192.0.2.1');
+  assert.equal(relayHost('mx6.example[2001:db8::1]:25'), 'mx6.example');
+  assert.equal(relayHost('::1:25'), '::1');
 });

@@ -90,7 +90,7 @@ test('smtp entries: delivered, rejected, deferred, expired', async () => {
       rcpt: 'a@l.test',
       state: 'accepted',
       attempts: 1,
-      last: { at: 1, code: 250, text: 'ok' },
+      last: { at: 1, code: 250, text: 'ok', relay: 'in.l.test[192.0.2.1]:25' },
     }),
     rcpt({
       rcpt: 'b@l.test',
@@ -117,6 +117,9 @@ test('smtp entries: delivered, rejected, deferred, expired', async () => {
     ],
   );
   assert.equal(lines[1]!['enhanced'], '5.1.1');
+  // The server that answered, as Postfix's relay= (none recorded: none logged).
+  assert.equal(lines[0]!['relay'], 'in.l.test[192.0.2.1]:25');
+  assert.equal(lines[1]!['relay'], undefined);
 });
 
 test('composed observers run in turn, each seeing what the previous stored', async () => {

@@ -336,6 +336,19 @@ test('MX from a real DNS server: MX by preference, an MX host without address sk
       ['lit@[127.0.0.1]', 250, null],
     ]);
     assert.match(out.recipients[2]!.text, /NMTP_ERR_GW_MX_NOT_FOUND/);
+    // Each server's answer names it as Postfix's relay= does: the MX host's name and the
+    // address it was reached at (the log line, and a DSN's Remote-MTA).
+    assert.deepEqual(
+      out.recipients.map((r) => r.relay ?? null),
+      [
+        `in.mx.example[127.0.0.1]:${sink.port}`,
+        `implicit.example[127.0.0.1]:${sink.port}`,
+        null,
+        null,
+        null,
+        `[127.0.0.1]:${sink.port}`,
+      ],
+    );
     assert.deepEqual(sink.transactions.map((x) => x.rcptTo).sort(), [
       ['ann@implicit.example'],
       ['bob@mx.example'],

@@ -251,18 +251,22 @@ test('per-recipient answers: 250, 550 and 450 in one transaction; the octets arr
         enhanced: '2.0.0',
         text: 'Ok: queued as 4XyZ',
         dsn: true,
+        // Each answer names the server that gave it (the log's relay=, a DSN's Remote-MTA).
+        relay: `127.0.0.1:${server.port}`,
       },
       {
         rcpt: 'bad@legacy.example',
         code: 550,
         enhanced: '5.1.1',
         text: '<bad@legacy.example>: Recipient address rejected: User unknown',
+        relay: `127.0.0.1:${server.port}`,
       },
       {
         rcpt: 'busy@legacy.example',
         code: 450,
         enhanced: '4.2.0',
         text: '<busy@legacy.example>: Mailbox busy',
+        relay: `127.0.0.1:${server.port}`,
       },
     ]);
     assert.equal(server.transactions.length, 1);
@@ -567,6 +571,7 @@ test('end to end: a recipient the smarthost refuses comes back to the sender as 
         hostname: 'gw.example.net',
         domain: 'example.net',
         delayWarning: 4 * 3600,
+        // Only for answers that do not name their server: this one does (127.0.0.1).
         smarthost: 'smarthost.example.net',
       }),
     }));
@@ -619,7 +624,8 @@ test('end to end: a recipient the smarthost refuses comes back to the sender as 
           'bad@legacy.example',
           'failed',
           '5.1.1',
-          'smarthost.example.net',
+          // Remote-MTA: the server that gave the answer, as the SMTP deliverer recorded it.
+          '127.0.0.1',
           '550 5.1.1 <bad@legacy.example>: User unknown',
         ],
       ],

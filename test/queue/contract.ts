@@ -1029,6 +1029,82 @@ export function queueContract(
       }
     });
 
+    test('smtp toward MX hosts: a transaction and a limit per recipient domain; toward the smarthost one of each', async () => {
+      const h = harness();
+      try {
+        const gate = h.gate<SmtpDeliverOutcome>();
+        const seen: string[][] = [];
+        const smtpDeliver: SmtpDeliverFn = (r) => {
+          seen.push([...r.recipients]);
+          const domains = new Set(r.recipients.map((x) => x.slice(x.indexOf('@') + 1)));
+          return gate.pass([...domains].join(','), () => ({
+            recipients: r.recipients.map((rcpt) => ({ rcpt, code: 250, text: 'ok' })),
+          }));
+        };
+        const mx = await h.make({
+          dirOrPrefix: storage(),
+          retry: FAST,
+          deliver: noDeliver,
+          smtpDeliver,
+          smtpRoute: 'mx',
+          concurrency: 8,
+          perDestination: 2,
+        });
+        const message = legacy('mx');
+        // A slow domain holds its own two slots; the next domain's mail goes on meanwhile.
+        for (let i = 0; i < 4; i++) {
+          await mx.add({
+            id: `mx-busy-${i}`,
+            kind: 'smtp',
+            user: 'sender@example.org',
+            recipients: [`u${i}@busy.example`],
+            message,
+          });
+        }
+        await until(() => gate.inFlight('busy.example') === 2, 'two jobs to busy.example');
+        await mx.add({
+          id: 'mx-two',
+          kind: 'smtp',
+          user: 'sender@example.org',
+          recipients: ['a@other.example', 'b@third.example', 'c@other.example'],
+          message,
+        });
+        await until(() => gate.inFlight('other.example') === 1, 'other.example is not held up');
+        await until(async () => {
+          gate.releaseOne();
+          return (await mx.counts()).accepted === 7;
+        }, 'all delivered');
+        assert.equal(gate.maxOf('busy.example'), 2);
+        // The entry spanning two domains: one transaction per domain, never one for both.
+        assert.deepEqual(
+          seen.filter((x) => !x[0]!.endsWith('@busy.example')),
+          [['a@other.example', 'c@other.example'], ['b@third.example']],
+        );
+        assert.deepEqual(states(await entry(mx, 'mx-two')), ['accepted', 'accepted', 'accepted']);
+
+        // The smarthost (the default): every domain in one transaction, one limit for all.
+        gate.open();
+        seen.length = 0;
+        const relay = await h.make({
+          dirOrPrefix: storage(),
+          retry: FAST,
+          deliver: noDeliver,
+          smtpDeliver,
+        });
+        await relay.add({
+          id: 'relay-two',
+          kind: 'smtp',
+          user: 'sender@example.org',
+          recipients: ['a@other.example', 'b@third.example'],
+          message,
+        });
+        assert.deepEqual(states(await done(relay, 'relay-two')), ['accepted', 'accepted']);
+        assert.deepEqual(seen, [['a@other.example', 'b@third.example']]);
+      } finally {
+        await h.end();
+      }
+    });
+
     test('at most `concurrency` entries are worked on at a time', async () => {
       const h = harness();
       try {

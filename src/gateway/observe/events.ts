@@ -104,7 +104,7 @@ export const FIELDS = {
   err: 'the NMTP_ERR_* catalog code (docs/errors.md)',
   detail: 'what went wrong, for people (an exception message)',
   stack: 'stack trace of an unexpected exception',
-  relay: 'the peer that answered: HOST:PORT',
+  relay: 'the peer that answered: HOST:PORT, or NAME[ADDRESS]:PORT for an MX host',
   domain: 'a destination or client domain',
   remoteId: 'the id the receiver gave the message',
   target: 'where a redirect pointed',
@@ -196,8 +196,8 @@ export const EVENTS = {
   'nmtp.unreachable': ev('warn', ['domain', 'relay?', 'err?', 'detail?'], 'No server of a destination could be reached (SRV, connect, TLS): its recipients wait.'),
 
   // Out to the smarthost (legacy recipients and DSNs).
-  'smtp-out.delivered': ev('info', [...OUT, 'relay?', ...REPLY, 'attempts?', 'delay?'], 'The smarthost accepted the recipient (final; Postfix: status=sent).'),
-  'smtp-out.rejected': ev('info', [...OUT, 'relay?', ...REPLY, 'attempts?', 'delay?'], 'The smarthost refused the recipient with 5xx (final; Postfix: status=bounced).'),
+  'smtp-out.delivered': ev('info', [...OUT, 'relay?', ...REPLY, 'attempts?', 'delay?'], 'The smarthost (or MX host: relay) accepted the recipient (final; Postfix: status=sent).'),
+  'smtp-out.rejected': ev('info', [...OUT, 'relay?', ...REPLY, 'attempts?', 'delay?'], 'The smarthost (or MX host: relay) refused the recipient with 5xx (final; Postfix: status=bounced).'),
   'smtp-out.deferred': ev('info', [...OUT, 'relay?', ...REPLY, 'attempts?', 'nextAt?'], 'A 4xx reply or no connection: retried at nextAt (Postfix: status=deferred).'),
   'smtp-out.expired': ev('info', [...OUT, 'delay?'], 'The recipient reached the maximum age without delivery (final).'),
 

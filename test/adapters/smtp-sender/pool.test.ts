@@ -108,7 +108,13 @@ test('a 421 after the message answers it 421 and the connection is not reused', 
     assert.equal(await codeOf(send, 'a@legacy.example'), 250);
     const out = await send(request('b@legacy.example'));
     assert.deepEqual(out.recipients, [
-      { rcpt: 'b@legacy.example', code: 421, enhanced: '4.3.2', text: 'Shutting down' },
+      {
+        rcpt: 'b@legacy.example',
+        code: 421,
+        enhanced: '4.3.2',
+        text: 'Shutting down',
+        relay: `127.0.0.1:${server.port}`,
+      },
     ]);
     assert.equal(await codeOf(send, 'c@legacy.example'), 250);
     assert.equal(server.connections.length, 2);
@@ -150,10 +156,22 @@ test('a refused sender or message: RSET, and the same connection carries the nex
   const send = deliverer(server.port);
   try {
     assert.deepEqual((await send(request('a@legacy.example'))).recipients, [
-      { rcpt: 'a@legacy.example', code: 550, enhanced: '5.7.1', text: 'Sender refused' },
+      {
+        rcpt: 'a@legacy.example',
+        code: 550,
+        enhanced: '5.7.1',
+        text: 'Sender refused',
+        relay: `127.0.0.1:${server.port}`,
+      },
     ]);
     assert.deepEqual((await send(request('b@legacy.example'))).recipients, [
-      { rcpt: 'b@legacy.example', code: 554, enhanced: '5.6.0', text: 'Message refused' },
+      {
+        rcpt: 'b@legacy.example',
+        code: 554,
+        enhanced: '5.6.0',
+        text: 'Message refused',
+        relay: `127.0.0.1:${server.port}`,
+      },
     ]);
     assert.equal(await codeOf(send, 'c@legacy.example'), 250);
     assert.equal(server.connections.length, 1);
@@ -207,7 +225,13 @@ test('a 421 on a fresh connection is an answer, not retried', async () => {
   try {
     const out = await send(request('a@legacy.example'));
     assert.deepEqual(out.recipients, [
-      { rcpt: 'a@legacy.example', code: 421, enhanced: '4.7.0', text: 'Try again later' },
+      {
+        rcpt: 'a@legacy.example',
+        code: 421,
+        enhanced: '4.7.0',
+        text: 'Try again later',
+        relay: `127.0.0.1:${server.port}`,
+      },
     ]);
     assert.equal(server.connections.length, 1);
   } finally {
