@@ -114,10 +114,12 @@ export function formatList(entries: readonly QueuedSubmission[]): string {
     for (const r of s.recipients) {
       const legacy = recipientMeta(r.meta)?.legacy;
       const who = legacy !== undefined && legacy !== r.rcpt ? `${r.rcpt} (${legacy})` : r.rcpt;
+      // Who said it, as postqueue's "(host mx.example[192.0.2.1] said: …)".
+      const said = r.last?.relay === undefined ? [] : [`host ${r.last.relay} said:`];
       const last =
         r.last === undefined
           ? ''
-          : ` — ${[r.last.code, r.last.enhanced, r.last.err, r.last.text].filter((x) => x !== undefined).join(' ')}`;
+          : ` — ${[...said, r.last.code, r.last.enhanced, r.last.err, r.last.text].filter((x) => x !== undefined).join(' ')}`;
       const next = r.state === 'pending' || r.state === 'deferred' ? ` next ${when(r.nextAt)}` : '';
       const cookie = r.cookie === undefined ? '' : ` cookie=${r.cookie}`;
       if (r.state === 'pending' || r.state === 'deferred') pending++;
