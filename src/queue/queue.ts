@@ -47,7 +47,7 @@ import { DEFAULT_RETRY, nextDue, type RetryPolicy } from './schedule.ts';
 import { workPass } from './work.ts';
 import { freshEntry, metaFrom, withMeta } from './meta.ts';
 import { QueueStore, SUBMISSION_ID_RE } from './store.ts';
-import type { CookieEndpoint, QueuedRecipient, QueuedSubmission } from './types.ts';
+import type { CookieEndpoint, LastResult, QueuedRecipient, QueuedSubmission } from './types.ts';
 
 /** Where an entry not in a pass is indexed: when it is due, or when its state is purged. */
 interface Indexed {
@@ -82,6 +82,11 @@ export interface DeliverOutcome {
     readonly rcpt: string;
     readonly reply: Reply;
     readonly endpoint?: CookieEndpoint;
+    /**
+     * An SMTP answer (src/queue/work.ts smtpAsDeliver): whether the server offered DSN, and
+     * which server it was; stored with the recipient's last answer.
+     */
+    readonly smtp?: Pick<LastResult, 'dsn' | 'relay'>;
   }[];
   readonly endpoint?: Endpoint;
   readonly failure?: SessionFailure;

@@ -109,9 +109,6 @@ function lastOf(reply: Reply | undefined, now: number, e?: unknown): LastResult 
       enhanced: reply.enhanced,
       ...(reply.params.err === undefined ? {} : { err: reply.params.err }),
       ...(reply.text === '' ? {} : { text: reply.text }),
-      // An SMTP peer's answer says whether it offered DSN (smtpAsDeliver, work.ts).
-      ...(reply.params.dsn === undefined ? {} : { dsn: reply.params.dsn === 'yes' }),
-      ...(reply.params.relay === undefined ? {} : { relay: reply.params.relay }),
     };
   }
   if (e instanceof NmtpError) return { at: now, err: e.code, text: e.message };
@@ -256,7 +253,16 @@ export function afterDeliver(
         ? applyReply(out, r, answer.reply, now, p, answer.endpoint ?? job!.endpoint)
         : // No answer for this recipient: the session failed (or never started) first.
           temporary(out, r, failureOf(job, result, now), now, p);
-    out = replace(out, next);
+    // What an SMTP answer says besides its reply (smtpAsDeliver, work.ts): kept with it. It
+    // travels beside the reply, not in its parameters: "A client MUST ignore reply
+    // parameters it does not know" (§60.6), so an NMTP receiver's cannot set it.
+    const smtp = answer?.smtp;
+    out = replace(
+      out,
+      smtp === undefined || next.last === undefined
+        ? next
+        : { ...next, last: { ...next.last, ...smtp } },
+    );
   }
   return finish(out, now);
 }

@@ -181,13 +181,14 @@ export function smtpAsDeliver(result: SmtpDeliverOutcome | unknown): DeliverOutc
       const reply: Reply = {
         code: cls === 2 ? 250 : x.code >= 500 && x.code <= 599 ? x.code : 450,
         enhanced: x.enhanced ?? `${cls === 2 || cls === 5 ? cls : 4}.0.0`,
-        params: {
-          ...(x.dsn === undefined ? {} : { dsn: x.dsn ? 'yes' : 'no' }),
-          ...(x.relay === undefined ? {} : { relay: x.relay }),
-        },
+        params: {},
         text: `${x.code} ${x.text}`.trim(),
       };
-      return { rcpt: x.rcpt, reply };
+      const smtp = {
+        ...(x.dsn === undefined ? {} : { dsn: x.dsn }),
+        ...(x.relay === undefined ? {} : { relay: x.relay }),
+      };
+      return { rcpt: x.rcpt, reply, ...(Object.keys(smtp).length === 0 ? {} : { smtp }) };
     }),
     ...(r.failure === undefined
       ? {}
