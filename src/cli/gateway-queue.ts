@@ -163,7 +163,12 @@ export async function queueCommand(c: GatewayConfig, args: string[], out: Out): 
       }
       return missing === 0 ? 0 : 65;
     }
-    const all = ids.length === 1 && ids[0] === 'ALL' ? (await q.list()).map((s) => s.id) : ids;
+    // ALL: retry takes the entries with a recipient still waiting (a finished entry, kept
+    // for STATUS and `queue show`, has nothing to deliver); delete takes every entry.
+    const all =
+      ids.length === 1 && ids[0] === 'ALL'
+        ? (await q.list()).filter((s) => op === 'delete' || s.done === undefined).map((s) => s.id)
+        : ids;
     let missing = 0;
     for (const id of all) {
       const ok = op === 'retry' ? await q.retry(id) : await q.delete(id);

@@ -1,7 +1,17 @@
-/** `nmtp-gateway queue list`'s text (src/cli/gateway-queue.ts formatList), postqueue -p style. */
+/**
+ * `nmtp-gateway queue …` (src/cli/gateway-queue.ts): list's text, postqueue -p style, and
+ * retry / delete over a real embedded queue directory (no gateway running: the command
+ * opens the directory itself).
+ */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatList } from '../../src/cli/gateway-queue.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { formatList, queueCommand } from '../../src/cli/gateway-queue.ts';
+import { validateConfig } from '../../src/gateway/config.ts';
+import { Queue } from '../../src/queue/index.ts';
+import type { SmtpDeliverFn } from '../../src/queue/port.ts';
 import type { QueuedSubmission } from '../../src/queue/types.ts';
 
 const AT = Date.UTC(2026, 11, 7, 12, 0, 0) / 1000;
@@ -55,4 +65,53 @@ test('one block per entry: id, kind, size, arrival, sender; each recipient with 
       '-- 1 entries, 1 recipients waiting',
     ].join('\n'),
   );
+});
+
+test('retry ALL takes the entries with a recipient waiting; delete ALL takes every entry', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nmtp-queue-cli-'));
+  try {
+    const c = validateConfig({ queue: { dir: join(dir, 'queue') }, admin: { listen: '' } });
+    const smtpDeliver: SmtpDeliverFn = async (r) => ({
+      recipients: r.recipients.map((rcpt) =>
+        rcpt.startsWith('later@')
+          ? { rcpt, code: 451, enhanced: '4.3.0', text: 'try again' }
+          : { rcpt, code: 250, text: 'ok' },
+      ),
+    });
+    const q = await Queue.open({
+      dir: c.queue.dir,
+      timers: false,
+      deliver: () => Promise.reject(new Error('no NMTP here')),
+      smtpDeliver,
+    });
+    const message = new TextEncoder().encode('Subject: x\r\n\r\nx\r\n');
+    for (const [id, rcpt] of [
+      ['done-1', 'ok@legacy.example'],
+      ['done-2', 'ok2@legacy.example'],
+      ['waiting', 'later@legacy.example'],
+    ] as const) {
+      await q.add({ id, kind: 'smtp', user: 'a@example.org', recipients: [rcpt], message });
+    }
+    await q.tick();
+    const before = (await q.get('waiting'))!.recipients[0]!;
+    assert.equal(before.state, 'pending');
+    assert.ok(before.nextAt > Math.floor(Date.now() / 1000), 'the next try is later');
+    await q.close();
+
+    const lines: string[] = [];
+    assert.equal(await queueCommand(c, ['retry', 'ALL'], (l) => lines.push(l)), 0);
+    assert.deepEqual(lines, ['1 entry scheduled for delivery now']);
+    lines.length = 0;
+    assert.equal(await queueCommand(c, ['list'], (l) => lines.push(l)), 0);
+    assert.match(
+      lines[0]!,
+      /\n {4}pending +later@legacy\.example next \S+ — 450 4\.3\.0 451 try again\n/,
+    );
+    assert.match(lines[0]!, /-- 3 entries, 1 recipients waiting$/);
+    lines.length = 0;
+    assert.equal(await queueCommand(c, ['delete', 'ALL'], (l) => lines.push(l)), 0);
+    assert.deepEqual(lines, ['3 entries deleted']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
