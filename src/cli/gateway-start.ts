@@ -142,7 +142,8 @@ export async function startGateway(
       generateSelfSigned(join(c.gateway.stateDir, 'tls'), c.gateway.hostname, 365, true);
 
     // smtp-out: the smarthost (Postfix) or each recipient domain's MX hosts.
-    const smtpOut = smtpDeliverer(smtpDelivererOptions(c, { env }));
+    const smtpOutOptions = smtpDelivererOptions(c, { env });
+    const smtpOut = smtpDeliverer(smtpOutOptions);
     closers.push(() => smtpOut.close());
     const receiver = c.nmtp.receiver;
     const own = hostPort(receiver.listen);
@@ -283,6 +284,8 @@ export async function startGateway(
       hostname: c.gateway.hostname,
       domain: c.gateway.domain,
       delayWarning: c.dsn.delayWarning,
+      // Remote-MTA for an SMTP answer that does not name its server (each new one does).
+      ...(smtpOutOptions.mode === 'mx' ? {} : { smarthost: smtpOutOptions.host }),
       log,
       metrics,
     });
