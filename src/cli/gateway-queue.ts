@@ -16,7 +16,7 @@ import { NmtpError } from '../core/errors/index.ts';
 import type { GatewayConfig } from '../gateway/config.ts';
 import { entryMeta, recipientMeta } from '../gateway/envelope.ts';
 import type { QueueBackend } from '../queue/port.ts';
-import type { QueuedSubmission } from '../queue/types.ts';
+import type { LastResult, QueuedSubmission } from '../queue/types.ts';
 import { openQueue } from './gateway-start.ts';
 
 export const QUEUE_USAGE =
@@ -102,6 +102,20 @@ function when(unix: number): string {
   return new Date(unix * 1000).toISOString().replace('.000Z', 'Z');
 }
 
+/**
+ * A recipient's last answer as postqueue shows it. An SMTP answer is kept with the queue's
+ * reading of its code (any 4xx as 450) and the server's own reply as its text ("451 try
+ * again"): the server's words are shown, "host mx.example[192.0.2.1]:25 said: 451 4.3.0 try
+ * again".
+ */
+function lastAnswer(l: LastResult): string {
+  const said = l.relay === undefined ? [] : [`host ${l.relay} said:`];
+  const own = l.relay !== undefined ? /^(\d{3}) (.*)$/s.exec(l.text ?? '') : null;
+  const words =
+    own !== null ? [own[1], l.enhanced, l.err, own[2]] : [l.code, l.enhanced, l.err, l.text];
+  return [...said, ...words].filter((x) => x !== undefined).join(' ');
+}
+
 /** postqueue -p style: one block per entry. */
 export function formatList(entries: readonly QueuedSubmission[]): string {
   if (entries.length === 0) return 'Mail queue is empty';
@@ -115,11 +129,7 @@ export function formatList(entries: readonly QueuedSubmission[]): string {
       const legacy = recipientMeta(r.meta)?.legacy;
       const who = legacy !== undefined && legacy !== r.rcpt ? `${r.rcpt} (${legacy})` : r.rcpt;
       // Who said it, as postqueue's "(host mx.example[192.0.2.1] said: …)".
-      const said = r.last?.relay === undefined ? [] : [`host ${r.last.relay} said:`];
-      const last =
-        r.last === undefined
-          ? ''
-          : ` — ${[...said, r.last.code, r.last.enhanced, r.last.err, r.last.text].filter((x) => x !== undefined).join(' ')}`;
+      const last = r.last === undefined ? '' : ` — ${lastAnswer(r.last)}`;
       const next = r.state === 'pending' || r.state === 'deferred' ? ` next ${when(r.nextAt)}` : '';
       const cookie = r.cookie === undefined ? '' : ` cookie=${r.cookie}`;
       if (r.state === 'pending' || r.state === 'deferred') pending++;

@@ -40,7 +40,7 @@ test('one block per entry: id, kind, size, arrival, sender; each recipient with 
           at: AT + 10,
           code: 450,
           enhanced: '4.2.0',
-          text: 'Mailbox busy',
+          text: '451 Mailbox busy',
           relay: 'in.legacy.example[192.0.2.1]:25',
         },
       },
@@ -59,7 +59,7 @@ test('one block per entry: id, kind, size, arrival, sender; each recipient with 
     formatList([entry]),
     [
       'E1  smtp  1234  2026-12-07T12:00:00Z  MAILER-DAEMON',
-      '    pending   bob@legacy.example next 2026-12-07T12:05:00Z — host in.legacy.example[192.0.2.1]:25 said: 450 4.2.0 Mailbox busy',
+      '    pending   bob@legacy.example next 2026-12-07T12:05:00Z — host in.legacy.example[192.0.2.1]:25 said: 451 4.2.0 Mailbox busy',
       '    rejected  ann@legacy.example — 550 5.1.1 no such user',
       '',
       '-- 1 entries, 1 recipients waiting',
@@ -74,7 +74,7 @@ test('retry ALL takes the entries with a recipient waiting; delete ALL takes eve
     const smtpDeliver: SmtpDeliverFn = async (r) => ({
       recipients: r.recipients.map((rcpt) =>
         rcpt.startsWith('later@')
-          ? { rcpt, code: 451, enhanced: '4.3.0', text: 'try again' }
+          ? { rcpt, code: 451, enhanced: '4.3.0', text: 'try again', relay: 'mx.legacy.example:25' }
           : { rcpt, code: 250, text: 'ok' },
       ),
     });
@@ -105,7 +105,7 @@ test('retry ALL takes the entries with a recipient waiting; delete ALL takes eve
     assert.equal(await queueCommand(c, ['list'], (l) => lines.push(l)), 0);
     assert.match(
       lines[0]!,
-      /\n {4}pending +later@legacy\.example next \S+ — 450 4\.3\.0 451 try again\n/,
+      /\n {4}pending +later@legacy\.example next \S+ — host mx\.legacy\.example:25 said: 451 4\.3\.0 try again\n/,
     );
     assert.match(lines[0]!, /-- 3 entries, 1 recipients waiting$/);
     lines.length = 0;
