@@ -113,7 +113,7 @@ async function convertNode(
   if (isEmbeddedMessage(node.contentType)) {
     const body = node.body?.take() ?? EMPTY;
     // §50.6.2: the nested message is split and converted like the top level, one deeper.
-    const inner = await splitMessage(body, ctx, node.depth + 1);
+    const inner = await splitMessage(body, ctx, node.depth + 1, node.delimited);
     const converted = await convertMessageRoot(inner, ctx, w, false);
     return {
       fields: [{ name: 'Content-Type', value: 'message/nmtp' }, ...common],

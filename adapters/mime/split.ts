@@ -41,6 +41,12 @@ export interface LegacyNode {
   /** Raw (encoded) body length, for warnings. */
   rawBodyBytes: number;
   cteDamaged: boolean;
+  /**
+   * Leaves: the body ends at a delimiter line, or at the missing close-delimiter of an
+   * unclosed multipart (§50.2), which owns the line break before it. A nested message split
+   * from this body must not give its last line break to a delimiter again.
+   */
+  delimited: boolean;
 }
 
 /** Shared across a conversion and its nested messages. */
@@ -183,11 +189,18 @@ async function* metered(
  * Splits one message (the top level, or a message/rfc822 body at `baseDepth`) into a tree.
  * message/rfc822 parts stay leaves here (their decoded body is split again by the
  * converter), so nesting, limits and decoding work the same at every level.
+ *
+ * `endTaken`: the input is a nested message whose part a delimiter around it ends (its
+ * part's `delimited`). Its end is then that delimiter's, which ends every
+ * multipart still open inside it (§50.2 item 6), so no line break is taken a second time
+ * for a missing close-delimiter (item 7): the same octets give the same parts with or
+ * without the message/rfc822 wrapper, as in Python's one-pass parser.
  */
 export async function splitMessage(
   input: Uint8Array | AsyncIterable<Uint8Array>,
   ctx: SplitContext,
   baseDepth: number,
+  endTaken = false,
 ): Promise<LegacyNode> {
   const newSplitter = (): PartSplitter =>
     new PartSplitter({
@@ -318,6 +331,7 @@ export async function splitMessage(
         body: multipart ? undefined : ctx.store.create(),
         rawBodyBytes: 0,
         cteDamaged: false,
+        delimited: false,
       };
       nodes.set(d, node);
       // §50.3.1: a block whose empty line is missing ends at its first line that no field
@@ -364,6 +378,9 @@ export async function splitMessage(
     } else if (d.type === 'data' && d.value !== undefined) {
       // Only the chunk right after the body can be the delimiter that owns its line break.
       if (current !== undefined) {
+        // Only a delimiter follows a body (with the line break before it, or without it
+        // when mailsplit gave that line break to the body).
+        current.node.delimited = true;
         if (d.value[0] === 0x2d && d.value[1] === 0x2d) current.eol = undefined;
         finishCurrent();
       }
@@ -376,9 +393,13 @@ export async function splitMessage(
   const finish = (): void => {
     // §50.2.5: the input ended inside a multipart (no close-delimiter): the last part's final
     // line break is the missing delimiter's, as if the delimiter had been there.
-    if (current !== undefined && current.node !== root) current.eol = undefined;
+    // Taken once only: not again when the input's end was already a delimiter's (endTaken).
+    if (current !== undefined) {
+      current.node.delimited = current.node !== root || endTaken;
+      if (current.node !== root && !endTaken) current.eol = undefined;
+    }
     finishCurrent();
-    if (last !== root) remainderEol = undefined;
+    if (last !== root && !endTaken) remainderEol = undefined;
     if (last?.preamble !== undefined && last.children.length === 0) releaseRemainder();
   };
   try {
@@ -423,6 +444,7 @@ export async function splitMessage(
       body: ctx.store.create(),
       rawBodyBytes: 0,
       cteDamaged: false,
+      delimited: endTaken,
     };
   }
   return root;

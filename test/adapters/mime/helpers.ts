@@ -8,6 +8,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import type Mail from 'nodemailer/lib/mailer';
+import { legacyToFramed } from '../../../adapters/mime/index.ts';
+import { parseMailboxList } from '../../../src/core/address/index.ts';
+import { NmtpError } from '../../../src/core/errors/index.ts';
 import {
   getField,
   isContainerPart,
@@ -332,4 +335,175 @@ export function typeOf(part: Part): string {
 export function shape(part: Part): string {
   if (!isContainerPart(part)) return typeOf(part);
   return `${typeOf(part)}(${part.children.map(shape).join(',')})`;
+}
+
+// ---- Python email oracle (oracle.py): shared by oracle.test.ts and generated-oracle.test.ts
+
+const ORACLE = fileURLToPath(new URL('./oracle.py', import.meta.url));
+
+export interface PyLeaf {
+  type: string;
+  octets_b64: string | null;
+  text?: string;
+  text_error?: string;
+  skip?: boolean;
+  /** part.get_filename(): RFC 2231 / RFC 2047 decoded, `filename` else `name`. */
+  filename?: string | null;
+}
+export interface PyEntry {
+  subject?: string | null;
+  from_names?: string[] | null;
+  leaves?: PyLeaf[];
+}
+
+/** What Python's email package (policy=default) decodes for each file, keyed by path. */
+export function runOracle(paths: readonly string[]): Record<string, PyEntry> {
+  const py = spawnSync('python3', [ORACLE], {
+    input: JSON.stringify(paths),
+    maxBuffer: 256 * 1024 * 1024,
+    encoding: 'utf8',
+  });
+  if (py.status !== 0) throw new Error(`oracle.py failed: ${py.stderr}`);
+  return JSON.parse(py.stdout) as Record<string, PyEntry>;
+}
+
+/**
+ * The sanitising our field values get (spec §50.3.3), applied to Python's text: each control
+ * (TAB included) one SP, runs kept, NFC, SP trimmed at the ends.
+ */
+export const asField = (s: string): string =>
+  s
+    .replace(/\p{Cc}/gu, ' ')
+    .normalize('NFC')
+    .replace(/^ +| +$/g, '');
+/** Display names are prepared as §20.8 says: whitespace runs become one SP. */
+export const asName = (s: string): string =>
+  s
+    .normalize('NFC')
+    .replace(/[\s\p{Cc}]+/gu, ' ')
+    .trim();
+
+/**
+ * Decides whether a difference is intended: returns the listed entry it matched (for the
+ * stale-exclusion check), or undefined when the difference is a mismatch.
+ */
+export type IntendedFn = (key: string, aspect: string) => string | undefined;
+
+export interface OracleComparison {
+  stats: { messages: number; headers: number; leaves: number; intendedDiffs: number };
+  /** The same counts over the items of keys that are not written to show differences. */
+  found: { items: number; intendedDiffs: number };
+  mismatches: string[];
+  usedIntended: Set<string>;
+}
+
+/**
+ * Converts each input (key → path) and compares Subject, From display names and every leaf
+ * with Python's decoding. Inputs that fail with an NmtpError are skipped (their outcome is
+ * another test's business).
+ */
+export async function compareWithOracle(
+  inputs: ReadonlyMap<string, string>,
+  oracle: Record<string, PyEntry>,
+  intended: IntendedFn,
+  written: (key: string) => boolean = () => false,
+  opts: { filenames?: boolean } = {},
+): Promise<OracleComparison> {
+  const stats = { messages: 0, headers: 0, leaves: 0, intendedDiffs: 0 };
+  const found = { items: 0, intendedDiffs: 0 };
+  const mismatches: string[] = [];
+  const usedIntended = new Set<string>();
+  const differ = (key: string, aspect: string, detail: string): void => {
+    const hit = intended(key, aspect);
+    if (hit !== undefined) {
+      stats.intendedDiffs++;
+      if (!written(key)) found.intendedDiffs++;
+      usedIntended.add(hit);
+      return;
+    }
+    mismatches.push(`${key} ${aspect}: ${detail}`);
+  };
+
+  for (const [key, path] of inputs) {
+    let root: Part;
+    try {
+      root = (await legacyToFramed(readFileSync(path), { gateway: 'gw.example', now: 0 })).message
+        .root;
+    } catch (e) {
+      if (e instanceof NmtpError) continue; // expected failures are the corpus test's business
+      throw e;
+    }
+    const o = oracle[path]!;
+    stats.messages++;
+    const before = stats.headers + stats.leaves;
+
+    // Subject
+    const ours = getField(root.fields, 'Subject');
+    const theirs = o.subject === null || o.subject === undefined ? undefined : asField(o.subject);
+    stats.headers++;
+    if (ours !== theirs)
+      differ(key, 'subject', `${JSON.stringify(ours)} vs ${JSON.stringify(theirs)}`);
+
+    // From display names (when every From mailbox mapped)
+    const from = getField(root.fields, 'From');
+    if (from !== undefined && getField(root.fields, 'Legacy-From') === undefined && o.from_names) {
+      stats.headers++;
+      const ourNames = parseMailboxList(from).map((m) => m.displayName ?? '');
+      const theirNames = o.from_names.map((n) =>
+        asName(n).replace(/</g, '\uff1c').replace(/>/g, '\uff1e'),
+      );
+      if (JSON.stringify(ourNames) !== JSON.stringify(theirNames)) {
+        differ(key, 'from', `${JSON.stringify(ourNames)} vs ${JSON.stringify(theirNames)}`);
+      }
+    }
+
+    // Leaves
+    const ourLeaves = leaves(root);
+    const theirLeaves = o.leaves ?? [];
+    if (ourLeaves.length !== theirLeaves.length) {
+      differ(key, 'leaf-count', `${ourLeaves.length} vs ${theirLeaves.length}`);
+      if (!written(key)) found.items += stats.headers + stats.leaves - before;
+      continue;
+    }
+    ourLeaves.forEach((leaf, i) => {
+      const t = theirLeaves[i]!;
+      const body = 'body' in leaf ? leaf.body : new Uint8Array(0);
+      stats.leaves++;
+      const type = typeOf(leaf);
+      if (t.skip === true) {
+        // message/delivery-status: Python splits it into header blocks (see oracle.py).
+        if (type !== 'message/delivery-status')
+          differ(key, `leaf${i}-type`, `${type} vs delivery-status`);
+        return;
+      }
+      if (opts.filenames === true) {
+        // Content-Filename (spec §50.5.3) against part.get_filename().
+        const ourName = getField(leaf.fields, 'Content-Filename');
+        const theirName =
+          t.filename === null || t.filename === undefined ? undefined : asField(t.filename);
+        if (ourName !== theirName)
+          differ(
+            key,
+            `leaf${i}-filename`,
+            `${JSON.stringify(ourName)} vs ${JSON.stringify(theirName)}`,
+          );
+      }
+      if (type.startsWith('text/') && t.text !== undefined) {
+        const text = new TextDecoder().decode(body);
+        if (text !== t.text)
+          differ(
+            key,
+            `leaf${i}-text`,
+            `${JSON.stringify(text.slice(0, 80))} vs ${JSON.stringify(t.text.slice(0, 80))}`,
+          );
+      } else {
+        const theirOctets = Buffer.from(t.octets_b64 ?? '', 'base64');
+        if (!theirOctets.equals(body)) {
+          differ(key, `leaf${i}-octets`, `${type}: ${body.length} vs ${theirOctets.length} octets`);
+        }
+      }
+    });
+    if (!written(key)) found.items += stats.headers + stats.leaves - before;
+  }
+  return { stats, found, mismatches, usedIntended };
 }

@@ -43,6 +43,11 @@ def leaves(msg):
             raw = None
             item['error'] = repr(e)
         item['octets_b64'] = None if raw is None else base64.b64encode(raw).decode('ascii')
+        try:
+            name = part.get_filename()
+            item['filename'] = None if name is None else fix(str(name))
+        except Exception as e:  # noqa: BLE001
+            item['filename_error'] = repr(e)
         if part.get_content_maintype() == 'text':
             try:
                 item['text'] = part.get_content()

@@ -6,47 +6,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { legacyToFramed } from '../../../adapters/mime/index.ts';
-import { NmtpError } from '../../../src/core/errors/index.ts';
-import { getField, type Part } from '../../../src/core/frame/index.ts';
-import { parseMailboxList } from '../../../src/core/address/index.ts';
-import { COMPOSED, compose, corpusFiles, leaves, typeOf } from './helpers.ts';
-
-const ORACLE = fileURLToPath(new URL('./oracle.py', import.meta.url));
-
-interface PyLeaf {
-  type: string;
-  octets_b64: string | null;
-  text?: string;
-  text_error?: string;
-  skip?: boolean;
-}
-interface PyEntry {
-  subject?: string | null;
-  from_names?: string[] | null;
-  leaves?: PyLeaf[];
-}
-
-/**
- * The sanitising our field values get (spec §50.3.3), applied to Python's text: each control
- * (TAB included) one SP, runs kept, NFC, SP trimmed at the ends.
- */
-const asField = (s: string): string =>
-  s
-    .replace(/\p{Cc}/gu, ' ')
-    .normalize('NFC')
-    .replace(/^ +| +$/g, '');
-/** Display names are prepared as §20.8 says: whitespace runs become one SP. */
-const asName = (s: string): string =>
-  s
-    .normalize('NFC')
-    .replace(/[\s\p{Cc}]+/gu, ' ')
-    .trim();
+import { COMPOSED, compareWithOracle, compose, corpusFiles, runOracle } from './helpers.ts';
 
 /**
  * Intended differences, by corpus key and aspect. Few and specific; each says why.
@@ -148,10 +111,6 @@ const INTENDED: Record<string, { aspect: string; reason: string }[]> = {
   'fixtures/unsupported-charset.eml': [{ aspect: 'subject', reason: UNSUPPORTED }],
 };
 
-function intended(key: string, aspect: string): boolean {
-  return (INTENDED[key] ?? []).some((d) => aspect.startsWith(d.aspect));
-}
-
 test('decoding agrees with Python email (policy=default)', async () => {
   const tmp = mkdtempSync(join(tmpdir(), 'nmtp-oracle-'));
   try {
@@ -161,107 +120,16 @@ test('decoding agrees with Python email (policy=default)', async () => {
       writeFileSync(p, await compose(options));
       inputs.set(`composed/${name}`, p);
     }
-    const py = spawnSync('python3', [ORACLE], {
-      input: JSON.stringify([...inputs.values()]),
-      maxBuffer: 256 * 1024 * 1024,
-      encoding: 'utf8',
-    });
-    assert.equal(py.status, 0, py.stderr);
-    const oracle = JSON.parse(py.stdout) as Record<string, PyEntry>;
-
-    const stats = { messages: 0, headers: 0, leaves: 0, intendedDiffs: 0 };
-    // The same counts over the messages found in the wild (mail-gem, Python's test data,
-    // nodemailer output), without the fixtures written to exercise the differences.
-    const found = { items: 0, intendedDiffs: 0 };
-    const mismatches: string[] = [];
-    const usedIntended = new Set<string>();
-    const differ = (key: string, aspect: string, detail: string): void => {
-      if (intended(key, aspect)) {
-        stats.intendedDiffs++;
-        if (!key.startsWith('fixtures/')) found.intendedDiffs++;
-        usedIntended.add(
-          `${key} ${(INTENDED[key] ?? []).find((d) => aspect.startsWith(d.aspect))!.aspect}`,
-        );
-        return;
-      }
-      mismatches.push(`${key} ${aspect}: ${detail}`);
-    };
-
-    for (const [key, path] of inputs) {
-      let root: Part;
-      try {
-        root = (await legacyToFramed(readFileSync(path), { gateway: 'gw.example', now: 0 })).message
-          .root;
-      } catch (e) {
-        if (e instanceof NmtpError) continue; // expected failures are the corpus test's business
-        throw e;
-      }
-      const o = oracle[path]!;
-      stats.messages++;
-      const before = stats.headers + stats.leaves;
-
-      // Subject
-      const ours = getField(root.fields, 'Subject');
-      const theirs = o.subject === null || o.subject === undefined ? undefined : asField(o.subject);
-      stats.headers++;
-      if (ours !== theirs)
-        differ(key, 'subject', `${JSON.stringify(ours)} vs ${JSON.stringify(theirs)}`);
-
-      // From display names (when every From mailbox mapped)
-      const from = getField(root.fields, 'From');
-      if (
-        from !== undefined &&
-        getField(root.fields, 'Legacy-From') === undefined &&
-        o.from_names
-      ) {
-        stats.headers++;
-        const ourNames = parseMailboxList(from).map((m) => m.displayName ?? '');
-        const theirNames = o.from_names.map((n) =>
-          asName(n).replace(/</g, '\uff1c').replace(/>/g, '\uff1e'),
-        );
-        if (JSON.stringify(ourNames) !== JSON.stringify(theirNames)) {
-          differ(key, 'from', `${JSON.stringify(ourNames)} vs ${JSON.stringify(theirNames)}`);
-        }
-      }
-
-      // Leaves
-      const ourLeaves = leaves(root);
-      const theirLeaves = o.leaves ?? [];
-      if (ourLeaves.length !== theirLeaves.length) {
-        differ(key, 'leaf-count', `${ourLeaves.length} vs ${theirLeaves.length}`);
-        if (!key.startsWith('fixtures/')) found.items += stats.headers + stats.leaves - before;
-        continue;
-      }
-      ourLeaves.forEach((leaf, i) => {
-        const t = theirLeaves[i]!;
-        const body = 'body' in leaf ? leaf.body : new Uint8Array(0);
-        stats.leaves++;
-        const type = typeOf(leaf);
-        if (t.skip === true) {
-          // message/delivery-status: Python splits it into header blocks (see oracle.py).
-          if (type !== 'message/delivery-status')
-            differ(key, `leaf${i}-type`, `${type} vs delivery-status`);
-        } else if (type.startsWith('text/') && t.text !== undefined) {
-          const text = new TextDecoder().decode(body);
-          if (text !== t.text)
-            differ(
-              key,
-              `leaf${i}-text`,
-              `${JSON.stringify(text.slice(0, 80))} vs ${JSON.stringify(t.text.slice(0, 80))}`,
-            );
-        } else {
-          const theirOctets = Buffer.from(t.octets_b64 ?? '', 'base64');
-          if (!theirOctets.equals(body)) {
-            differ(
-              key,
-              `leaf${i}-octets`,
-              `${type}: ${body.length} vs ${theirOctets.length} octets`,
-            );
-          }
-        }
-      });
-      if (!key.startsWith('fixtures/')) found.items += stats.headers + stats.leaves - before;
-    }
+    const oracle = runOracle([...inputs.values()]);
+    const { stats, found, mismatches, usedIntended } = await compareWithOracle(
+      inputs,
+      oracle,
+      (key, aspect) => {
+        const d = (INTENDED[key] ?? []).find((x) => aspect.startsWith(x.aspect));
+        return d === undefined ? undefined : `${key} ${d.aspect}`;
+      },
+      (key) => key.startsWith('fixtures/'),
+    );
     // Agreement over every compared item: strict counts an intended difference as a
     // disagreement; "as specified" counts only the differences no §50 rule explains.
     const items = stats.headers + stats.leaves;
