@@ -295,3 +295,95 @@ test('reverse direction: SIGKILL, then a restart: every cookie is still answered
     await sink.close();
   }
 });
+
+test('reverse direction, SIGKILL under load: every 250 reached the legacy side, every cookie is answered after the restart and delivered', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gw-kill-rev-load-'));
+  const key = makeGatewayKey(dir, 'sender.test', 's1');
+  // Every fifth recipient is deferred by the legacy side until the restart: its sender gets
+  // a cookie in the session; the others get the legacy side's 250.
+  let open = false;
+  const sink = await startSink({
+    dsn: false,
+    rcpt: (a) => (!open && /x\d*[05]@/.test(a) ? '451 4.3.0 not now' : undefined),
+  });
+  const config = join(dir, 'gateway.yaml');
+  writeFileSync(
+    config,
+    stringify({
+      smtp: { listeners: [{ protocol: 'smtp', listen: '127.0.0.1:0' }] },
+      nmtp: { receiver: { listen: '127.0.0.1:0', minPoll: 1, maxPoll: 2 } },
+      reverse: { domains: ['legacy.test'] },
+      routing: { staticRecords: { txt: [{ name: key.keyName, value: key.keyRecord }] } },
+      smarthost: { host: `127.0.0.1:${sink.port}`, tls: 'none' },
+      admin: { listen: '' },
+      // A deferred recipient's next try comes after the answer budget (5 s): its sender
+      // gets the cookie at once (§52.12.3); after the restart the retries deliver it.
+      queue: { retry: { initial: 8, maxInterval: 8 } },
+      log: { format: 'json', level: 'warn' },
+    }),
+  );
+  const g = await start(dir, config);
+  let port = g.ports['nmtp']!;
+  const sender = nmtpSender(key, () => port);
+  const answered: { rcpt: string; code: number; cookie?: string }[] = [];
+  // Ten NMTP sessions sending without pause; the kill comes once 120 were answered, with
+  // transfers in flight and SMTP deliveries running.
+  const loop = async (k: number): Promise<void> => {
+    for (let i = 0; ; i++) {
+      const rcpt = `u${k}x${i}@legacy.test`;
+      let reply;
+      try {
+        reply = (await sender.send([rcpt], senderMessage(key, [rcpt], `load ${rcpt}`))).get(rcpt);
+      } catch {
+        return; // the gateway is gone: this transfer was cut off
+      }
+      if (reply === undefined) return;
+      assert.ok(reply.code === 250 || reply.code === 350, `${rcpt}: ${JSON.stringify(reply)}`);
+      answered.push({
+        rcpt,
+        code: reply.code,
+        ...(reply.params.cookie === undefined ? {} : { cookie: reply.params.cookie }),
+      });
+    }
+  };
+  const loops = Array.from({ length: 10 }, (_, k) => loop(k));
+  try {
+    await until(() => answered.length >= 120, '120 transfers answered');
+    g.proc.kill('SIGKILL');
+    await g.exited;
+    await Promise.all(loops);
+    await sender.close();
+    const delivered = answered.filter((a) => a.code === 250);
+    const cookies = answered.filter((a) => a.code === 350);
+    assert.ok(
+      cookies.length > 0 && delivered.length > 0,
+      `${delivered.length} / ${cookies.length}`,
+    );
+    // A 250 is the legacy side's own answer: the message is there already.
+    for (const a of delivered) {
+      assert.ok(
+        sink.transactions.some((t) => t.rcptTo.includes(a.rcpt)),
+        `${a.rcpt} at the sink`,
+      );
+    }
+    const g2 = await start(dir, config);
+    port = g2.ports['nmtp']!;
+    try {
+      open = true;
+      for (const a of cookies) {
+        const r = await sender.settle(a.cookie!, 60_000);
+        assert.equal(r.params.state, 'accepted', `${a.rcpt} ${a.cookie}: ${JSON.stringify(r)}`);
+        assert.ok(
+          sink.transactions.some((t) => t.rcptTo.includes(a.rcpt)),
+          `${a.rcpt} delivered`,
+        );
+      }
+    } finally {
+      await sender.close();
+      g2.proc.kill('SIGTERM');
+      assert.equal(await g2.exited, 0, g2.stderr());
+    }
+  } finally {
+    await sink.close();
+  }
+});

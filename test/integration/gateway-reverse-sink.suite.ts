@@ -46,8 +46,11 @@ export function reverseWithSink(backend: 'embedded' | 'bullmq'): void {
   let plain: Sink;
   let gwFull: RunningGateway;
   let gwPlain: RunningGateway;
+  /** Retries two hours apart, and an answer budget of an hour. */
+  let gwPatient: RunningGateway;
   let toFull: Sender;
   let toPlain: Sender;
+  let toPatient: Sender;
   let events: LogEvent[] = [];
   const tries = new Map<string, number>();
   let released = false;
@@ -56,6 +59,9 @@ export function reverseWithSink(backend: 'embedded' | 'bullmq'): void {
     name: string,
     sink: Sink,
     rec: ReturnType<typeof recordingLog>,
+    // One try a second; given up after 8 s (the "never" recipient).
+    retry: Record<string, number> = { initial: 1, factor: 1, maxInterval: 1, maxAge: 8 },
+    answerBudget = 3,
   ): Promise<RunningGateway> =>
     startGateway(
       reverseGatewayConfig({
@@ -64,9 +70,8 @@ export function reverseWithSink(backend: 'embedded' | 'bullmq'): void {
         smarthostPort: sink.port,
         backend,
         prefix: `gw-${name}`,
-        // One try a second; given up after 8 s (the "never" recipient).
-        retry: { initial: 1, factor: 1, maxInterval: 1, maxAge: 8 },
-        reverse: { answerBudget: 3 },
+        retry,
+        reverse: { answerBudget },
       }),
       { log: rec.log, env },
     );
@@ -87,7 +92,7 @@ export function reverseWithSink(backend: 'embedded' | 'bullmq'): void {
         tries.set(local, n);
         if (local === 'bad') return '550 5.1.1 <bad@legacy.test>: no such user here';
         if (local === 'slow' && n <= 4) return '451 4.2.1 mailbox busy, try later';
-        if (local === 'never') return '451 4.2.1 mailbox busy, try later';
+        if (local === 'never' || local === 'greylisted') return '451 4.2.1 mailbox busy, try later';
         if (local === 'held' && !released) return '451 4.2.1 mailbox busy, try later';
         return undefined;
       },
@@ -97,15 +102,25 @@ export function reverseWithSink(backend: 'embedded' | 'bullmq'): void {
     events = rec.events;
     gwFull = await gateway('full', full, rec);
     gwPlain = await gateway('plain', plain, recordingLog());
+    gwPatient = await gateway(
+      'patient',
+      full,
+      recordingLog(),
+      { initial: 7200, factor: 1, maxInterval: 7200, maxAge: 86400 },
+      3600,
+    );
     toFull = nmtpSender(key, () => gwFull.ports['nmtp']!);
     toPlain = nmtpSender(key, () => gwPlain.ports['nmtp']!);
+    toPatient = nmtpSender(key, () => gwPatient.ports['nmtp']!);
   });
 
   after(async () => {
     await toFull?.close();
     await toPlain?.close();
+    await toPatient?.close();
     await gwFull?.close();
     await gwPlain?.close();
+    await gwPatient?.close();
     await full?.close();
     await plain?.close();
     await redis?.stop();
@@ -139,6 +154,23 @@ export function reverseWithSink(backend: 'embedded' | 'bullmq'): void {
     assert.equal(final.code, 250, JSON.stringify(final));
     assert.equal(final.params.state, 'accepted');
     assert.equal(full.transactions.filter((x) => x.rcptTo.includes('slow@legacy.test')).length, 1);
+  });
+
+  test('4xx with the next try after the budget: the cookie at once, not at the budget’s end', async () => {
+    // The budget is an hour, the next try two: nothing final can come within the
+    // budget, so the answer is sent now (§52.12.3). The bound only turns a wait for the
+    // whole budget (the old behaviour) into a failure.
+    const bound = new AbortController();
+    const r = await Promise.race([
+      send(toPatient, 'greylisted@legacy.test'),
+      sleep(60_000, undefined, { signal: bound.signal }).then(() =>
+        assert.fail('no answer: the session waits for the whole budget'),
+      ),
+    ]).finally(() => bound.abort());
+    assert.equal(r.code, 350, JSON.stringify(r));
+    assert.match(r.params.cookie ?? '', /^gw-/);
+    assert.equal(tries.get('greylisted'), 1, 'one attempt, answered 451');
+    assert.equal((await toPatient.status(r.params.cookie!)).code, 350);
   });
 
   test('4xx until the queue gives up: the cookie turns rejected 5.4.7 (expired)', async () => {

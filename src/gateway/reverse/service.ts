@@ -401,7 +401,14 @@ export class ReverseService {
     });
   }
 
-  /** Waits up to the answer budget for every recipient's cookie state to be final. */
+  /**
+   * Waits up to the answer budget for every recipient's cookie state to be final — "It
+   * stops waiting earlier once every recipient is final or can no longer change within the
+   * budget: a recipient the legacy side answered 4xx (or that could not be delivered for
+   * want of a connection) and whose next attempt is due after the budget ends" (§52.12.3),
+   * so a smarthost that defers (greylisting, a full queue) does not hold every NMTP
+   * session for the whole budget.
+   */
   private async waitForAnswers(id: string, n: number): Promise<QueuedSubmission | undefined> {
     const end = Date.now() + this.o.config.reverse.answerBudget * 1000;
     let s = await this.o.queue().get(id);
@@ -410,7 +417,10 @@ export class ReverseService {
       const t = Math.floor(this.now() / 1000);
       for (let i = 0; i < n; i++) {
         const k = reverseCookieState(x, i, t, this.policy).kind;
-        if (k !== 'accepted' && k !== 'rejected') return false;
+        if (k === 'accepted' || k === 'rejected') continue;
+        const r = x.recipients[i];
+        if (r?.state === 'pending' && r.attempts > 0 && r.nextAt * 1000 >= end) continue;
+        return false;
       }
       return true;
     };
