@@ -107,8 +107,13 @@ export function parseSignatureField(value: string): ParsedSignature {
     );
   }
   const get = (tag: string): string => tags.find(([t]) => t === tag)![1];
-  if (get('v') !== '1') throw new NmtpError('NMTP_ERR_SIG_VERSION', `v=${get('v')}`);
-  if (get('a') !== 'ed25519') throw new NmtpError('NMTP_ERR_SIG_ALGORITHM', `a=${get('a')}`);
+  // What is left here is not a tag (an empty value, or one holding SP), so not a version or
+  // an algorithm either: "any other deviation is NMTP_ERR_SIG_MALFORMED" (§30.2).
+  if (get('v') !== '1')
+    throw malformed(`v= is not a tag: ${JSON.stringify(get('v').slice(0, 16))}`);
+  if (get('a') !== 'ed25519') {
+    throw malformed(`a= is not a tag: ${JSON.stringify(get('a').slice(0, 16))}`);
+  }
   const domain = get('d');
   if (!DOMAIN_RE.test(domain)) throw malformed('d= must be a lowercase A-label domain name');
   const selector = get('s');

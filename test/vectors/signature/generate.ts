@@ -109,6 +109,11 @@ const vectors = [
   vec('version-first', 'v=2 with tags this version does not know: the version code, not malformed', 'v=2; k=ed448; sig=xyz', { status: 'invalid', code: 'NMTP_ERR_SIG_VERSION' }),
   vec('version-before-algorithm', 'v=2 and a=ed448: the version code', swap(single, /^v=1; a=ed25519/, 'v=2; a=ed448'), { status: 'invalid', code: 'NMTP_ERR_SIG_VERSION' }),
   vec('algorithm-first', 'v=1, a=ed448 and tags this version does not know: the algorithm code', 'v=1; a=ed448; k=xyz', { status: 'invalid', code: 'NMTP_ERR_SIG_ALGORITHM' }),
+  // A "tag" is name= and a value of one or more characters other than ";" and SP (§30.2):
+  // an empty v= or a= is no tag, so neither a version nor an algorithm: malformed.
+  vec('version-empty', 'v= with an empty value: no tag, so malformed (not the version code)', swap(single, /^v=1; /, 'v=; '), { status: 'invalid', code: 'NMTP_ERR_SIG_MALFORMED' }),
+  vec('version-with-space', 'v=1 2: a value holding SP is no tag: malformed', swap(single, /^v=1; /, 'v=1 2; '), { status: 'invalid', code: 'NMTP_ERR_SIG_MALFORMED' }),
+  vec('algorithm-empty', 'a= with an empty value: no tag, so malformed (not the algorithm code)', swap(single, /^v=1; a=ed25519; /, 'v=1; a=; '), { status: 'invalid', code: 'NMTP_ERR_SIG_MALFORMED' }),
   vec('malformed-duplicate-hash', 'r= lists the same recipient hash twice', swap(single, /r=([^:]+):([^;]+)/, 'r=$1:$2,$2'), { status: 'invalid', code: 'NMTP_ERR_SIG_MALFORMED' }),
   // §30.6 step 4b: a certificate named by c= that does not parse reports why (§40.6).
   vec('user-key-cert-weak-key', 'The certificate k= is a small-order point', userSig, { status: 'invalid', code: 'NMTP_ERR_KEY_WEAK' }, { certificates: [cert.replace(/k=[^;]+/, `k=${toBase64url(Uint8Array.from({ length: 32 }, (_, i) => (i === 0 ? 1 : 0)))}`)] }),
