@@ -6,7 +6,7 @@
  * socket never holds more than one — and runs the per-state timers of §60.10.7. A session
  * runs one job at a time; a kept session (`keepOpen`) then waits idle for the next one.
  */
-import { connect as tcpConnect } from 'node:net';
+import { isIP, connect as tcpConnect } from 'node:net';
 import { connect as tlsConnect, TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { readWireItems } from '../net/read.ts';
@@ -104,6 +104,16 @@ export function openConnection(e: Endpoint, o: ConnectOptions): Promise<Duplex> 
   });
 }
 
+/**
+ * The name a connection's certificate was verified for: the endpoint's host when it is a DNS
+ * name and TLS checked the certificate (not plaintext, not `insecureTls` — a redirect
+ * target is authenticated by PROVE instead, §60.10.8).
+ */
+function verifiedNameOf(e: Endpoint, o: ConnectOptions): { verifiedName?: string } {
+  if (o.plaintext === true || o.insecureTls === true || isIP(e.host) !== 0) return {};
+  return { verifiedName: e.host.replace(/\.$/, '') };
+}
+
 /** The PROVE binding of a connection (§60.10.8): TLS exporter output, '' on plaintext. */
 export function proveBinding(socket: Duplex): string {
   if (!(socket instanceof TLSSocket)) return '';
@@ -165,6 +175,7 @@ export class ClientSession extends ClientHost<TransferClientEvent, TransferClien
       ...(o.keepOpen === true ? { keepOpen: true } : {}),
       ...(o.pipelining === undefined ? {} : { pipelining: o.pipelining }),
       binding: proveBinding(socket),
+      ...verifiedNameOf(endpoint, o),
     });
     this.current = { source: asSource(source), resolve: firstDone };
     this.jobs = 1;

@@ -209,6 +209,12 @@ export const TRANSPORT_ERRORS = defineErrors({
     summary:
       'Every SRV target refused or failed the TCP/TLS connection (including a certificate that does not verify).',
   },
+  NMTP_ERR_TRANSPORT_SERVER_NAME_MISMATCH: {
+    temporary: true,
+    scope: 'session',
+    summary:
+      "The greeting's server name is not the name the server's certificate was verified for: the client signs no proof for it and closes (§60.8.1).",
+  },
   NMTP_ERR_TRANSPORT_PROVE_NO_KEY: {
     temporary: false,
     scope: 'recipient',

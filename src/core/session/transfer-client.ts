@@ -9,7 +9,7 @@
  * (actions), so no key or message is held in the state; randomness (the PROVE nonce) and
  * the TLS binding come in the job and the config.
  */
-import type { NmtpError } from '../errors/index.ts';
+import { NmtpError } from '../errors/index.ts';
 import { fingerprint } from '../keys/index.ts';
 import { fromBase64url } from '../sign/index.ts';
 import type { Command, Reply, Verb } from '../wire/index.ts';
@@ -78,6 +78,11 @@ export interface TransferClientConfig {
   readonly pipelining?: boolean;
   /** base64url TLS exporter output for PROVE (§60.10.8); '' (default) on plaintext. */
   readonly binding?: string;
+  /**
+   * The DNS name the server's certificate was verified for (the SRV target), when it was:
+   * the greeting's server name must be that name before a proof is signed for it (§60.8.1).
+   */
+  readonly verifiedName?: string;
   /**
    * Send the full view right behind a pipelined DATA (send=full, §60.10.4) for messages of
    * at most this many octets: one round trip per message instead of two. Default
@@ -599,6 +604,20 @@ function onReply(state: S, r: Reply): Out {
       }
       const challenge = r.params.challenge ?? '';
       const server = r.params.server ?? '';
+      // "A client signs a proof only for the server it has verified: when it checked the
+      // certificate against a DNS name, the greeting's server name MUST be that name" (§60.8.1):
+      // otherwise a server could pass on another server's challenge and name, and hand the
+      // proof it gets to that server as ours.
+      const verified = state.config.verifiedName;
+      if (verified !== undefined && server.toLowerCase() !== verified.toLowerCase()) {
+        return abort(
+          state,
+          new NmtpError(
+            'NMTP_ERR_TRANSPORT_SERVER_NAME_MISMATCH',
+            `the greeting names ${JSON.stringify(server.slice(0, 255))}, the certificate was verified for ${verified}`,
+          ),
+        );
+      }
       return go({ ...state, phase: 'signing', challenge, serverName: server }, [
         { type: 'sign-proof', input: proofInput(challenge, server, state.config.domain) },
       ]);

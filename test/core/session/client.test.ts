@@ -6,6 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { NmtpError } from '../../../src/core/errors/index.ts';
 import { signMessage } from '../../../src/core/message/index.ts';
 import { decodeMessage } from '../../../src/core/frame/index.ts';
 import { ed25519, toBase64url } from '../../../src/core/sign/index.ts';
@@ -787,4 +788,28 @@ test('the fallback with redirect=failed against the reference server: taken, or 
     run.results[0]!.recipients.map((r) => `${r.rcpt} ${r.reply.code}`),
     ['stubborn@example.net 450', 'roaming@example.net 250'],
   );
+});
+
+test('a greeting naming another server than the verified certificate: no proof is signed, the session fails with the code', () => {
+  const c = new Scripted({ job: { kind: 'status', cookie: 'c' }, verifiedName: 'mx.example.net' });
+  c.reply(GREETING);
+  assert.equal(c.state.phase, 'closed');
+  assert.ok(!c.actions.some((a) => a.type === 'sign-proof'), 'no proof for another server');
+  assert.deepEqual(c.sent, []);
+  const failure = c.result().failure;
+  assert.ok(failure instanceof NmtpError);
+  assert.equal(failure.code, 'NMTP_ERR_TRANSPORT_SERVER_NAME_MISMATCH');
+});
+
+test('the verified name and the greeting compare ASCII case-insensitively; without a verified name any server name is taken', () => {
+  const same = new Scripted({
+    job: { kind: 'status', cookie: 'c' },
+    verifiedName: 'Roaming-Laptop.example.NET',
+  });
+  same.reply(GREETING);
+  assert.equal(same.state.phase, 'hello');
+  assert.match(same.sent[0] ?? '', /^HELLO example\.org sel=s2026 proof=/);
+  const any = new Scripted({ job: { kind: 'status', cookie: 'c' } });
+  any.reply(GREETING);
+  assert.equal(any.state.phase, 'hello');
 });
