@@ -19,6 +19,7 @@ import {
 } from '../../../adapters/smtp-sender/data-stuff.ts';
 import { smtpPool, type SmtpPool } from '../../../adapters/smtp-sender/pool.ts';
 import { startScripted } from './scripted-server.ts';
+import { prng } from '../../support/prng.ts';
 
 /** nodemailer's DataStream: not exported, loaded from beside the SMTPConnection in use. */
 interface DataStream extends Transform {
@@ -37,18 +38,6 @@ const DataStreamClass = (
     new URL('./smtp-connection/data-stream.js', import.meta.resolve('nodemailer')).href
   )) as { default: new () => DataStream }
 ).default;
-
-/** mulberry32: reproducible inputs (the seed is in every failure message). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const DIRTY = [
   '.',
