@@ -16,7 +16,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import { createLegacySigner } from '../../adapters/legacy-auth/index.ts';
-import { smtpDelivererOptions, smtpOutMode } from '../../adapters/smtp-sender/from-config.ts';
+import { smtpDelivererOptions } from '../../adapters/smtp-sender/from-config.ts';
 import { checkOutgoing } from '../../adapters/smtp-sender/outgoing-guard.ts';
 import { smtpDeliverer } from '../../adapters/smtp-sender/smtp-deliver.ts';
 import { startSmtpListener } from '../../adapters/smtp-listener/listener.ts';
@@ -143,6 +143,7 @@ export async function startGateway(
 
     // smtp-out: the smarthost (Postfix) or each recipient domain's MX hosts.
     const smtpOutOptions = smtpDelivererOptions(c, { env });
+    const smtpRoute = smtpOutOptions.mode === 'mx' ? 'mx' : 'smarthost';
     const smtpOut = smtpDeliverer(smtpOutOptions);
     closers.push(() => smtpOut.close());
     const receiver = c.nmtp.receiver;
@@ -303,7 +304,7 @@ export async function startGateway(
       concurrency: c.queue.concurrency,
       perDestination: c.queue.perDestination,
       // Toward MX hosts each recipient domain is a destination of its own (the limit above).
-      smtpRoute: smtpOutMode(c),
+      smtpRoute,
       keepDone: c.queue.keepDone,
       onError: (e) => log.event('gateway.error', { service: 'qmgr', detail: String(e) }),
     };

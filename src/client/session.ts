@@ -6,7 +6,7 @@
  * socket never holds more than one — and runs the per-state timers of §60.10.7. A session
  * runs one job at a time; a kept session (`keepOpen`) then waits idle for the next one.
  */
-import { isIP, connect as tcpConnect } from 'node:net';
+import { connect as tcpConnect } from 'node:net';
 import { connect as tlsConnect, TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { readWireItems } from '../net/read.ts';
@@ -65,6 +65,9 @@ export interface JobResult {
   readonly failure?: SessionFailure;
 }
 
+/** An IPv4 or IPv6 address rather than a name: no SNI is sent and no name is checked. */
+const isAddressLiteral = (host: string): boolean => /^[0-9.]+$|:/.test(host);
+
 /** Opens a connection; rejects with NMTP_ERR_TRANSPORT_CONNECT_FAILED. */
 export function openConnection(e: Endpoint, o: ConnectOptions): Promise<Duplex> {
   return new Promise((resolve, reject) => {
@@ -85,7 +88,7 @@ export function openConnection(e: Endpoint, o: ConnectOptions): Promise<Duplex> 
               host: e.host,
               port: e.port,
               // The certificate must name the SRV target (a redirect target is checked by PROVE).
-              servername: /^[0-9.]+$|:/.test(e.host) ? '' : e.host,
+              servername: isAddressLiteral(e.host) ? '' : e.host,
               minVersion: 'TLSv1.3',
               ...(o.ca === undefined ? {} : { ca: o.ca }),
               // "the certificate is not required to chain to a trusted root — the key proof
@@ -110,7 +113,7 @@ export function openConnection(e: Endpoint, o: ConnectOptions): Promise<Duplex> 
  * target is authenticated by PROVE instead, §60.10.8).
  */
 function verifiedNameOf(e: Endpoint, o: ConnectOptions): { verifiedName?: string } {
-  if (o.plaintext === true || o.insecureTls === true || isIP(e.host) !== 0) return {};
+  if (o.plaintext === true || o.insecureTls === true || isAddressLiteral(e.host)) return {};
   return { verifiedName: e.host.replace(/\.$/, '') };
 }
 

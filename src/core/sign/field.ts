@@ -109,8 +109,9 @@ export function parseSignatureField(value: string): ParsedSignature {
   const get = (tag: string): string => tags.find(([t]) => t === tag)![1];
   // What is left here is not a tag (an empty value, or one holding SP), so not a version or
   // an algorithm either: "any other deviation is NMTP_ERR_SIG_MALFORMED" (§30.2).
-  if (get('v') !== '1')
+  if (get('v') !== '1') {
     throw malformed(`v= is not a tag: ${JSON.stringify(get('v').slice(0, 16))}`);
+  }
   if (get('a') !== 'ed25519') {
     throw malformed(`a= is not a tag: ${JSON.stringify(get('a').slice(0, 16))}`);
   }
