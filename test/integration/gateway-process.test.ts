@@ -19,7 +19,7 @@ import { decodeAndValidate } from '../../src/core/message/index.ts';
 import { getField } from '../../src/core/frame/index.ts';
 import { RawSmtp } from '../harness/swaks.ts';
 import { startSink } from '../adapters/smtp-sender/sink.ts';
-import { makeGatewayKey } from '../support/gateway-e2e.ts';
+import { makeGatewayKey, type GatewayKey } from '../support/gateway-e2e.ts';
 import { nmtpSender, senderMessage } from './gateway-reverse.suite.ts';
 
 const cli = fileURLToPath(new URL('../../src/cli/gateway.ts', import.meta.url));
@@ -223,6 +223,34 @@ test('SIGKILL under load, in the middle of transactions: every message answered 
   assert.equal(await g2.exited, 0, g2.stderr());
 });
 
+/**
+ * A gateway config in `dir` for the reverse direction: NMTP for legacy.test delivered to
+ * the sink at `smarthostPort`, the sender's key record static, retries `retry` s apart.
+ */
+function reverseConfigIn(
+  dir: string,
+  key: GatewayKey,
+  smarthostPort: number,
+  reverse: Record<string, unknown>,
+  retry: number,
+): string {
+  const file = join(dir, 'gateway.yaml');
+  writeFileSync(
+    file,
+    stringify({
+      smtp: { listeners: [{ protocol: 'smtp', listen: '127.0.0.1:0' }] },
+      nmtp: { receiver: { listen: '127.0.0.1:0', minPoll: 1, maxPoll: 2 } },
+      reverse: { domains: ['legacy.test'], ...reverse },
+      routing: { staticRecords: { txt: [{ name: key.keyName, value: key.keyRecord }] } },
+      smarthost: { host: `127.0.0.1:${smarthostPort}`, tls: 'none' },
+      admin: { listen: '' },
+      queue: { retry: { initial: retry, maxInterval: retry } },
+      log: { format: 'json', level: 'warn' },
+    }),
+  );
+  return file;
+}
+
 test('reverse direction: SIGKILL, then a restart: every cookie is still answered, nothing is lost', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'gw-kill-rev-'));
   const key = makeGatewayKey(dir, 'sender.test', 's1');
@@ -232,20 +260,7 @@ test('reverse direction: SIGKILL, then a restart: every cookie is still answered
     dsn: false,
     rcpt: () => (open ? undefined : '451 4.3.0 not now'),
   });
-  const config = join(dir, 'gateway.yaml');
-  writeFileSync(
-    config,
-    stringify({
-      smtp: { listeners: [{ protocol: 'smtp', listen: '127.0.0.1:0' }] },
-      nmtp: { receiver: { listen: '127.0.0.1:0', minPoll: 1, maxPoll: 2 } },
-      reverse: { domains: ['legacy.test'], answerBudget: 0 },
-      routing: { staticRecords: { txt: [{ name: key.keyName, value: key.keyRecord }] } },
-      smarthost: { host: `127.0.0.1:${sink.port}`, tls: 'none' },
-      admin: { listen: '' },
-      queue: { retry: { initial: 1, maxInterval: 1 } },
-      log: { format: 'json', level: 'warn' },
-    }),
-  );
+  const config = reverseConfigIn(dir, key, sink.port, { answerBudget: 0 }, 1);
   const g = await start(dir, config);
   let port = g.ports['nmtp']!;
   const sender = nmtpSender(key, () => port);
@@ -306,22 +321,9 @@ test('reverse direction, SIGKILL under load: every 250 reached the legacy side, 
     dsn: false,
     rcpt: (a) => (!open && /x\d*[05]@/.test(a) ? '451 4.3.0 not now' : undefined),
   });
-  const config = join(dir, 'gateway.yaml');
-  writeFileSync(
-    config,
-    stringify({
-      smtp: { listeners: [{ protocol: 'smtp', listen: '127.0.0.1:0' }] },
-      nmtp: { receiver: { listen: '127.0.0.1:0', minPoll: 1, maxPoll: 2 } },
-      reverse: { domains: ['legacy.test'] },
-      routing: { staticRecords: { txt: [{ name: key.keyName, value: key.keyRecord }] } },
-      smarthost: { host: `127.0.0.1:${sink.port}`, tls: 'none' },
-      admin: { listen: '' },
-      // A deferred recipient's next try comes after the answer budget (5 s): its sender
-      // gets the cookie at once (§52.12.3); after the restart the retries deliver it.
-      queue: { retry: { initial: 8, maxInterval: 8 } },
-      log: { format: 'json', level: 'warn' },
-    }),
-  );
+  // A deferred recipient's next try comes after the answer budget (5 s): its sender gets
+  // the cookie at once (§52.12.3); after the restart the retries deliver it.
+  const config = reverseConfigIn(dir, key, sink.port, {}, 8);
   const g = await start(dir, config);
   let port = g.ports['nmtp']!;
   const sender = nmtpSender(key, () => port);

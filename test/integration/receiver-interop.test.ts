@@ -11,16 +11,16 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { eventually } from '../support/eventually.ts';
+import { nmtpSync, signedMessage } from '../support/nmtp-cli.ts';
 
 const PYTHON = '/usr/bin/python3';
 const RECEIVER = fileURLToPath(new URL('../interop/nmtp_receiver.py', import.meta.url));
-const CLI = fileURLToPath(new URL('../../bin/nmtp', import.meta.url));
 
 interface Receiver {
   name: string;
@@ -36,24 +36,9 @@ let plain: Receiver;
 let eager: Receiver;
 
 const nmtp = (args: readonly string[], input?: Buffer): string =>
-  execFileSync(process.execPath, [CLI, ...args], {
-    cwd: dir,
-    ...(input ? { input } : {}),
-  }).toString('utf8');
-
-/** A framed message from example.org, signed for `rcpts` (`nmtp convert` + `nmtp sign`). */
-function message(rcpts: readonly string[], subject: string): Buffer {
-  const legacy = `From: sam@example.org\r\nTo: ${rcpts.join(', ')}\r\nSubject: ${subject}\r\n\r\nHello!\r\n`;
-  const framed = execFileSync(process.execPath, [CLI, 'convert', '--to', 'framed'], {
-    cwd: dir,
-    input: Buffer.from(legacy),
-  });
-  const sign = ['sign', '--key', 'org.key', '--domain', 'example.org', '--selector', 's1'];
-  return execFileSync(process.execPath, [CLI, ...sign, ...rcpts.flatMap((r) => ['--rcpt', r])], {
-    cwd: dir,
-    input: framed,
-  });
-}
+  nmtpSync(dir, args, input).toString('utf8');
+const message = (rcpts: readonly string[], subject: string): Buffer =>
+  signedMessage(dir, rcpts, subject);
 
 const sender = (r: Receiver): string[] => [
   ...['--key', 'org.key', '--domain', 'example.org', '--selector', 's1'],

@@ -17,10 +17,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { eventually } from '../support/eventually.ts';
 import { startServe, type ServeProcess } from '../support/serve-process.ts';
+import { NMTP_CLI, nmtpSync, signedMessage } from '../support/nmtp-cli.ts';
 
 const PYTHON = '/usr/bin/python3';
 const CLIENT = fileURLToPath(new URL('../interop/nmtp_transfer.py', import.meta.url));
-const CLI = fileURLToPath(new URL('../../bin/nmtp', import.meta.url));
 
 interface Reply {
   line: string;
@@ -50,16 +50,9 @@ let serve: ServeProcess | undefined;
 const running = new Set<ChildProcess>();
 const maildir = (): string => join(dir, 'mail');
 
-const nmtp = (args: readonly string[], input?: Buffer): Buffer =>
-  execFileSync(process.execPath, [CLI, ...args], { cwd: dir, ...(input ? { input } : {}) });
-
-/** A framed message from example.org, signed for `rcpts` (`nmtp convert` + `nmtp sign`). */
-function message(rcpts: readonly string[], subject: string): Buffer {
-  const legacy = `From: sam@example.org\r\nTo: ${rcpts.join(', ')}\r\nSubject: ${subject}\r\n\r\nHello!\r\n`;
-  const framed = nmtp(['convert', '--to', 'framed'], Buffer.from(legacy));
-  const sign = ['sign', '--key', 'org.key', '--domain', 'example.org', '--selector', 's1'];
-  return nmtp([...sign, ...rcpts.flatMap((r) => ['--rcpt', r])], framed);
-}
+const nmtp = (args: readonly string[], input?: Buffer): Buffer => nmtpSync(dir, args, input);
+const message = (rcpts: readonly string[], subject: string): Buffer =>
+  signedMessage(dir, rcpts, subject);
 
 /** One session of the Python client: JSON in, JSON out. */
 function client(jobs: unknown[], extra: Record<string, unknown> = {}): RunResult {
@@ -146,7 +139,7 @@ before(async () => {
   execFileSync('mkdir', ['-p', maildir()]);
   writePolicy(false);
   serve = await startServe({
-    command: [CLI],
+    command: [NMTP_CLI],
     cwd: dir,
     running,
     args: [
