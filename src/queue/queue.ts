@@ -115,6 +115,8 @@ export interface QueueOptions extends QueueBackendOptions {
   readonly dir: string;
   /** How to wake up when something is due; `false`: never by itself (tests call tick()). */
   readonly timers?: Timers | false;
+  /** How long a file's new content may wait in memory (src/queue/store.ts; default 500 ms). */
+  readonly writeBehindMs?: number;
 }
 
 /** What `add` takes (the port's new entry with its message). */
@@ -195,7 +197,7 @@ export class Queue implements QueueBackend {
    * a crash interrupted is observed again).
    */
   static async open(o: QueueOptions): Promise<Queue> {
-    const store = await QueueStore.open(o.dir);
+    const store = await QueueStore.open(o.dir, o.writeBehindMs);
     // One process per queue directory: load() removes what it takes for crash leftovers.
     const release = await claimDirectory(o.dir, {
       owner: join(o.dir, 'owner'),

@@ -62,7 +62,16 @@ interface Behind {
   /** The file did not exist before this content (a new entry's message). */
   readonly fresh: boolean;
   readonly changes: Change[];
+  /**
+   * When it is written at the latest (performance.now() ms): WRITE_BEHIND_MS after its
+   * first waiting content; later contents keep it (and its place in the map's order, which
+   * is therefore the order of `due`).
+   */
+  readonly due: number;
 }
+
+/** Files due this close to the first one due are written in its batch (fewer wake-ups). */
+const WRITE_BEHIND_SLACK_MS = 50;
 
 function settle(changes: readonly Change[], ok: boolean): void {
   for (const c of changes) {
@@ -84,13 +93,17 @@ export class QueueStore {
   private writer: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
 
-  private constructor(readonly dir: string) {}
+  private constructor(
+    readonly dir: string,
+    private readonly writeBehindMs: number,
+  ) {}
 
-  static async open(dir: string): Promise<QueueStore> {
+  /** `writeBehindMs`: how long a file's new content may wait in memory (WRITE_BEHIND_MS). */
+  static async open(dir: string, writeBehindMs = WRITE_BEHIND_MS): Promise<QueueStore> {
     for (const d of ['msg', 'state', 'tmp', 'journal']) {
       await mkdir(join(dir, d), { recursive: true, mode: 0o700 });
     }
-    return new QueueStore(dir);
+    return new QueueStore(dir, writeBehindMs);
   }
 
   /**
@@ -136,30 +149,55 @@ export class QueueStore {
   async writeBehindNow(): Promise<void> {
     while (this.writer !== undefined || this.behind.size > 0) {
       if (this.writer !== undefined) await this.writer;
-      else this.startWriting();
+      else this.startWriting(Infinity);
     }
   }
 
   private writeBehind(): void {
     if (this.behindBytes >= WRITE_BEHIND_BYTES) {
-      if (this.writer === undefined) this.startWriting();
+      if (this.writer === undefined) this.startWriting(Infinity);
       return;
     }
-    if (this.timer !== undefined) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      if (this.writer === undefined) this.startWriting();
-    }, WRITE_BEHIND_MS);
+    if (this.timer !== undefined || this.writer !== undefined) return;
+    const first = this.behind.values().next();
+    if (first.done === true) return;
+    // Each file waits its own writeBehindMs, not the batch's: a timer for the whole map
+    // would write a file changed 10 ms before it fires, and a message delivered 100 ms
+    // after its 250 would still be created and unlinked.
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        if (this.writer === undefined) this.startWriting(performance.now() + WRITE_BEHIND_SLACK_MS);
+      },
+      Math.max(0, first.value.due - performance.now()),
+    );
     this.timer.unref();
   }
 
-  /** One batch at a time: a file's next content is never written while its last one is. */
-  private startWriting(): void {
+  /**
+   * Writes every file due by `until` (Infinity: all). One batch at a time: a file's next
+   * content is never written while its last one is.
+   */
+  private startWriting(until: number): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    const batch = this.behind;
-    this.behind = new Map();
-    this.behindBytes = 0;
+    let batch: Map<string, Behind>;
+    if (until === Infinity) {
+      batch = this.behind;
+      this.behind = new Map();
+      this.behindBytes = 0;
+    } else {
+      batch = new Map();
+      // In order of `due`: stop at the first not due yet.
+      for (const [path, b] of this.behind) {
+        if (b.due > until) break;
+        batch.set(path, b);
+      }
+      for (const [path, b] of batch) {
+        this.behind.delete(path);
+        this.behindBytes -= b.body?.length ?? 0;
+      }
+    }
     this.writing = batch;
     const files = [...batch];
     const one = async (): Promise<void> => {
@@ -244,6 +282,7 @@ export class QueueStore {
       return;
     }
     const change: Change = { held, left: files.length, ok: true };
+    const due = performance.now() + this.writeBehindMs;
     for (const [path, body, fresh = false] of files) {
       const prev = this.behind.get(path);
       if (prev !== undefined) {
@@ -251,7 +290,7 @@ export class QueueStore {
         prev.body = body;
         prev.changes.push(change);
       } else {
-        this.behind.set(path, { body, fresh, changes: [change] });
+        this.behind.set(path, { body, fresh, changes: [change], due });
       }
       this.behindBytes += body?.length ?? 0;
     }

@@ -103,6 +103,34 @@ test('written behind: an entry delivered before then never gets a message file, 
   }
 });
 
+test('written behind: each file waits its own time, not the batch of the first one due', async () => {
+  // With one timer for the whole batch, B's files (added half-way) were written with A's.
+  const dir = dirOf();
+  const wait = 1500;
+  const q = await Queue.open({ dir, deliver: accept, timers: false, writeBehindMs: wait });
+  const until = async (path: string): Promise<void> => {
+    for (const end = Date.now() + 30_000; !existsSync(path);) {
+      if (Date.now() > end) assert.fail(`${path} never written`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+  try {
+    await q.add({ id: 'a', user: 'alice@example.org', recipients: ['bob@b.example'], message });
+    await new Promise((r) => setTimeout(r, wait / 2));
+    const bAdded = performance.now();
+    await q.add({ id: 'b', user: 'alice@example.org', recipients: ['bob@b.example'], message });
+    await until(join(dir, 'msg', 'a.nmtp'));
+    await until(join(dir, 'msg', 'b.nmtp'));
+    assert.ok(
+      performance.now() - bAdded >= wait - 60,
+      'B written no earlier than its own due time',
+    );
+  } finally {
+    await q.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('written behind: a kill before the files are written loses nothing committed (replayed at open)', async () => {
   const dir = dirOf();
   const q = await Queue.open({ dir, deliver: accept, timers: false });
