@@ -34,28 +34,40 @@ const COMMANDS: Record<string, Command> = {
     summary: 'run the gateway (every service in config gateway.services) until SIGTERM/SIGINT',
     usage: 'nmtp-gateway start [--config FILE]',
     async run(c) {
-      const g = await startGateway(c);
-      const listening = Object.entries(g.ports)
-        .map(([k, v]) => `${k}=${v}`)
-        .join(' ');
-      process.stderr.write(
-        `nmtp-gateway: ready (${listening}; queue ${g.queue.backend}). Publish the key as TXT ${g.keyName}: "${g.keyRecord}"\n`,
-      );
-      await new Promise<void>((resolve) => {
-        let stopping = false;
-        const stop = (sig: string): void => {
-          if (stopping) {
-            // A second signal: the operator insists; work in flight is in the queue already.
-            process.stderr.write(`nmtp-gateway: ${sig} again, exiting now\n`);
-            process.exit(130);
-          }
-          stopping = true;
-          process.stderr.write(`nmtp-gateway: ${sig}: stopping (finishing work in flight)\n`);
-          void g.close().then(resolve, resolve);
-        };
-        process.on('SIGTERM', () => stop('SIGTERM'));
-        process.on('SIGINT', () => stop('SIGINT'));
-      });
+      // Caught from the start: a SIGTERM right after "ready" (a supervisor, a test) stops
+      // the gateway cleanly instead of killing it (the line can reach the supervisor before
+      // this process runs again), and one during the start stops it once it has started.
+      let signalled: string | undefined;
+      let wake: (() => void) | undefined;
+      const onSignal = (sig: string): void => {
+        if (signalled !== undefined) {
+          // A second signal: the operator insists; work in flight is in the queue already.
+          process.stderr.write(`nmtp-gateway: ${sig} again, exiting now\n`);
+          process.exit(130);
+        }
+        signalled = sig;
+        wake?.();
+      };
+      const term = (): void => onSignal('SIGTERM');
+      const int = (): void => onSignal('SIGINT');
+      process.on('SIGTERM', term);
+      process.on('SIGINT', int);
+      try {
+        const g = await startGateway(c);
+        const listening = Object.entries(g.ports)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' ');
+        process.stderr.write(
+          `nmtp-gateway: ready (${listening}; queue ${g.queue.backend}). Publish the key as TXT ${g.keyName}: "${g.keyRecord}"\n`,
+        );
+        if (signalled === undefined) await new Promise<void>((resolve) => (wake = resolve));
+        process.stderr.write(`nmtp-gateway: ${signalled}: stopping (finishing work in flight)\n`);
+        await g.close().catch(() => undefined);
+      } catch (e) {
+        process.off('SIGTERM', term);
+        process.off('SIGINT', int);
+        throw e;
+      }
       return 0;
     },
   },
@@ -105,13 +117,15 @@ const COMMANDS: Record<string, Command> = {
             `stored ${x.file}: from=<${x.from}> to=${x.to.map((t) => `<${t}>`).join(',')} size=${x.size}`,
           ),
       });
-      process.stderr.write(
-        `nmtp-gateway sink: listening on ${m[1]}:${sink.port}, writing to ${dir}\n`,
-      );
-      await new Promise<void>((resolve) => {
+      // Caught before the line that says it listens (see start).
+      const stopped = new Promise<void>((resolve) => {
         process.once('SIGTERM', resolve);
         process.once('SIGINT', resolve);
       });
+      process.stderr.write(
+        `nmtp-gateway sink: listening on ${m[1]}:${sink.port}, writing to ${dir}\n`,
+      );
+      await stopped;
       await sink.close();
       return 0;
     },

@@ -38,8 +38,14 @@ async function start(dir: string, config: string): Promise<Child> {
     cwd: dir,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', resolve));
   let err = '';
+  // A death by signal is told in stderr() (the exit code alone is null).
+  const exited = new Promise<number | null>((resolve) =>
+    proc.once('exit', (code, signal) => {
+      if (signal !== null) err += `\n[exited on ${signal}]`;
+      resolve(code);
+    }),
+  );
   const ports = await new Promise<Record<string, number>>((resolve, reject) => {
     proc.stderr!.on('data', (d: Buffer) => {
       err += d.toString();
