@@ -11,6 +11,7 @@
  *   nmtp-receiver: the reference mailbox (src/server) for the gateway's local NMTP domains
  *   admin: /metrics, /healthz, /readyz (src/gateway/observe)
  */
+import { availableParallelism } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -29,7 +30,9 @@ import {
 } from '../core/keys/index.ts';
 import { NmtpError } from '../core/errors/index.ts';
 import type { SigningKey } from '../core/sign/index.ts';
-import type { GatewayConfig } from '../gateway/config.ts';
+import { inlineCleanup } from '../gateway/cleanup.ts';
+import { CleanupPool } from '../gateway/cleanup-pool.ts';
+import { cleanupThreads, type GatewayConfig } from '../gateway/config.ts';
 import { createSrvLookup, createTxtLookup } from '../gateway/dns.ts';
 import { createDsnService } from '../gateway/dsn.ts';
 import { readiness, startAdmin } from '../gateway/observe/admin.ts';
@@ -318,6 +321,15 @@ export async function startGateway(
     });
 
     if (run.has('smtp-in')) {
+      const threads = cleanupThreads(c.smtp.cleanupThreads, availableParallelism());
+      const cleanup =
+        threads === 0
+          ? inlineCleanup
+          : await CleanupPool.start(threads, (e) =>
+              log.event('gateway.error', { service: 'cleanup', detail: String(e) }),
+            );
+      // Closed after the listeners (closers run last first): their sessions' jobs finish.
+      closers.push(() => cleanup.close());
       const handler = new SmtpIn({
         config: c,
         router: late.router,
@@ -326,6 +338,7 @@ export async function startGateway(
         key,
         log,
         metrics,
+        cleanup,
       });
       const tls =
         c.smtp.tls !== undefined ? { certFile: c.smtp.tls.cert, keyFile: c.smtp.tls.key } : demo();

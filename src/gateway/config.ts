@@ -75,6 +75,12 @@ const smtp = z.strictObject({
    * Postfix's smtpd does. Fractions allowed (smtp-server's fixed pause was 0.1).
    */
   greetPause: z.number().nonnegative().max(60).default(0),
+  /**
+   * Threads that convert and sign messages (the cleanup service, src/gateway/cleanup.ts),
+   * beside the event loop that serves the sessions; 0 = on the event loop. Default: the
+   * CPUs less one, between 1 and 4 (`auto`, `cleanupThreads` below).
+   */
+  cleanupThreads: z.union([z.literal('auto'), z.number().int().min(0).max(64)]).default('auto'),
   limits: smtpLimits.default(smtpLimits.parse({})),
   relay: relay.default(relay.parse({})),
   /**
@@ -356,4 +362,9 @@ export function loadConfig(file: string | undefined): GatewayConfig {
     throw new NmtpError('NMTP_ERR_GW_CONFIG_INVALID', `${file}: not YAML: ${(e as Error).message}`);
   }
   return validateConfig(doc, file);
+}
+
+/** `smtp.cleanupThreads` as a number: `auto` is the CPUs less one, between 1 and 4. */
+export function cleanupThreads(v: number | 'auto', cpus: number): number {
+  return v === 'auto' ? Math.min(4, Math.max(1, cpus - 1)) : v;
 }

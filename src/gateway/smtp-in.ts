@@ -19,14 +19,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { BlockList, isIPv6 } from 'node:net';
-import { legacyToFramed, type ConvertOptions } from '../../adapters/mime/index.ts';
 import { fromLegacyAddress, processDomain } from '../core/address/index.ts';
 import { isErrorCode, NmtpError, type ErrorCode } from '../core/errors/index.ts';
 import { classify } from '../core/errors/policy.ts';
-import { encodeAndSign } from '../core/message/index.ts';
 import type { SigningKey } from '../core/sign/index.ts';
 import type { Json, QueueBackend } from '../queue/port.ts';
 import type { QueuedRecipient } from '../queue/types.ts';
+import { inlineCleanup, type Cleanup } from './cleanup.ts';
 import type { GatewayConfig } from './config.ts';
 import { silentLog, type GatewayLog } from './observe/log.ts';
 import type { Metrics } from './observe/metrics.ts';
@@ -66,6 +65,8 @@ export interface SmtpInOptions {
    * NMTP senders' messages, read here and never relayed (§52.6).
    */
   readonly returns?: ReturnPath;
+  /** Where messages are converted and signed (src/gateway/cleanup.ts); default: inline. */
+  readonly cleanup?: Cleanup;
 }
 
 /** What smtp-in keeps about an accepted recipient between RCPT and DATA. */
@@ -495,34 +496,34 @@ export class SmtpIn implements SmtpInHandler {
     nowMs: number,
   ): Promise<Uint8Array> {
     const c = this.o.config;
-    const opts: ConvertOptions = {
-      gateway: c.gateway.domain,
-      now: nowMs,
-      envelope: {
-        mailFrom: m.address,
-        rcptTo: all.map((r) => r.address),
-        clientIp: s.remoteAddress,
-        helo: s.helo,
-      },
-      limits: {
-        maxMessageBytes: c.smtp.limits.messageSize,
-        maxDepth: Math.min(c.smtp.limits.mimeDepth, 30),
-        maxHeaderBytes: c.smtp.limits.headerSize,
-      },
-    };
-    const { message } = await legacyToFramed(bytes, opts);
     const t = Math.floor(nowMs / 1000);
-    // Signed as it is encoded: the message is ours, so no decoding it again for the digest
-    // (encodeAndSign still refuses what signMessage would).
-    return encodeAndSign(message, {
-      key: this.o.key,
-      domain: c.gateway.domain,
-      selector: c.gateway.selector,
-      // "recipients bound to the RCPT list": exactly the NMTP recipients of this entry.
-      recipients: nmtp.map((r) => (r.note as RcptNote).address),
-      signedAt: t,
-      expiresAt: t + c.queue.retry.maxAge + SIGNATURE_SLACK,
-      salt: this.random(16),
+    return (this.o.cleanup ?? inlineCleanup).run({
+      legacy: bytes,
+      convert: {
+        gateway: c.gateway.domain,
+        now: nowMs,
+        envelope: {
+          mailFrom: m.address,
+          rcptTo: all.map((r) => r.address),
+          clientIp: s.remoteAddress,
+          helo: s.helo,
+        },
+        limits: {
+          maxMessageBytes: c.smtp.limits.messageSize,
+          maxDepth: Math.min(c.smtp.limits.mimeDepth, 30),
+          maxHeaderBytes: c.smtp.limits.headerSize,
+        },
+      },
+      sign: {
+        key: this.o.key,
+        domain: c.gateway.domain,
+        selector: c.gateway.selector,
+        // "recipients bound to the RCPT list": exactly the NMTP recipients of this entry.
+        recipients: nmtp.map((r) => (r.note as RcptNote).address),
+        signedAt: t,
+        expiresAt: t + c.queue.retry.maxAge + SIGNATURE_SLACK,
+        salt: this.random(16),
+      },
     });
   }
 }

@@ -8,7 +8,7 @@
  * Starting claims the maildir (one writer per maildir) and replays what a crash left in
  * the journal before the thread starts; a thread that dies is replaced the same way.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { NmtpError } from '../core/errors/index.ts';
 import {
   claimMaildir,
@@ -18,21 +18,12 @@ import {
   type StoredMessage,
 } from './mailbox-store.ts';
 import type { FromWriter, ToWriter } from './mailbox-writer.worker.ts';
+import { spawnThread } from '../thread/spawn.ts';
 
 const WORKER = new URL('./mailbox-writer.worker.ts', import.meta.url);
 
-/**
- * The thread's entry. Run from TypeScript sources (tsx), a worker does not inherit the
- * loader: it registers tsx's hooks itself before importing the entry.
- */
-function spawn(maildir: string): Worker {
-  if (!WORKER.pathname.endsWith('.ts')) return new Worker(WORKER, { workerData: { maildir } });
-  const api = import.meta.resolve('tsx/esm/api');
-  const code =
-    `import(${JSON.stringify(api)}).then((m) => { m.register(); ` +
-    `return import(${JSON.stringify(WORKER.href)}); });`;
-  return new Worker(code, { eval: true, workerData: { maildir } });
-}
+/** The thread's entry. */
+const spawn = (maildir: string): Worker => spawnThread(WORKER, { maildir });
 
 export class MailboxWriter {
   private worker: Worker | undefined;
