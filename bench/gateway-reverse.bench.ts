@@ -13,6 +13,8 @@
  *            --log info|silent (the gateway's log level; default info, its default),
  *            --reuse (smtp-source -d for Postfix: one connection per session, as the NMTP
  *            side keeps its sessions), --sink-dsn (the sinks announce DSN: see below),
+ *            --warm <warm-up messages per side; default 3000 at 4 KB, 1000 at 100 KB:
+ *            lib-gateway.ts's warmUp says why>,
  *            --answer-budget <s> (a diagnosis, not the default: 0 = every answer is a
  *            cookie at once, so ingest is nmtp-in + queue alone, delivery runs behind),
  *            --profile (the gateway's main thread profiled over the measured rounds, summary
@@ -102,6 +104,7 @@ import {
   childArgs,
   commonBenchOptions,
   serveGatewayChild,
+  warmUp,
   type CommonBenchOptions,
 } from './lib-gateway.ts';
 
@@ -287,7 +290,7 @@ interface CellResult {
 async function runCell(o: Options, size: SizeName): Promise<CellResult> {
   const bytes = SIZES[size];
   const n = o.n ?? (o.quick ? (size === '4KB' ? 300 : 100) : size === '4KB' ? 1000 : 400);
-  const warm = size === '4KB' ? 200 : 60;
+  const warm = warmUp(size, o);
   const latN = o.latency ?? (o.quick ? 100 : size === '4KB' ? 400 : 200);
   const failures: string[] = [];
   const dir = mkdtempSync(join(o.store, 'nmtp-bench-gwrev-'));

@@ -8,7 +8,8 @@
  *   npm run bench gateway                               # this and bench/gateway-convert.bench.ts
  *   options: --quick (smoke run, ≈ 1 min), --rounds <n> (default 5), --sizes 4KB,100KB,
  *            --n <messages per round>, --latency <messages per side, 0 = no latency pass>,
- *            --warm <warm-up messages per side; default 200 at 4 KB, 60 at 100 KB>,
+ *            --warm <warm-up messages per side; default 3000 at 4 KB, 1000 at 100 KB:
+ *            lib-gateway.ts's warmUp says why>,
  *            --log info|silent (the gateway's log level; default info, its default),
  *            --log-to <file> (where its log goes; default a file beside its queue),
  *            --reuse (smtp-source -d: each session sends all its messages over one
@@ -98,6 +99,7 @@ import {
   commonBenchOptions,
   serveGatewayChild,
   startNmtpReceiver,
+  warmUp,
   type CommonBenchOptions,
   type NmtpReceiver,
 } from './lib-gateway.ts';
@@ -191,7 +193,7 @@ interface CellResult {
 async function runCell(o: Options, size: SizeName): Promise<CellResult> {
   const bytes = SIZES[size];
   const n = o.n ?? (o.quick ? (size === '4KB' ? 300 : 100) : size === '4KB' ? 1000 : 500);
-  const warm = o.warm ?? (size === '4KB' ? 200 : 60);
+  const warm = warmUp(size, o);
   const latN = o.latency ?? (o.quick ? 100 : size === '4KB' ? 400 : 200);
   const failures: string[] = [];
   const dir = mkdtempSync(join(o.store, 'nmtp-bench-gw-'));
@@ -380,8 +382,6 @@ async function runCell(o: Options, size: SizeName): Promise<CellResult> {
 // Options, tables, profiles
 
 interface Options extends CommonBenchOptions<SizeName> {
-  /** Warm-up messages per side (default by size). */
-  warm: number | undefined;
   /** The gateway's next hop: `nmtp serve` in its own process, or its own receiver. */
   receiver: ReceiverMode;
   /** Where the gateway's log (its stderr) goes; default gateway.log in the cell's directory. */
@@ -389,7 +389,7 @@ interface Options extends CommonBenchOptions<SizeName> {
 }
 
 function parseOptions(argv: readonly string[]): Options {
-  const { common, at, num } = commonBenchOptions(
+  const { common, at } = commonBenchOptions(
     argv,
     Object.keys(SIZES) as SizeName[],
     'nmtp-bench-gw-prof-',
@@ -398,7 +398,7 @@ function parseOptions(argv: readonly string[]): Options {
   if (receiver !== 'separate' && receiver !== 'same') {
     throw new Error('--receiver: separate or same');
   }
-  return { ...common, warm: num('--warm'), receiver, logTo: at('--log-to') };
+  return { ...common, receiver, logTo: at('--log-to') };
 }
 
 function printTables(results: readonly CellResult[], o: Options): void {
