@@ -13,7 +13,7 @@
  *            --log info|silent (the gateway's log level; default info, its default),
  *            --reuse (smtp-source -d for Postfix: one connection per session, as the NMTP
  *            side keeps its sessions), --sink-dsn (the sinks announce DSN: see below),
- *            --warm <warm-up messages per side; default 3000 at 4 KB, 1000 at 100 KB:
+ *            --warm <warm-up messages per side; default 3000 (a tenth with --quick):
  *            lib-gateway.ts's warmUp says why>,
  *            --answer-budget <s> (a diagnosis, not the default: 0 = every answer is a
  *            cookie at once, so ingest is nmtp-in + queue alone, delivery runs behind),

@@ -8,7 +8,7 @@
  *   npm run bench gateway                               # this and bench/gateway-convert.bench.ts
  *   options: --quick (smoke run, ≈ 1 min), --rounds <n> (default 5), --sizes 4KB,100KB,
  *            --n <messages per round>, --latency <messages per side, 0 = no latency pass>,
- *            --warm <warm-up messages per side; default 3000 at 4 KB, 1000 at 100 KB:
+ *            --warm <warm-up messages per side; default 3000 (a tenth with --quick):
  *            lib-gateway.ts's warmUp says why>,
  *            --log info|silent (the gateway's log level; default info, its default),
  *            --log-to <file> (where its log goes; default a file beside its queue),

@@ -41,12 +41,13 @@ export interface CommonBenchOptions<S extends string> {
 /**
  * Warm-up messages per side before the measured rounds (--quick: a tenth). The gateway is a
  * long-running process whose JavaScript V8 compiles while it runs: over its first few
- * thousand messages its CPU per message falls by a third (a 4 KB round after 200 messages:
- * 2.2–2.8 ms; after 3000: 1.6–1.9). The rounds measure the steady state, as a daemon runs;
- * Postfix gets the same messages first. `--warm 200` gives the colder figures.
+ * thousand messages its CPU per message falls by a third or more (100 KB: 6.4 ms per
+ * message in a round after 1000 warm-up messages, 3.1–3.6 after 3000). The rounds measure
+ * the steady state, as a daemon runs; Postfix gets the same messages first. `--warm 200`
+ * gives the colder figures.
  */
-export function warmUp(size: string, o: { quick: boolean; warm: number | undefined }): number {
-  const full = size === '4KB' ? 3000 : 1000;
+export function warmUp(_size: string, o: { quick: boolean; warm: number | undefined }): number {
+  const full = 3000;
   return o.warm ?? (o.quick ? full / 10 : full);
 }
 
