@@ -192,14 +192,26 @@ export function bytesSource(message: Uint8Array): MessageSource {
   return s;
 }
 
-function newBytesSource(message: Uint8Array): MessageSource {
-  let layout: MessageLayout | undefined;
+/** The layout `bytesSource(message).layout()` gives, computed now (throws as it rejects). */
+export function messageLayout(message: Uint8Array): MessageLayout {
+  const s = new LayoutScanner();
+  s.push(message);
+  return s.finish();
+}
+
+/**
+ * Gives `bytesSource(message)` its layout computed elsewhere — by `messageLayout` over the
+ * same octets on another thread (the gateway's cleanup) — so the event loop does not
+ * decode and hash the message again before sending it.
+ */
+export function primeLayout(message: Uint8Array, layout: MessageLayout): void {
+  if (!byBytes.has(message)) byBytes.set(message, newBytesSource(message, layout));
+}
+
+function newBytesSource(message: Uint8Array, known?: MessageLayout): MessageSource {
+  let layout: MessageLayout | undefined = known;
   const get = (): MessageLayout => {
-    if (layout === undefined) {
-      const s = new LayoutScanner();
-      s.push(message);
-      layout = s.finish();
-    }
+    layout ??= messageLayout(message);
     return layout;
   };
   const piecesOf = (view: View, max = MAX_CHUNK): Uint8Array[] => {

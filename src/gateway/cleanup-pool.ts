@@ -9,6 +9,7 @@
  * left a job fails the same way at once.
  */
 import type { Worker } from 'node:worker_threads';
+import { primeLayout } from '../client/source.ts';
 import { NmtpError, isErrorCode, type NmtpErrorDetails } from '../core/errors/index.ts';
 import type { SigningKey } from '../core/sign/index.ts';
 import { spawnThread } from '../thread/spawn.ts';
@@ -166,8 +167,10 @@ export class CleanupPool implements Cleanup {
           if (p === undefined) continue;
           slot.waiting.delete(m.id);
           slot.restarts = 0;
-          if (m.kind === 'done') p.resolve(m.framed);
-          else p.reject(rebuildError(m.error));
+          if (m.kind === 'done') {
+            if (m.layout !== undefined) primeLayout(m.framed, m.layout);
+            p.resolve(m.framed);
+          } else p.reject(rebuildError(m.error));
         }
         if (slot.waiting.size === 0) w.unref();
       });

@@ -4,6 +4,7 @@
  * error as plain data (an NmtpError's code, message and details survive the trip).
  */
 import { parentPort } from 'node:worker_threads';
+import { messageLayout, type MessageLayout } from '../client/source.ts';
 import { NmtpError } from '../core/errors/index.ts';
 import type { SigningKey } from '../core/sign/index.ts';
 import { cleanup, type CleanupJob } from './cleanup.ts';
@@ -30,7 +31,13 @@ export interface CleanupFailure {
 }
 export type FromCleanup =
   | { readonly kind: 'ready' }
-  | { readonly kind: 'done'; readonly id: number; readonly framed: Uint8Array }
+  | {
+      readonly kind: 'done';
+      readonly id: number;
+      readonly framed: Uint8Array;
+      /** What the transfer client would compute before sending it (src/client/source.ts). */
+      readonly layout?: MessageLayout;
+    }
   | { readonly kind: 'failed'; readonly id: number; readonly error: CleanupFailure };
 
 const port = parentPort!;
@@ -70,7 +77,7 @@ function one(m: ToCleanup): void {
       // Hand the memory over when the octets own their whole buffer; else a copy that does.
       const whole = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength;
       const framed = whole && out.buffer instanceof ArrayBuffer ? out : out.slice();
-      answer({ kind: 'done', id: m.id, framed }, framed.buffer as ArrayBuffer);
+      answer({ kind: 'done', id: m.id, framed, ...layoutOf(framed) }, framed.buffer as ArrayBuffer);
     },
     (e: unknown) => {
       const error: CleanupFailure =
@@ -80,6 +87,15 @@ function one(m: ToCleanup): void {
       answer({ kind: 'failed', id: m.id, error });
     },
   );
+}
+
+/** None for a message the client's decoder refuses: the client finds out itself, as before. */
+function layoutOf(framed: Uint8Array): { layout?: MessageLayout } {
+  try {
+    return { layout: messageLayout(framed) };
+  } catch {
+    return {};
+  }
 }
 
 function stackOf(e: unknown): { stack?: string } {

@@ -11,6 +11,7 @@ import { keyPairFromSeed } from '../../src/core/keys/index.ts';
 import { NmtpError } from '../../src/core/errors/index.ts';
 import { cleanup, type CleanupJob } from '../../src/gateway/cleanup.ts';
 import { CleanupPool } from '../../src/gateway/cleanup-pool.ts';
+import { bytesSource, messageLayout } from '../../src/client/source.ts';
 import { corpusFiles } from '../adapters/mime/helpers.ts';
 
 const key = keyPairFromSeed(new Uint8Array(32).fill(7));
@@ -57,6 +58,10 @@ test('every corpus message: the same octets or the same error on a thread as on 
       if ('code' in inline) refused++;
     }
     assert.ok(files.length > 100 && refused > 0, `${files.length} messages, ${refused} refused`);
+    // The layout the thread sent with the octets (the client sends from it, without decoding
+    // them again) is the one the client would compute.
+    const framed = await pool.run(jobs[onThreads.findIndex((o) => 'ok' in o)]!);
+    assert.deepEqual(await bytesSource(framed).layout(), messageLayout(new Uint8Array(framed)));
   } finally {
     await pool.close();
   }
