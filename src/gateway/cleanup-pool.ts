@@ -12,7 +12,7 @@ import type { Worker } from 'node:worker_threads';
 import { primeLayout } from '../client/source.ts';
 import { NmtpError, isErrorCode, type NmtpErrorDetails } from '../core/errors/index.ts';
 import type { SigningKey } from '../core/sign/index.ts';
-import { spawnThread } from '../thread/spawn.ts';
+import { restartPause, spawnThread } from '../thread/spawn.ts';
 import type { Cleanup, CleanupJob } from './cleanup.ts';
 import type { CleanupFailure, FromCleanup, ToCleanup } from './cleanup.worker.ts';
 
@@ -196,7 +196,7 @@ export class CleanupPool implements Cleanup {
 
   private restartLater(slot: Slot, code: number): void {
     slot.restarts++;
-    const pause = Math.min(100 * 2 ** Math.min(slot.restarts, 9), 30_000);
+    const pause = restartPause(slot.restarts);
     this.onError(
       new NmtpError(
         'NMTP_ERR_TRANSPORT_LOCAL',

@@ -18,7 +18,7 @@ import {
   type StoredMessage,
 } from './mailbox-store.ts';
 import type { FromWriter, ToWriter } from './mailbox-writer.worker.ts';
-import { spawnThread } from '../thread/spawn.ts';
+import { restartPause, spawnThread } from '../thread/spawn.ts';
 
 const WORKER = new URL('./mailbox-writer.worker.ts', import.meta.url);
 
@@ -174,7 +174,7 @@ export class MailboxWriter {
    */
   private restartLater(code: number): void {
     this.restarts++;
-    const pause = Math.min(100 * 2 ** Math.min(this.restarts, 9), 30_000);
+    const pause = restartPause(this.restarts);
     this.onError(
       new NmtpError(
         'NMTP_ERR_TRANSPORT_LOCAL',

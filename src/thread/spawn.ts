@@ -14,3 +14,11 @@ export function spawnThread(entry: URL, workerData: unknown): Worker {
     `return import(${JSON.stringify(entry.href)}); });`;
   return new Worker(code, { eval: true, workerData });
 }
+
+/**
+ * How long to wait before starting a thread again after its `restarts`-th death in a row:
+ * 200 ms doubling to 30 s, so a thread that cannot start does not spin.
+ */
+export function restartPause(restarts: number): number {
+  return Math.min(100 * 2 ** Math.min(restarts, 9), 30_000);
+}
