@@ -134,10 +134,19 @@ export class CleanupPool implements Cleanup {
     return answer;
   }
 
-  /** Waits for the jobs given, then stops the threads. */
-  async close(): Promise<void> {
+  /**
+   * Waits for the jobs given (at most `graceMs`: a job is bounded by the converter's limits,
+   * so one still running then is a fault), then stops the threads; a job they had fails as
+   * temporary (nothing was accepted for it).
+   */
+  async close(graceMs = 10_000): Promise<void> {
     this.closing = true;
-    await Promise.all([...this.inflight]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all([...this.inflight]),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs))),
+    ]);
+    clearTimeout(timer);
     await Promise.all(
       this.slots.map(async (s) => {
         const w = s.worker;

@@ -115,3 +115,19 @@ test('close waits for the jobs given, then refuses new ones', async () => {
   assert.equal((await given).length, 3);
   await assert.rejects(pool.run(job(legacy, 4)), /no cleanup thread/);
 });
+
+test('close past its grace: the threads stop, a job they had fails as temporary', async () => {
+  const pool = await CleanupPool.start(1);
+  const legacy = new TextEncoder().encode(
+    `Subject: x\r\nFrom: alice@legacy.example\r\n\r\n${'line of text\r\n'.repeat(50_000)}`,
+  );
+  const given = [1, 2, 3].map((i) => outcome(pool.run(job(legacy, i))));
+  await pool.close(0);
+  const got = await Promise.all(given);
+  // 700 KB each: not converted within no grace at all.
+  assert.ok(
+    got.some((o) => 'code' in o),
+    'a job was stopped',
+  );
+  for (const o of got) if ('code' in o) assert.equal(o.code, 'NMTP_ERR_TRANSPORT_LOCAL');
+});
