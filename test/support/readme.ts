@@ -71,8 +71,11 @@ export function readmeSection(name: string): ReadmeRunner {
       const limit = setTimeout(end, o.limitMs ?? 120_000);
       const code = await new Promise<number | null>((resolve) => bash.once('exit', resolve));
       clearTimeout(limit);
-      // Whatever it left in the background (a server it did not stop) goes with it.
+      // Whatever it left in the background (a server it did not stop, or one still stopping
+      // after its `kill`) goes with it, and is waited for: a gateway finishing its shutdown
+      // still writes its queue files, and the directory is removed next.
       end();
+      await groupGone(bash.pid!);
       group = undefined;
       return { out, err, code };
     },
@@ -81,4 +84,23 @@ export function readmeSection(name: string): ReadmeRunner {
       rmSync(base, { recursive: true, force: true });
     },
   };
+}
+
+/** Resolves once no process of the group is left (SIGKILL after 30 s of SIGTERM). */
+async function groupGone(pgid: number): Promise<void> {
+  const alive = (): boolean => {
+    try {
+      process.kill(-pgid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  for (const until = Date.now() + 30_000; alive();) {
+    if (Date.now() > until) {
+      process.kill(-pgid, 'SIGKILL');
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
