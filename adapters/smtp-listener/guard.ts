@@ -20,6 +20,8 @@
  *     that has no line end at all; here it is dropped.
  *   - `oncommand`: records the raw octets of each command line dispatched (the MAIL/RCPT
  *     path and the HELO name as sent, see envelope.ts).
+ *   - `_feedDataStream`: a fast path for the chunks of a message that hold no dot at the
+ *     start of a line (data-feed.ts); the others go to smtp-server's own.
  *
  * After STARTTLS smtp-server retires the parser and makes a new one (`_createParser`); the
  * new one is hooked too, with fresh state.
@@ -27,6 +29,7 @@
 import type { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { NmtpError } from '../../src/core/errors/index.ts';
+import { fastDataFeed } from './data-feed.ts';
 import {
   LINE_ENDS_START,
   scanLineEnds,
@@ -49,7 +52,11 @@ const MAX_SYNC_LINES = 100;
 /** Hooks the connection's current parser and every parser it makes later (STARTTLS). */
 export function guardConnection(conn: SMTPConnection, hooks: LineGuardHooks): void {
   const parser = conn._parser;
-  if (parser === false || typeof parser._write !== 'function') {
+  if (
+    parser === false ||
+    typeof parser._write !== 'function' ||
+    typeof parser._feedDataStream !== 'function'
+  ) {
     throw new NmtpError('NMTP_ERR_INTERNAL', 'smtp-server internals changed: no command parser');
   }
   guardParser(parser, hooks);
@@ -62,6 +69,7 @@ export function guardConnection(conn: SMTPConnection, hooks: LineGuardHooks): vo
 }
 
 function guardParser(p: SMTPStream, hooks: LineGuardHooks): void {
+  fastDataFeed(p);
   const write = p._write;
   const oncommand = p.oncommand;
   let state: LineEndState = LINE_ENDS_START;
