@@ -12,6 +12,7 @@
  * data-feed.test.ts feeds random data, split anywhere, to both and finds the same stream.
  */
 import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
+import { writeOrWait } from '../../src/net/write.ts';
 
 const LF_DOT = Buffer.from('\n.');
 /** Octets smtp-server keeps back from each chunk (a terminator may straddle chunks). */
@@ -41,17 +42,9 @@ export function fastDataFeed(p: SMTPStream): void {
     const out = data.subarray(0, len - KEEP);
     this._countDataBytes(out.length);
     const stream = this._dataStream;
-    if (stream === null || !stream.writable || stream.write(out) || stream.destroyed) {
-      done();
-      return;
-    }
     // As smtp-server: a stream the handler destroys never drains, it only closes.
-    const go = (): void => {
-      stream.removeListener('drain', go);
-      stream.removeListener('close', go);
-      done();
-    };
-    stream.once('drain', go);
-    stream.once('close', go);
+    const wait = stream === null || !stream.writable ? undefined : writeOrWait(stream, out);
+    if (wait === undefined) done();
+    else void wait.then(() => done());
   };
 }

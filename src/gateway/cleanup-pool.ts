@@ -34,7 +34,7 @@ interface Slot {
 }
 
 /** The error a thread reported, rebuilt as the one `cleanup` threw (code, message, details). */
-export function rebuildError(f: CleanupFailure): Error {
+function rebuildError(f: CleanupFailure): Error {
   const e =
     f.code !== undefined && isErrorCode(f.code)
       ? new NmtpError(f.code, undefined, (f.details ?? {}) as NmtpErrorDetails)
