@@ -53,7 +53,9 @@ export async function fsyncExisting(
  * loop for ≈ 10 ms (page tables copied), three times a second under load.
  */
 export function syncFileSystem(dir: string, fallback: () => Promise<void>): Promise<void> {
-  return (helper ??= new SyncHelper()).sync(dir).then((ok) => (ok ? undefined : fallback()));
+  // A helper that died (killed, or no `sh`) is replaced by the next checkpoint.
+  if (helper === undefined || helper.dead) helper = new SyncHelper();
+  return helper.sync(dir).then((ok) => (ok ? undefined : fallback()));
 }
 
 let helper: SyncHelper | undefined;
@@ -62,13 +64,13 @@ let helper: SyncHelper | undefined;
  * `sh` reading one directory per line and answering one line each: 0 when
  * `sync --file-system` succeeded, else 1. Answers come in order (FIFO). It holds the
  * process only while an answer is awaited; it ends with the process (end of its input). If
- * it cannot run or dies, each sync waiting and every later one fails over to `fallback`.
+ * it cannot run or dies, each sync waiting fails over to `fallback`.
  */
 class SyncHelper {
   private readonly child: ChildProcess | undefined;
   private readonly waiting: ((ok: boolean) => void)[] = [];
   private buffered = '';
-  private dead = false;
+  dead = false;
 
   constructor() {
     try {
