@@ -4,7 +4,7 @@
  * buffer and encoded a chunk at a time, so only one output chunk exists at once.
  */
 import { isAscii } from 'node:buffer';
-import { findLineEndFault, longLine } from '../../src/gateway/line-ends.ts';
+import { LINE_ENDS_START, scanLines } from '../../src/gateway/line-ends.ts';
 import { MAX_LINE } from './fold.ts';
 
 export type TransferEncoding = '7bit' | '8bit' | 'quoted-printable' | 'base64';
@@ -33,7 +33,9 @@ export interface BodyFacts {
 export function inspectBody(body: Uint8Array, needEscapes = true, eightBitOk = true): BodyFacts {
   if (!needEscapes) return inspectOctets(body, false, eightBitOk);
   const n = body.length;
-  const lineClean = findLineEndFault(body) === undefined && longLine(body, MAX_LINE).at < 0;
+  const lines = scanLines(LINE_ENDS_START, body, MAX_LINE);
+  // A CR ending the body is bare (finishLineEnds), as findLineEndFault says.
+  const lineClean = lines.ends.ok && !lines.ends.state.pendingCr && lines.long.at < 0;
   let escapes: number | undefined;
   return {
     eightBit: !isAscii(body),

@@ -25,7 +25,7 @@
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { NmtpError } from '../../src/core/errors/index.ts';
-import { longLine, scanLineEnds, type LineEndFault } from '../../src/gateway/line-ends.ts';
+import { scanLines, type LineEndFault } from '../../src/gateway/line-ends.ts';
 
 /** RFC 5322 §2.1.1, octets excluding CRLF. */
 export const MAX_LINE_OCTETS = 998;
@@ -68,12 +68,11 @@ export class OutgoingCheck {
   update(chunk: Uint8Array): void {
     const n = chunk.length;
     if (n === 0) return;
-    const ends = scanLineEnds({ offset: this.seen, pendingCr: this.cr }, chunk);
-    const long = longLine(
+    const { ends, long } = scanLines(
+      { offset: this.seen, pendingCr: this.cr },
       chunk,
       MAX_LINE_OCTETS,
       this.line,
-      ends.ok ? n : Math.max(0, ends.offset - this.seen),
     );
     if (long.at >= 0 && (ends.ok || this.seen + long.at < ends.offset)) {
       throw unsafe('long-line', this.seen + long.at);

@@ -11,7 +11,9 @@ import {
   LineEndScanner,
   finishLineEnds,
   findLineEndFault,
+  longLine,
   scanLineEnds,
+  scanLines,
   type LineEndFault,
   type LineEndState,
 } from '../../src/gateway/line-ends.ts';
@@ -186,4 +188,47 @@ test('property: every split point of random inputs, one octet at a time too', ()
     ),
     { numRuns: 1000 },
   );
+});
+
+test('property: scanLines gives what scanLineEnds and then longLine give, clean or not', () => {
+  // Lines of random lengths around `max`, CRLF-paired half the time (the one-pass path),
+  // with bare CR, bare LF and NUL sprinkled in the other half (the fallback).
+  const piece = fc.oneof(
+    fc.nat(12).map((k) => 'a'.repeat(k)),
+    fc.constantFrom('\r\n', '\r\n', '\r\n', '\r', '\n', '\0', '.'),
+  );
+  fc.assert(
+    fc.property(
+      fc.array(piece, { maxLength: 24 }),
+      fc.boolean(),
+      fc.boolean(),
+      fc.nat(10),
+      fc.nat(12),
+      fc.nat(100),
+      (parts, pendingCr, cleanUp, max, carried, offset) => {
+        let text = parts.join('');
+        if (cleanUp) text = text.replace(/[\r\n\0]+/g, '\r\n');
+        if (pendingCr && cleanUp && !text.startsWith('\n')) text = `\n${text}`;
+        const chunk = bytes(text);
+        const state = { offset: offset + (pendingCr ? 1 : 0), pendingCr };
+        const ends = scanLineEnds(state, chunk);
+        const limit = ends.ok ? chunk.length : Math.max(0, ends.offset - state.offset);
+        const want = { ends, long: longLine(chunk, max, carried, limit) };
+        assert.deepEqual(scanLines(state, chunk, max, carried), want);
+      },
+    ),
+    { numRuns: 5000 },
+  );
+});
+
+test('scanLines on a clean text: the first long line is reported with its own length', () => {
+  const t = bytes('ab\r\nabcdef\r\nabcdefgh\r\nabc');
+  assert.deepEqual(scanLines(LINE_ENDS_START, t, 4), {
+    ends: { ok: true, state: { offset: t.length, pendingCr: false } },
+    long: { at: 4 + 4, line: 6 },
+  });
+  assert.deepEqual(scanLines(LINE_ENDS_START, bytes('ab\r\nabcdef\r'), 5, 3).long, {
+    at: 4 + 5,
+    line: 6,
+  });
 });
