@@ -33,7 +33,7 @@ import type { SigningKey } from '../core/sign/index.ts';
 import { inlineCleanup } from '../gateway/cleanup.ts';
 import { CleanupPool } from '../gateway/cleanup-pool.ts';
 import { cleanupThreads, type GatewayConfig } from '../gateway/config.ts';
-import { keepCompiledCode } from './runtime.ts';
+import { tuneRuntime } from './runtime.ts';
 import { createSrvLookup, createTxtLookup } from '../gateway/dns.ts';
 import { createDsnService } from '../gateway/dsn.ts';
 import { readiness, startAdmin } from '../gateway/observe/admin.ts';
@@ -104,7 +104,7 @@ export async function startGateway(
   c: GatewayConfig,
   o: StartOptions = {},
 ): Promise<RunningGateway> {
-  keepCompiledCode();
+  tuneRuntime(c.gateway.heapGrowthPercent);
   const env = o.env ?? process.env;
   const log = o.log ?? createGatewayLog(c.log);
   const metrics = createMetrics();

@@ -3,7 +3,7 @@
  * approve|reject`, `send`, `status`, `giveup`. Same shape as the commands in nmtp.ts, kept
  * in their own file so the transport and the message tools can change independently.
  */
-import { keepCompiledCode } from './runtime.ts';
+import { tuneRuntime } from './runtime.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { keyPairFromSeed, seedFromPem } from '../core/keys/index.ts';
@@ -256,7 +256,7 @@ export const TRANSPORT_COMMANDS: Record<string, TransportCommand> = {
         };
         return { [names[flag]!]: n };
       };
-      keepCompiledCode();
+      tuneRuntime();
       const onError = (e: unknown): void =>
         void process.stderr.write(`nmtp serve: ${(e as Error).message}\n`);
       // Caught from the start: a SIGTERM right after "listening on" (a supervisor, a test)

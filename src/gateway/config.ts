@@ -291,6 +291,9 @@ const log = z.strictObject({
 
 export const SERVICES = ['smtp-in', 'qmgr', 'nmtp-receiver', 'admin'] as const;
 
+/** `gateway.heapGrowthPercent`'s default; `nmtp serve` uses it too (src/cli/runtime.ts). */
+export const HEAP_GROWTH_PERCENT = 200;
+
 const gateway = z.strictObject({
   /** Host name: SMTP greeting, Reporting-MTA of DSNs, the NMTP server name. */
   hostname: z.string().min(1).default('localhost'),
@@ -303,6 +306,8 @@ const gateway = z.strictObject({
   stateDir: z.string().default('.nmtp-run/gateway'),
   /** Which services this process runs; all by default. */
   services: z.array(z.enum(SERVICES)).default([...SERVICES]),
+  /** V8's --heap-growing-percent (src/cli/runtime.ts says why); 0 = V8's own choice. */
+  heapGrowthPercent: z.number().int().min(0).max(1000).default(HEAP_GROWTH_PERCENT),
 });
 
 export const GatewayConfigSchema = z.strictObject({

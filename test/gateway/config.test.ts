@@ -52,6 +52,7 @@ test('errors name the key and the value', () => {
   );
   bad({ routing: { domains: { 'a.example': 'carrier-pigeon' } } }, /routing\.domains\.a\.example/);
   bad({ gateway: { hostnme: 'x' } }, /gateway: Unrecognized key.*hostnme/);
+  bad({ gateway: { heapGrowthPercent: 2.5 } }, /gateway\.heapGrowthPercent/, /2\.5/);
 });
 
 test('a file that is not YAML, or missing, is a coded error naming the file', () => {
