@@ -327,8 +327,10 @@ export async function startGateway(
       const cleanup =
         threads === 0
           ? inlineCleanup
-          : await CleanupPool.start(threads, (e) =>
-              log.event('gateway.error', { service: 'cleanup', detail: String(e) }),
+          : await CleanupPool.start(
+              threads,
+              (e) => log.event('gateway.error', { service: 'cleanup', detail: String(e) }),
+              { jobTimeoutMs: c.smtp.cleanupTimeout * 1000 },
             );
       // Closed after the listeners (closers run last first): their sessions' jobs finish.
       closers.push(() => cleanup.close());

@@ -6,7 +6,10 @@
  * A thread that dies fails the jobs it had with NMTP_ERR_TRANSPORT_LOCAL (temporary: the
  * SMTP client gets 451 and tries again; nothing was accepted) and is replaced after a pause
  * that grows while it keeps dying; meanwhile the other threads take the jobs, and with none
- * left a job fails the same way at once.
+ * left a job fails the same way at once. A thread that has jobs and answers none for
+ * `jobTimeoutMs` (`smtp.cleanupTimeout`: a message that makes the converter loop, whatever
+ * its limits) is stopped and dies so: the cost of one message in time is bounded, and the
+ * messages behind it are not held.
  */
 import type { Worker } from 'node:worker_threads';
 import { primeLayout } from '../client/source.ts';
@@ -31,6 +34,15 @@ interface Slot {
   restarts: number;
   /** The key ids its thread was given (a new thread starts with none). */
   readonly keys: Set<number>;
+  /** When the thread last made progress while it had jobs (performance.now()). */
+  since: number;
+  /** Stopped by the watchdog: its jobs fail as timed out. */
+  stuck: boolean;
+}
+
+export interface CleanupPoolOptions {
+  /** How long a thread with jobs may go without answering one (default 60 s). */
+  readonly jobTimeoutMs?: number;
 }
 
 /** The error a thread reported, rebuilt as the one `cleanup` threw (code, message, details). */
@@ -52,10 +64,13 @@ export class CleanupPool implements Cleanup {
   private keyN = 0;
   /** Jobs given and not answered yet (close waits for them). */
   private readonly inflight = new Set<Promise<unknown>>();
+  private readonly jobTimeoutMs: number;
+  private readonly watchdog: NodeJS.Timeout;
 
   private constructor(
     threads: number,
     private readonly onError: (e: unknown) => void,
+    o: CleanupPoolOptions,
   ) {
     this.slots = Array.from({ length: threads }, () => ({
       worker: undefined,
@@ -63,18 +78,27 @@ export class CleanupPool implements Cleanup {
       waiting: new Map(),
       restarts: 0,
       keys: new Set(),
+      since: 0,
+      stuck: false,
     }));
+    this.jobTimeoutMs = o.jobTimeoutMs ?? 60_000;
+    this.watchdog = setInterval(
+      () => this.stopStuck(),
+      Math.min(1000, Math.max(5, this.jobTimeoutMs / 4)),
+    );
+    this.watchdog.unref();
   }
 
   /** Starts `threads` threads and waits until each has loaded its code (or fails). */
   static async start(
     threads: number,
     onError: (e: unknown) => void = () => undefined,
+    o: CleanupPoolOptions = {},
   ): Promise<CleanupPool> {
     if (!Number.isInteger(threads) || threads < 1) {
       throw new NmtpError('NMTP_ERR_INVALID_ARGUMENT', `cleanup threads: ${threads}`);
     }
-    const pool = new CleanupPool(threads, onError);
+    const pool = new CleanupPool(threads, onError, o);
     try {
       await Promise.all(pool.slots.map((s) => pool.run1(s)));
     } catch (e) {
@@ -100,7 +124,10 @@ export class CleanupPool implements Cleanup {
     const id = ++this.n;
     const slot = best;
     const answer = new Promise<Uint8Array>((resolve, reject) => {
-      if (slot.waiting.size === 0) w.ref();
+      if (slot.waiting.size === 0) {
+        w.ref();
+        slot.since = performance.now();
+      }
       slot.waiting.set(id, { resolve, reject });
       let keyId = this.keyIds.get(job.sign.key);
       if (keyId === undefined) this.keyIds.set(job.sign.key, (keyId = ++this.keyN));
@@ -141,6 +168,7 @@ export class CleanupPool implements Cleanup {
    */
   async close(graceMs = 10_000): Promise<void> {
     this.closing = true;
+    clearInterval(this.watchdog);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       Promise.all([...this.inflight]),
@@ -181,18 +209,46 @@ export class CleanupPool implements Cleanup {
             p.resolve(m.framed);
           } else p.reject(rebuildError(m.error));
         }
+        slot.since = performance.now();
         if (slot.waiting.size === 0) w.unref();
       });
       w.on('error', (e) => (started ? this.onError(e) : failed(e)));
       w.on('exit', (code) => {
         if (slot.worker === w) slot.worker = undefined;
-        const gone = new NmtpError('NMTP_ERR_TRANSPORT_LOCAL', `cleanup thread exited (${code})`);
+        const gone = new NmtpError(
+          'NMTP_ERR_TRANSPORT_LOCAL',
+          slot.stuck
+            ? `cleanup gave no answer within ${this.jobTimeoutMs / 1000} s: its thread was stopped`
+            : `cleanup thread exited (${code})`,
+        );
+        slot.stuck = false;
         for (const p of slot.waiting.values()) p.reject(gone);
         slot.waiting.clear();
         if (!started) return failed(gone);
         if (!this.closing) this.restartLater(slot, code);
       });
     });
+  }
+
+  /** Stops each thread that has had jobs and answered none for jobTimeoutMs. */
+  private stopStuck(): void {
+    const now = performance.now();
+    for (const s of this.slots) {
+      const w = s.worker;
+      if (w === undefined || s.stuck || s.waiting.size === 0) continue;
+      if (now - s.since <= this.jobTimeoutMs) continue;
+      s.stuck = true;
+      this.onError(
+        new NmtpError(
+          'NMTP_ERR_TRANSPORT_LOCAL',
+          `cleanup thread gave no answer within ${this.jobTimeoutMs / 1000} s: stopped`,
+        ),
+      );
+      // No new job for it; V8 stops a thread even in a loop, and its exit fails the jobs
+      // it had and starts another.
+      s.worker = undefined;
+      void w.terminate();
+    }
   }
 
   /** A job whose thread went before it was posted: temporary, as if it had died with it. */

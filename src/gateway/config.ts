@@ -81,6 +81,11 @@ const smtp = z.strictObject({
    * CPUs less one, between 1 and 4 (`auto`, `cleanupThreads` below).
    */
   cleanupThreads: z.union([z.literal('auto'), z.number().int().min(0).max(64)]).default('auto'),
+  /**
+   * Seconds a cleanup thread may go without answering a job before it is stopped and
+   * replaced; its jobs fail as temporary (451). Not on the event loop (cleanupThreads 0).
+   */
+  cleanupTimeout: z.number().positive().max(3600).default(60),
   limits: smtpLimits.default(smtpLimits.parse({})),
   relay: relay.default(relay.parse({})),
   /**

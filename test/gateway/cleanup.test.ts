@@ -2,7 +2,8 @@
  * The cleanup service (src/gateway/cleanup.ts) on worker threads (cleanup-pool.ts) gives
  * what it gives on the event loop: the same octets for the same job, the same NmtpError
  * (code and message) for a message the converter or signer refuses — over every corpus
- * message; and a thread that dies fails its jobs as temporary and is replaced.
+ * message; a thread that dies fails its jobs as temporary and is replaced; a thread that
+ * answers no job within the timeout is stopped so.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -130,4 +131,50 @@ test('close past its grace: the threads stop, a job they had fails as temporary'
     'a job was stopped',
   );
   for (const o of got) if ('code' in o) assert.equal(o.code, 'NMTP_ERR_TRANSPORT_LOCAL');
+});
+
+test('a thread that answers no job within jobTimeoutMs is stopped: its jobs fail as temporary, the next thread serves', async () => {
+  const errors: unknown[] = [];
+  // 700 KB messages take far longer than the 1 ms given: the watchdog's case of a thread
+  // that does not come back (a message that makes the converter loop).
+  const pool = await CleanupPool.start(1, (e) => errors.push(e), { jobTimeoutMs: 1 });
+  const slots = (pool as unknown as { slots: { worker?: unknown }[] }).slots;
+  try {
+    const big = new TextEncoder().encode(
+      `Subject: x\r\nFrom: alice@legacy.example\r\n\r\n${'line of text\r\n'.repeat(50_000)}`,
+    );
+    const got = await Promise.all([1, 2, 3].map((i) => outcome(pool.run(job(big, i)))));
+    const stopped = got.filter((o) => 'code' in o);
+    assert.ok(stopped.length > 0, 'a job was stopped');
+    for (const o of stopped) {
+      assert.deepEqual(o, {
+        code: 'NMTP_ERR_TRANSPORT_LOCAL',
+        message:
+          'NMTP_ERR_TRANSPORT_LOCAL: cleanup gave no answer within 0.001 s: its thread was stopped',
+      });
+    }
+    assert.ok(
+      errors.some((e) => String(e).includes('gave no answer within 0.001 s: stopped')),
+      'reported',
+    );
+    for (const end = Date.now() + 30_000; slots[0]!.worker === undefined;) {
+      assert.ok(Date.now() < end, 'the thread restarts');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  } finally {
+    await pool.close();
+  }
+  // A thread that answers in time is left alone: the default timeout, the same jobs.
+  const calm = await CleanupPool.start(1);
+  try {
+    const legacy = new TextEncoder().encode(
+      'Subject: hi\r\nFrom: alice@legacy.example\r\n\r\nhello\r\n',
+    );
+    assert.deepEqual(
+      await outcome(calm.run(job(legacy, 5))),
+      await outcome(cleanup(job(legacy, 5))),
+    );
+  } finally {
+    await calm.close();
+  }
 });
