@@ -281,6 +281,9 @@ export async function startGateway(
         // `ca` replaces the system store: keep the system's roots beside ours.
         ...(ca.length === 0 ? {} : { ca: [...rootCertificates, ...ca].join('\n') }),
         ...(c.nmtp.insecurePeers ? { insecureTls: true } : {}),
+        // A session carries one transfer at a time: as many sessions to a receiver as the
+        // queue runs deliveries to its domain (the pool's own default, 4, held 20 to 4).
+        maxPerDestination: c.queue.perDestination,
       },
     });
     // The DSN service adds its reports to the queue it observes: known once it is open.

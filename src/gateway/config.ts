@@ -267,7 +267,11 @@ const queue = z.strictObject({
   prefix: z.string().default('nmtp-gateway'),
   /** Entries worked on at once in one process (qmgr's active window). */
   concurrency: z.number().int().positive().default(100),
-  /** Postfix default_destination_concurrency_limit (20). */
+  /**
+   * Postfix default_destination_concurrency_limit (20): deliveries to one destination at
+   * once, and so the NMTP sessions (one transfer each at a time) or SMTP connections kept
+   * to one server.
+   */
   perDestination: z.number().int().positive().default(20),
   retry: retry.default(retry.parse({})),
   /** Seconds a finished entry stays visible to `queue show`. */

@@ -17,6 +17,7 @@ import {
   transferToDomain,
   type ClientIdentity,
   type ConnectOptions,
+  type PoolOptions,
   type SrvLookup,
 } from '../client/transfer.ts';
 import type { DeliverFn } from './queue.ts';
@@ -24,7 +25,8 @@ import type { DeliverFn } from './queue.ts';
 export interface TransferDeliverOptions {
   readonly identity: ClientIdentity;
   readonly srv: SrvLookup;
-  readonly connect?: ConnectOptions;
+  /** How to connect, and how many sessions to keep per receiver (`maxPerDestination`). */
+  readonly connect?: PoolOptions;
 }
 
 /** A DeliverFn that holds connections: `close` QUITs them (after the queue's close). */
