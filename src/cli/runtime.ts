@@ -21,7 +21,7 @@ import { HEAP_GROWTH_PERCENT } from '../gateway/config.ts';
  * ran a full mark-compact every 35 messages or so (`--trace-gc`: 25 in a round of 500), and
  * its GC threads used about a third of the event loop's CPU. At 200 % (a limit of three
  * times the live heap, within V8's own range of up to four): 7 in the same round, 15–25 %
- * less CPU per message, peak RSS unchanged (400–430 MB; the heap is a small part of it).
+ * less CPU per message; peak RSS at 100 KB 40–50 MB higher (bench runs 16–18 against 13–15).
  */
 export function tuneRuntime(heapGrowthPercent: number = HEAP_GROWTH_PERCENT): void {
   setFlagsFromString('--no-flush-bytecode');
